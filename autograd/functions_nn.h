@@ -1,0 +1,44 @@
+// Differentiable neural-net ops: softmax, log-softmax, GELU, RMSNorm, rotary embedding, dropout
+// and the regression losses. Each pairs a forward from ops/ with its backward; what the
+// backward keeps alive is named on each function ("saves").
+#pragma once
+
+#include <cstdint>
+
+#include "autograd/var.h"
+#include "ops/activation.h"
+#include "ops/rotary.h"
+#include "tensor/random.h"
+
+namespace mt {
+
+// softmax along dim. Saves: the output y.
+Var softmax(const Var& x, int dim);
+// log_softmax along dim. Saves: the output y.
+Var log_softmax(const Var& x, int dim);
+
+// GELU (tanh approximation by default, or the exact erf form). Saves: the input x.
+Var gelu(const Var& x, ops::GeluApprox approx = ops::GeluApprox::kTanh);
+// F.gelu(x, approximate="tanh"), the model's MLP activation.
+inline Var gelu_tanh(const Var& x) { return gelu(x, ops::GeluApprox::kTanh); }
+
+// RMSNorm over the last dim: x [..., C], w [C]. Saves: x, w and rstd [N].
+Var rmsnorm(const Var& x, const Var& w, float eps);
+
+// Rotary embedding of x [B, T, H, D] (see ops/rotary.h). Saves: only the options.
+Var rotary(const Var& x, const ops::RotaryOptions& options = {});
+
+// Inverted dropout with the mask of draw (seed, stream). Saves: (p, seed, stream).
+Var dropout(const Var& x, float p, uint64_t seed, uint64_t stream);
+// Training-mode dropout drawing (gen.seed(), gen.next_stream()); returns x itself when not
+// training or p == 0 (and then consumes no stream).
+Var dropout(const Var& x, float p, bool training, Generator& gen = default_generator());
+
+// (smooth_l1(pred - target; beta) * weight).sum(-1).mean() as a 0-dim Var; weight [F] or
+// undefined (all ones) and never differentiated. Saves: pred, target, weight.
+Var smooth_l1_loss(const Var& pred, const Var& target, float beta,
+                   const Tensor& weight = Tensor());
+// mean((pred - target)^2) as a 0-dim Var. Saves: pred, target.
+Var mse_loss(const Var& pred, const Var& target);
+
+}  // namespace mt
