@@ -1,0 +1,72 @@
+// The run configuration: one JSON file with five sections. This header is the schema's one
+// documented place; models/ parses "model", optim/ parses "optimizer" and "scheduler"
+// (optim/factory.h), the trainer (training/) parses "data" and "trainer".
+//
+//   {
+//     "model": {
+//       "n_features":   5,        input and output features per minute (open, high, low, close, volume)
+//       "d_model":      64,       channels C
+//       "n_heads":      8,        heads H (head dim D = C / H)
+//       "n_layers":     4,        Transformer blocks
+//       "d_ff":         256,      MLP hidden width (0 means 4 * d_model)
+//       "attn_dropout": 0.05,     dropout on the attention probabilities (training only)
+//       "rotary_base":  10000,    RoPE base
+//       "rotary_dim":   0,        channels of each head that rotate (0 means the whole head)
+//       "norm_eps":     1e-5,     RMSNorm epsilon
+//       "qkv_bias":     true,     bias on the fused QKV and the output projection
+//       "init":         "pytorch" Linear init: "pytorch" (kaiming-uniform a=sqrt(5) weights,
+//                                 uniform(+-1/sqrt(fan_in)) bias) or "xavier" (Xavier-uniform
+//                                 weights, zero bias)
+//       "target":       "level"   "level": predict the next minute's normalized levels (the seed);
+//                                 "delta": predict the change from this minute; the output head
+//                                 then runs in float32 even under bf16-mixed
+//     },
+//     "data":      { "window": 2048, "stride": 512, ... }               (training/: trainer's keys)
+//     "optimizer": { "name": "adamw", "lr": 5e-5, "weight_decay": 1e-3, ... }  (optim/factory.h)
+//     "scheduler": { "name": "plateau", "factor": 0.5, "patience": 2, ... }    (optim/factory.h)
+//     "trainer":   { "batch_size": 32, "precision": "bf16-mixed", "clip": 0.5, ... } (training/)
+//   }
+//
+// A key that is not in the schema is an Error that names it ("model.d_modle: unknown key"), so a
+// typo never silently trains the wrong model.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace mt {
+
+struct ModelConfig {
+  int n_features = 5;
+  int d_model = 64;
+  int n_heads = 8;
+  int n_layers = 4;
+  int d_ff = 256;
+  double attn_dropout = 0.05;
+  double rotary_base = 10000.0;
+  int rotary_dim = 0;  // 0: the whole head
+  double norm_eps = 1e-5;
+  bool qkv_bias = true;
+  std::string init = "pytorch";  // "pytorch" | "xavier"
+  std::string target = "level";  // "level" | "delta"
+
+  int head_dim() const { return d_model / n_heads; }
+  int ff_dim() const { return d_ff > 0 ? d_ff : 4 * d_model; }
+
+  // Reads the "model" section: every key optional (defaults above = the seed's model), unknown
+  // keys and inconsistent values (d_model not divisible by n_heads, odd rotary dim, ...) are
+  // Errors naming `where` + the key.
+  static ModelConfig from_json(const nlohmann::json& j, const std::string& where = "model");
+  nlohmann::json to_json() const;
+  void validate(const std::string& where = "model") const;
+};
+
+// Reads a JSON file (comments are not allowed); an Error names the file and the parse position.
+nlohmann::json load_json_file(const std::string& path);
+
+// Checks that every key of object `j` is in `allowed`; else an Error "<where>.<key>: unknown key
+// (allowed: a, b, c)".
+void check_known_keys(const nlohmann::json& j, const std::string& where,
+                      std::initializer_list<const char*> allowed);
+
+}  // namespace mt
