@@ -1,0 +1,145 @@
+// The CUDA runtime behind cuda/runtime.h: device selection, the one compute stream, copies, and
+// memory through the caching allocator (cuda/allocator.cuh).
+//
+// Every CUDA call goes through CUDA_CHECK. The one exception is the probe in device_count(): a
+// CUDA build running on a machine with no GPU or no driver (CI) must report 0 devices, not throw.
+#include <mutex>
+
+#include "cuda/allocator.cuh"
+#include "cuda/check.cuh"
+#include "cuda/context.cuh"
+#include "cuda/runtime.h"
+
+namespace mt::cuda {
+
+namespace {
+
+struct RuntimeState {
+  std::mutex mutex;
+  int device = 0;
+  bool initialized = false;  // the stream (and with it the device) has been fixed
+  cudaStream_t stream = nullptr;
+  cublasLtHandle_t cublaslt = nullptr;
+  void* workspace = nullptr;
+};
+
+RuntimeState& state() {
+  static RuntimeState* s = new RuntimeState();  // never destroyed: see caching_allocator()
+  return *s;
+}
+
+// Creates the compute stream on the chosen device on first use.
+cudaStream_t ensure_stream() {
+  RuntimeState& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (!s.initialized) {
+    CHECK(available(),
+          "CUDA was requested but no GPU is available (cudaGetDeviceCount found none)");
+    CUDA_CHECK(cudaSetDevice(s.device));
+    // Non-blocking: the legacy default stream (used by stray libraries) never serializes with it.
+    CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
+    s.initialized = true;
+  }
+  return s.stream;
+}
+
+}  // namespace
+
+int device_count() {
+  static int count = [] {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+      (void)cudaGetLastError();  // no driver or no GPU: a CPU-only machine, not an error
+      return 0;
+    }
+    return n;
+  }();
+  return count;
+}
+
+bool available() { return device_count() > 0; }
+
+void set_device(int index) {
+  CHECK(index >= 0 && index < device_count(), "set_device({}): {} CUDA device(s) visible", index,
+        device_count());
+  RuntimeState& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  // One stream and one allocator serve one device: pick it before the first CUDA tensor.
+  CHECK(!s.initialized || s.device == index,
+        "set_device({}): device {} is already in use; choose the device before the first CUDA "
+        "tensor is created",
+        index, s.device);
+  s.device = index;
+  CUDA_CHECK(cudaSetDevice(index));
+}
+
+int current_device() { return available() ? state().device : -1; }
+
+std::string device_name(int index) {
+  if (index < 0 || index >= device_count()) return "none";
+  cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
+  return prop.name;
+}
+
+void* allocate(size_t nbytes) {
+  ensure_stream();
+  return caching_allocator().allocate(nbytes);
+}
+
+void release(void* ptr) { caching_allocator().release(ptr); }
+
+void copy_host_to_device(void* dst, const void* src, size_t nbytes) {
+  if (nbytes == 0) return;
+  // From pageable memory the call returns once the source is staged, so `src` may be reused.
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, ensure_stream()));
+}
+
+void copy_device_to_host(void* dst, const void* src, size_t nbytes) {
+  if (nbytes == 0) return;
+  cudaStream_t s = ensure_stream();
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToHost, s));
+  CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+void copy_device_to_device(void* dst, const void* src, size_t nbytes) {
+  if (nbytes == 0) return;
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToDevice, ensure_stream()));
+}
+
+void memset_zero(void* dst, size_t nbytes) {
+  if (nbytes == 0) return;
+  CUDA_CHECK(cudaMemsetAsync(dst, 0, nbytes, ensure_stream()));
+}
+
+void synchronize() {
+  if (!available() || !state().initialized) return;
+  CUDA_CHECK(cudaStreamSynchronize(state().stream));
+}
+
+void* stream_handle() { return ensure_stream(); }
+
+MemoryStats memory_stats() { return caching_allocator().stats(); }
+void reset_peak_memory() { caching_allocator().reset_peak(); }
+void empty_cache() {
+  if (available()) caching_allocator().empty_cache();
+}
+
+cublasLtHandle_t cublaslt_handle() {
+  ensure_stream();
+  RuntimeState& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (s.cublaslt == nullptr) CUBLAS_CHECK(cublasLtCreate(&s.cublaslt));
+  return s.cublaslt;
+}
+
+void* cublas_workspace() {
+  ensure_stream();
+  RuntimeState& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  // Outside the caching allocator: it lives as long as the process and is not a tensor.
+  if (s.workspace == nullptr) CUDA_CHECK(cudaMalloc(&s.workspace, kCublasWorkspaceBytes));
+  return s.workspace;
+}
+
+}  // namespace mt::cuda
