@@ -79,6 +79,9 @@ $(BUILD)/bin/%: $(BUILD)/obj/apps/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
+# In test files CHECK and FAIL are doctest's (see base/error.h).
+$(TEST_OBJS): CPPFLAGS += -DMT_NO_SHORT_CHECK
+
 $(TEST_BIN): $(TEST_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) $(TEST_OBJS) $(LIB) $(LDLIBS) -o $@

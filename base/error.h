@@ -32,14 +32,23 @@ class Error : public std::runtime_error {
 
 }  // namespace mt
 
-// CHECK(cond, "format {}", args...): throws mt::Error with the formatted message when cond is
+// MT_CHECK(cond, "format {}", args...): throws mt::Error with the formatted message when cond is
 // false. The message should say what was expected and what came.
-#define CHECK(cond, ...)                                                        \
+#define MT_CHECK(cond, ...)                                                     \
   do {                                                                          \
     if (!(cond)) {                                                              \
       throw ::mt::Error(::fmt::format(__VA_ARGS__), __FILE__, __LINE__);        \
     }                                                                           \
   } while (0)
 
-// FAIL("format {}", args...): an unconditional error, for unreachable dispatch branches.
-#define FAIL(...) throw ::mt::Error(::fmt::format(__VA_ARGS__), __FILE__, __LINE__)
+// MT_FAIL("format {}", args...): an unconditional error, for unreachable dispatch branches.
+#define MT_FAIL(...) throw ::mt::Error(::fmt::format(__VA_ARGS__), __FILE__, __LINE__)
+
+// The short names CHECK and FAIL, for library .cpp and .cu files. Test files are compiled with
+// MT_NO_SHORT_CHECK (the Makefile sets it), because there CHECK and FAIL are doctest's. Hence the
+// rule: code in headers (inline functions, templates, macros) uses MT_CHECK / MT_FAIL, so that it
+// means the same in every translation unit.
+#ifndef MT_NO_SHORT_CHECK
+#define CHECK(cond, ...) MT_CHECK(cond, __VA_ARGS__)
+#define FAIL(...) MT_FAIL(__VA_ARGS__)
+#endif

@@ -56,7 +56,7 @@ struct Device {
       case ::mt::kFloat32: { using scalar_t = float; return __VA_ARGS__(); }             \
       case ::mt::kFloat64: { using scalar_t = double; return __VA_ARGS__(); }            \
       case ::mt::kBFloat16: { using scalar_t = ::mt::bf16; return __VA_ARGS__(); }       \
-      default: FAIL("{}: expected a floating dtype, got {}", op_name, ::mt::dtype_name(dtype)); \
+      default: MT_FAIL("{}: expected a floating dtype, got {}", op_name, ::mt::dtype_name(dtype)); \
     }                                                                                    \
   }()
 
@@ -70,7 +70,7 @@ struct Device {
       case ::mt::kInt32: { using scalar_t = int32_t; return __VA_ARGS__(); }             \
       case ::mt::kInt64: { using scalar_t = int64_t; return __VA_ARGS__(); }             \
     }                                                                                    \
-    FAIL("{}: unknown dtype", op_name);                                                  \
+    MT_FAIL("{}: unknown dtype", op_name);                                                  \
   }()
 
 }  // namespace mt

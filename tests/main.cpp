@@ -7,6 +7,33 @@
 
 #include "cuda/runtime.h"
 
+namespace {
+
+// Prints the plain closing line "N passed, N failed, N skipped" after doctest's own summary.
+struct ClosingLine : doctest::IReporter {
+  explicit ClosingLine(const doctest::ContextOptions&) {}
+  void report_query(const doctest::QueryData&) override {}
+  void test_run_start() override {}
+  void test_run_end(const doctest::TestRunStats& stats) override {
+    const unsigned run = stats.numTestCasesPassingFilters;
+    const unsigned skipped = stats.numTestCases - run;
+    std::printf("tests: %u passed, %u failed, %u skipped\n", run - stats.numTestCasesFailed,
+                stats.numTestCasesFailed, skipped);
+  }
+  void test_case_start(const doctest::TestCaseData&) override {}
+  void test_case_reenter(const doctest::TestCaseData&) override {}
+  void test_case_end(const doctest::CurrentTestCaseStats&) override {}
+  void test_case_exception(const doctest::TestCaseException&) override {}
+  void subcase_start(const doctest::SubcaseSignature&) override {}
+  void subcase_end() override {}
+  void log_assert(const doctest::AssertData&) override {}
+  void log_message(const doctest::MessageData&) override {}
+  void test_case_skipped(const doctest::TestCaseData&) override {}
+};
+REGISTER_LISTENER("closing_line", 1, ClosingLine);
+
+}  // namespace
+
 int main(int argc, char** argv) {
   doctest::Context context;
   context.applyCommandLine(argc, argv);
@@ -16,7 +43,5 @@ int main(int argc, char** argv) {
   } else {
     std::printf("[tests] no GPU: CUDA suites are skipped (suite 'cuda', tests named 'cuda: ...')\n");
   }
-  int rc = context.run();
-  if (context.shouldExit()) return rc;
-  return rc;
+  return context.run();
 }

@@ -5,7 +5,7 @@
 namespace mt::testing {
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {
-  CHECK(a.shape() == b.shape(), "max_abs_diff: shapes differ: {} vs {}", shape_str(a.shape()),
+  MT_CHECK(a.shape() == b.shape(), "max_abs_diff: shapes differ: {} vs {}", shape_str(a.shape()),
         shape_str(b.shape()));
   std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
   double m = 0;
@@ -18,7 +18,7 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
 }
 
 double rel_error(const Tensor& a, const Tensor& b) {
-  CHECK(a.shape() == b.shape(), "rel_error: shapes differ: {} vs {}", shape_str(a.shape()),
+  MT_CHECK(a.shape() == b.shape(), "rel_error: shapes differ: {} vs {}", shape_str(a.shape()),
         shape_str(b.shape()));
   std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
   double num = 0, den = 0;
