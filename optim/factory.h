@@ -15,8 +15,10 @@
 //     cosine:  "warmup_steps": 0, "total_steps": (required, or given by the trainer), "min_lr": 0
 //     step:    "step_size": 10, "gamma": 0.1
 //   }
+//     cosine: "total_steps": 0 (or absent) takes make_scheduler's total_steps argument
 // Unknown keys, unknown names and bad values are Errors naming "optimizer.<key>" /
-// "scheduler.<key>".
+// "scheduler.<key>". A known key that the chosen optimizer or scheduler does not use (betas for
+// sgd, patience for cosine) is ignored: the trainer's schema fills every key with its default.
 #pragma once
 
 #include <memory>
