@@ -36,8 +36,7 @@ Var dropout(const Var& x, float p, bool training, Generator& gen = default_gener
 
 // (smooth_l1(pred - target; beta) * weight).sum(-1).mean() as a 0-dim Var; weight [F] or
 // undefined (all ones) and never differentiated. Saves: pred, target, weight.
-Var smooth_l1_loss(const Var& pred, const Var& target, float beta,
-                   const Tensor& weight = Tensor());
+Var smooth_l1_loss(const Var& pred, const Var& target, float beta, const Tensor& weight = Tensor());
 // mean((pred - target)^2) as a 0-dim Var. Saves: pred, target.
 Var mse_loss(const Var& pred, const Var& target);
 

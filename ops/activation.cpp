@@ -1,0 +1,98 @@
+#include "ops/activation.h"
+
+#include <cmath>
+#include <type_traits>
+
+namespace mt::ops {
+namespace {
+
+template <typename T>
+using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// sqrt(2 / pi), 1 / sqrt(2) and 1 / sqrt(2 pi), to float64 precision.
+constexpr double kSqrt2OverPi = 0.79788456080286535588;
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+constexpr double kCubic = 0.044715;  // the tanh approximation's cubic coefficient
+
+// gelu(x) and its derivative in the compute type `acc`.
+template <typename acc>
+acc gelu_value(acc x, GeluApprox approx) {
+  if (approx == GeluApprox::kTanh) {
+    const acc u = acc(kSqrt2OverPi) * (x + acc(kCubic) * x * x * x);
+    return acc(0.5) * x * (acc(1) + std::tanh(u));
+  }
+  return acc(0.5) * x * (acc(1) + std::erf(x * acc(kInvSqrt2)));
+}
+
+// tanh form: d/dx [0.5 x (1 + tanh u)] = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u',
+//            u = sqrt(2/pi) (x + 0.044715 x^3),  u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+// erf form:  d/dx [x Phi(x)] = Phi(x) + x phi(x),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
+template <typename acc>
+acc gelu_derivative(acc x, GeluApprox approx) {
+  if (approx == GeluApprox::kTanh) {
+    const acc u = acc(kSqrt2OverPi) * (x + acc(kCubic) * x * x * x);
+    const acc du = acc(kSqrt2OverPi) * (acc(1) + acc(3 * kCubic) * x * x);
+    const acc t = std::tanh(u);
+    return acc(0.5) * (acc(1) + t) + acc(0.5) * x * (acc(1) - t * t) * du;
+  }
+  const acc cdf = acc(0.5) * (acc(1) + std::erf(x * acc(kInvSqrt2)));
+  return cdf + x * acc(kInvSqrt2Pi) * std::exp(acc(-0.5) * x * x);
+}
+
+template <typename scalar_t>
+void gelu_cpu(const Tensor& x, Tensor& y, GeluApprox approx) {
+  using acc = compute_t<scalar_t>;
+  const scalar_t* xp = x.data<scalar_t>();
+  scalar_t* yp = y.data<scalar_t>();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    yp[i] = static_cast<scalar_t>(gelu_value(static_cast<acc>(xp[i]), approx));
+  }
+}
+
+template <typename scalar_t>
+void gelu_backward_cpu(const Tensor& dy, const Tensor& x, Tensor& dx, GeluApprox approx) {
+  using acc = compute_t<scalar_t>;
+  const scalar_t* dyp = dy.data<scalar_t>();
+  const scalar_t* xp = x.data<scalar_t>();
+  scalar_t* dxp = dx.data<scalar_t>();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const acc g = static_cast<acc>(dyp[i]);
+    dxp[i] = static_cast<scalar_t>(g * gelu_derivative(static_cast<acc>(xp[i]), approx));
+  }
+}
+
+}  // namespace
+
+Tensor gelu(const Tensor& x_in, GeluApprox approx) {
+  CHECK(is_floating(x_in.dtype()), "gelu: expected a floating tensor, got {}", x_in.describe());
+  if (x_in.is_cuda()) {
+    FAIL("gelu: CUDA path not available");
+  }
+  const Tensor x = x_in.contiguous();
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  MT_DISPATCH_FLOAT(x.dtype(), "gelu", [&] { gelu_cpu<scalar_t>(x, y, approx); });
+  return y;
+}
+
+Tensor gelu_backward(const Tensor& dy_in, const Tensor& x_in, GeluApprox approx) {
+  CHECK(dy_in.shape() == x_in.shape() && dy_in.dtype() == x_in.dtype(),
+        "gelu_backward: dy and x must have the same shape and dtype, got dy {} and x {}",
+        dy_in.describe(), x_in.describe());
+  CHECK(dy_in.device() == x_in.device(), "gelu_backward: dy on {} but x on {}",
+        dy_in.device().str(), x_in.device().str());
+  CHECK(is_floating(x_in.dtype()), "gelu_backward: expected a floating tensor, got {}",
+        x_in.describe());
+  if (x_in.is_cuda()) {
+    FAIL("gelu_backward: CUDA path not available");
+  }
+  const Tensor dy = dy_in.contiguous(), x = x_in.contiguous();
+  Tensor dx = Tensor::empty(x.shape(), x.dtype());
+  MT_DISPATCH_FLOAT(x.dtype(), "gelu_backward",
+                    [&] { gelu_backward_cpu<scalar_t>(dy, x, dx, approx); });
+  return dx;
+}
+
+}  // namespace mt::ops

@@ -1,0 +1,157 @@
+#include "ops/rmsnorm.h"
+
+#include <cmath>
+#include <type_traits>
+#include <vector>
+
+namespace mt::ops {
+namespace {
+
+// float32 and bfloat16 compute (and keep rstd) in float32, float64 in float64.
+template <typename T>
+using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+DType stat_dtype(DType x) { return x == kFloat64 ? kFloat64 : kFloat32; }
+
+// The shared checks; returns C (the normalized size).
+int64_t check_inputs(const Tensor& x, const Tensor& w, const char* op) {
+  CHECK(x.dim() >= 1, "{}: expected x of shape [..., C], got {}", op, x.describe());
+  CHECK(is_floating(x.dtype()) && is_floating(w.dtype()),
+        "{}: expected floating x and w, got x {} and w {}", op, x.describe(), w.describe());
+  const int64_t C = x.size(-1);
+  CHECK(w.dim() == 1 && w.size(0) == C, "{}: expected w of shape [{}] for x {}, got w {}", op, C,
+        x.describe(), w.describe());
+  CHECK(x.device() == w.device(), "{}: x on {} but w on {}", op, x.device().str(),
+        w.device().str());
+  return C;
+}
+
+template <typename acc>
+std::vector<acc> weights_as(const Tensor& w) {
+  std::vector<acc> out;
+  for (double v : w.to_vector<double>()) out.push_back(static_cast<acc>(v));
+  return out;
+}
+
+template <typename scalar_t>
+void rmsnorm_forward_cpu(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) {
+  using acc = compute_t<scalar_t>;
+  const int64_t C = x.size(-1), N = C == 0 ? 0 : x.numel() / C;
+  const std::vector<acc> wv = weights_as<acc>(w);
+  const scalar_t* xp = x.data<scalar_t>();
+  scalar_t* yp = y.data<scalar_t>();
+  acc* rp = rstd.data<acc>();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const scalar_t* xr = xp + n * C;
+    double sum_sq = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      const double v = static_cast<acc>(xr[c]);
+      sum_sq += v * v;
+    }
+    // The rounded rstd is both what y uses and what backward reads: the two stay consistent.
+    const acc r = static_cast<acc>(1.0 / std::sqrt(sum_sq / double(C) + double(eps)));
+    rp[n] = r;
+    for (int64_t c = 0; c < C; ++c) {
+      yp[n * C + c] = static_cast<scalar_t>(static_cast<acc>(xr[c]) * r * wv[c]);
+    }
+  }
+}
+
+// Forward, per row n:  y[c] = x[c] r w[c],  r = (sum_k x[k]^2 / C + eps)^(-1/2).
+// dr/dx[c] = -r^3 x[c] / C, so
+//   dx[c] = dy[c] w[c] r - x[c] r^3 / C * sum_k dy[k] w[k] x[k]
+//   dw[c] = sum_n dy[n,c] x[n,c] r_n
+template <typename scalar_t>
+void rmsnorm_dx_cpu(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd,
+                    Tensor& dx) {
+  using acc = compute_t<scalar_t>;
+  const int64_t C = x.size(-1), N = C == 0 ? 0 : x.numel() / C;
+  const std::vector<acc> wv = weights_as<acc>(w);
+  const scalar_t *dyp = dy.data<scalar_t>(), *xp = x.data<scalar_t>();
+  const acc* rp = rstd.data<acc>();
+  scalar_t* dxp = dx.data<scalar_t>();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const scalar_t *g = dyp + n * C, *xr = xp + n * C;
+    double dot = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      dot += double(static_cast<acc>(g[c]) * wv[c]) * double(static_cast<acc>(xr[c]));
+    }
+    const acc r = rp[n], coef = static_cast<acc>(double(r) * r * r * dot / double(C));
+    for (int64_t c = 0; c < C; ++c) {
+      const acc v = static_cast<acc>(g[c]) * wv[c] * r - static_cast<acc>(xr[c]) * coef;
+      dxp[n * C + c] = static_cast<scalar_t>(v);
+    }
+  }
+}
+
+// dw is a reduction over rows: one column per iteration, rows summed in order, so the result
+// does not depend on the thread count.
+template <typename scalar_t>
+std::vector<double> rmsnorm_dw_cpu(const Tensor& dy, const Tensor& x, const Tensor& rstd) {
+  using acc = compute_t<scalar_t>;
+  const int64_t C = x.size(-1), N = C == 0 ? 0 : x.numel() / C;
+  const scalar_t *dyp = dy.data<scalar_t>(), *xp = x.data<scalar_t>();
+  const acc* rp = rstd.data<acc>();
+  std::vector<double> dw(C, 0.0);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    double s = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      s += double(static_cast<acc>(dyp[n * C + c])) * double(static_cast<acc>(xp[n * C + c])) *
+           double(rp[n]);
+    }
+    dw[c] = s;
+  }
+  return dw;
+}
+
+}  // namespace
+
+Tensor rmsnorm_forward(const Tensor& x_in, const Tensor& w, float eps, Tensor* rstd_out) {
+  const int64_t C = check_inputs(x_in, w, "rmsnorm_forward");
+  CHECK(eps >= 0, "rmsnorm_forward: eps must be >= 0, got {}", eps);
+  if (x_in.is_cuda()) {
+    FAIL("rmsnorm_forward: CUDA path not available");
+  }
+  const Tensor x = x_in.contiguous();
+  const int64_t N = C == 0 ? 0 : x.numel() / C;
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  Tensor rstd = Tensor::empty({N}, stat_dtype(x.dtype()));
+  MT_DISPATCH_FLOAT(x.dtype(), "rmsnorm_forward",
+                    [&] { rmsnorm_forward_cpu<scalar_t>(x, w, eps, y, rstd); });
+  if (rstd_out) *rstd_out = rstd;
+  return y;
+}
+
+void rmsnorm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& w,
+                      const Tensor& rstd_in, Tensor* dx, Tensor* dw) {
+  const int64_t C = check_inputs(x_in, w, "rmsnorm_backward");
+  const int64_t N = C == 0 ? 0 : x_in.numel() / C;
+  CHECK(dy_in.shape() == x_in.shape() && dy_in.dtype() == x_in.dtype(),
+        "rmsnorm_backward: dy and x must have the same shape and dtype, got dy {} and x {}",
+        dy_in.describe(), x_in.describe());
+  CHECK(rstd_in.dim() == 1 && rstd_in.size(0) == N && rstd_in.dtype() == stat_dtype(x_in.dtype()),
+        "rmsnorm_backward: expected rstd {}[{}] for x {}, got {}",
+        dtype_name(stat_dtype(x_in.dtype())), N, x_in.describe(), rstd_in.describe());
+  CHECK(dy_in.device() == x_in.device() && rstd_in.device() == x_in.device(),
+        "rmsnorm_backward: dy on {}, x on {}, rstd on {}: expected one device",
+        dy_in.device().str(), x_in.device().str(), rstd_in.device().str());
+  if (x_in.is_cuda()) {
+    FAIL("rmsnorm_backward: CUDA path not available");
+  }
+  const Tensor dy = dy_in.contiguous(), x = x_in.contiguous(), rstd = rstd_in.contiguous();
+  if (dx) {
+    *dx = Tensor::empty(x.shape(), x.dtype());
+    MT_DISPATCH_FLOAT(x.dtype(), "rmsnorm_backward",
+                      [&] { rmsnorm_dx_cpu<scalar_t>(dy, x, w, rstd, *dx); });
+  }
+  if (dw) {
+    std::vector<double> sums = MT_DISPATCH_FLOAT(
+        x.dtype(), "rmsnorm_backward", [&] { return rmsnorm_dw_cpu<scalar_t>(dy, x, rstd); });
+    *dw = Tensor::from_doubles(sums, {C}, w.dtype());
+  }
+}
+
+}  // namespace mt::ops
