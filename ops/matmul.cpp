@@ -1,0 +1,313 @@
+// matmul, bmm, linear (see matmul.h) and the CPU GEMM they run on.
+//
+// The GEMM follows the Goto/BLIS structure:
+//   for jc (NC columns of B)          B block  [KC x NC]  packed once, shared by all threads
+//     for pc (KC of the K dim)
+//       for ic (MC rows of A), threads  A block [MC x KC] packed per thread
+//         for jr (NR), ir (MR)          register tile: MR x NR accumulators, KC FMAs each
+// Packing lays each MR-row sliver of A and NR-column sliver of B out contiguously in the order
+// the micro-kernel reads them, so the inner loop streams two unit-stride buffers whatever the
+// operands' strides, and the B sliver (KC x NR) stays in L1 while the A block stays in L2.
+#include "ops/matmul.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+namespace mt::ops {
+
+namespace {
+
+// One SIMD register's worth of T as a GCC vector type: the compiler maps `a * b + c` on it to
+// one FMA instruction. 64 bytes (16 floats) where AVX-512 exists, else 32 (AVX2).
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#else
+constexpr int kVecBytes = 32;
+#endif
+
+template <typename T>
+struct GemmTraits {
+  typedef T Vec __attribute__((vector_size(kVecBytes)));
+  static constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(T));
+  // Register tile: 6 rows x 2 vectors = 12 accumulators, plus 2 B vectors and 1 broadcast A
+  // value = 15 registers, which fits the 16 of AVX2 (AVX-512 has 32) with no spills.
+  static constexpr int MR = 6;
+  static constexpr int NR = 2 * kLanes;
+  // KC x NR of B (256 x 32 floats = 32 KiB with AVX-512) stays in the 48 KiB L1 while an A
+  // sliver streams past it; MC x KC of A (120 x 256 x 4 B = 120 KiB) sits in L2 (1 MiB);
+  // KC x NC of B (256 x 2048 x 4 B = 2 MiB) in L3.
+  static constexpr int64_t KC = 256;
+  static constexpr int64_t MC = 120;
+  static constexpr int64_t NC = 2048;
+  static_assert(MC % MR == 0, "an A block is a whole number of MR slivers");
+  static_assert(NC % NR == 0, "a B block is a whole number of NR slivers");
+};
+
+// Packs A[0:mc, 0:kc] into MR-row slivers, each laid out [kc][MR]; rows past mc are zero so the
+// micro-kernel always computes a full tile.
+template <typename T>
+void pack_a(int64_t mc, int64_t kc, const T* A, int64_t rs, int64_t cs, T* out) {
+  constexpr int MR = GemmTraits<T>::MR;
+  for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+    const int64_t rows = std::min<int64_t>(MR, mc - i0);
+    for (int64_t k = 0; k < kc; ++k) {
+      for (int64_t r = 0; r < MR; ++r) {
+        out[k * MR + r] = r < rows ? A[(i0 + r) * rs + k * cs] : T(0);
+      }
+    }
+    out += kc * MR;
+  }
+}
+
+// Packs one NR-column sliver B[0:kc, 0:cols] laid out [kc][NR], zero-padded past cols.
+template <typename T>
+void pack_b_sliver(int64_t kc, int64_t cols, const T* B, int64_t rs, int64_t cs, T* out) {
+  constexpr int NR = GemmTraits<T>::NR;
+  if (cols == NR && cs == 1) {
+    for (int64_t k = 0; k < kc; ++k) std::copy(B + k * rs, B + k * rs + NR, out + k * NR);
+    return;
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int64_t c = 0; c < NR; ++c) out[k * NR + c] = c < cols ? B[k * rs + c * cs] : T(0);
+  }
+}
+
+// C[0:mr, 0:nr] (+)= Ap-sliver . Bp-sliver over kc: the register tile.
+template <typename T>
+void micro_kernel(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, int64_t mr, int64_t nr,
+                  bool accumulate) {
+  using Tr = GemmTraits<T>;
+  using V = typename Tr::Vec;
+  constexpr int MR = Tr::MR;
+  constexpr int L = Tr::kLanes;
+  V acc[MR][2];
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = V{};
+  for (int64_t k = 0; k < kc; ++k) {
+    V b0, b1;
+    __builtin_memcpy(&b0, Bp + k * Tr::NR, sizeof(V));
+    __builtin_memcpy(&b1, Bp + k * Tr::NR + L, sizeof(V));
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const T a = Ap[k * MR + i];
+      acc[i][0] += a * b0;
+      acc[i][1] += a * b1;
+    }
+  }
+  if (mr == MR && nr == Tr::NR) {
+    for (int i = 0; i < MR; ++i) {
+      for (int h = 0; h < 2; ++h) {
+        T* c = C + i * ldc + h * L;
+        V v = acc[i][h];
+        if (accumulate) {
+          V old;
+          __builtin_memcpy(&old, c, sizeof(V));
+          v += old;
+        }
+        __builtin_memcpy(c, &v, sizeof(V));
+      }
+    }
+    return;
+  }
+  T tile[MR][Tr::NR];  // an edge tile: spill the registers, then write only the valid part
+  __builtin_memcpy(tile, acc, sizeof(tile));
+  for (int64_t i = 0; i < mr; ++i) {
+    for (int64_t j = 0; j < nr; ++j) {
+      C[i * ldc + j] = accumulate ? C[i * ldc + j] + tile[i][j] : tile[i][j];
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void gemm_cpu(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_cs, const T* B,
+              int64_t b_rs, int64_t b_cs, T* C, int64_t ldc, bool accumulate, bool parallel) {
+  using Tr = GemmTraits<T>;
+  constexpr int MR = Tr::MR;
+  constexpr int NR = Tr::NR;
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    if (!accumulate) {
+      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
+    }
+    return;
+  }
+  const int threads = parallel ? omp_get_max_threads() : 1;
+  // Enough row blocks for every thread: a 256-row dW product on 2 threads gets 2 blocks of 128
+  // rather than 3 of 120 (one thread idle a third of the time).
+  const int64_t rows_per_thread = (M + threads - 1) / threads;
+  const int64_t mc = std::min(Tr::MC, (rows_per_thread + MR - 1) / MR * MR);
+  const int64_t kc_max = std::min(Tr::KC, K);
+  const int64_t nc_max = std::min(Tr::NC, (N + NR - 1) / NR * NR);
+  using V = typename Tr::Vec;  // vector-typed storage: aligned to a full register
+  constexpr int64_t L = Tr::kLanes;
+  std::vector<V> b_buf((kc_max * nc_max + L - 1) / L);
+  std::vector<V> a_buf(threads * ((mc * kc_max + L - 1) / L));
+  T* Bp = reinterpret_cast<T*>(b_buf.data());
+  const int64_t a_stride = (mc * kc_max + L - 1) / L * L;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    T* Ap = reinterpret_cast<T*>(a_buf.data()) + omp_get_thread_num() * a_stride;
+    for (int64_t jc = 0; jc < N; jc += Tr::NC) {
+      const int64_t nc = std::min(Tr::NC, N - jc);
+      for (int64_t pc = 0; pc < K; pc += Tr::KC) {
+        const int64_t kc = std::min(Tr::KC, K - pc);
+        const bool acc = accumulate || pc > 0;
+        const int64_t slivers = (nc + NR - 1) / NR;
+#pragma omp for schedule(static)
+        for (int64_t s = 0; s < slivers; ++s) {
+          pack_b_sliver(kc, std::min<int64_t>(NR, nc - s * NR),
+                        B + pc * b_rs + (jc + s * NR) * b_cs, b_rs, b_cs, Bp + s * NR * kc);
+        }
+        const int64_t blocks = (M + mc - 1) / mc;
+#pragma omp for schedule(dynamic)
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          const int64_t ic = blk * mc;
+          const int64_t mcur = std::min(mc, M - ic);
+          pack_a(mcur, kc, A + ic * a_rs + pc * a_cs, a_rs, a_cs, Ap);
+          for (int64_t jr = 0; jr < nc; jr += NR) {
+            for (int64_t ir = 0; ir < mcur; ir += MR) {
+              micro_kernel(kc, Ap + ir * kc, Bp + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc,
+                           std::min<int64_t>(MR, mcur - ir), std::min<int64_t>(NR, nc - jr), acc);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template void gemm_cpu<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
+                              const float*, int64_t, int64_t, float*, int64_t, bool, bool);
+template void gemm_cpu<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t,
+                               const double*, int64_t, int64_t, double*, int64_t, bool, bool);
+
+namespace {
+
+void check_operands(const Tensor& a, const Tensor& b, const char* op) {
+  CHECK(a.defined() && b.defined(), "{}: got an undefined tensor", op);
+  CHECK(a.dtype() == b.dtype(), "{}: dtype mismatch: {} vs {}", op, a.describe(), b.describe());
+  CHECK(a.device() == b.device(), "{}: device mismatch: {} vs {}", op, a.describe(), b.describe());
+  CHECK(is_floating(a.dtype()), "{}: expected floating tensors, got {}", op, a.describe());
+}
+
+// Element offsets of each matrix in a batch of shape `batch`, walking `strides` (the leading
+// strides of an operand already expanded to the batch shape).
+std::vector<int64_t> batch_offsets(const Shape& batch, const Shape& strides) {
+  std::vector<int64_t> offsets(static_cast<size_t>(shape_numel(batch)), 0);
+  for (size_t n = 0; n < offsets.size(); ++n) {
+    int64_t rest = static_cast<int64_t>(n);
+    for (int d = static_cast<int>(batch.size()) - 1; d >= 0; --d) {
+      offsets[n] += (rest % batch[d]) * strides[d];
+      rest /= batch[d];
+    }
+  }
+  return offsets;
+}
+
+// out[n] = a[n] . b[n] for every matrix n of the batch; a [..., M, K], b [..., K, N] expanded
+// to the same batch dims, out contiguous [..., M, N]. Many small matrices (attention's per-head
+// products) run one per thread; otherwise each product uses all threads.
+template <typename T>
+void batched_gemm(const Tensor& a, const Tensor& b, Tensor& out) {
+  const int r = a.dim();
+  const int64_t M = a.size(r - 2), K = a.size(r - 1), N = b.size(r - 1);
+  const Shape batch(a.shape().begin(), a.shape().end() - 2);
+  const std::vector<int64_t> a_off = batch_offsets(batch, a.strides());
+  const std::vector<int64_t> b_off = batch_offsets(batch, b.strides());
+  const int64_t count = static_cast<int64_t>(a_off.size());
+  const T* pa = a.data<T>();
+  const T* pb = b.data<T>();
+  T* pc = out.data<T>();
+  const bool per_thread = count >= 2 * omp_get_max_threads() && M * N * K < (int64_t(1) << 21);
+#pragma omp parallel for schedule(dynamic) if (per_thread)
+  for (int64_t n = 0; n < count; ++n) {
+    gemm_cpu<T>(M, N, K, pa + a_off[n], a.stride(r - 2), a.stride(r - 1), pb + b_off[n],
+                b.stride(r - 2), b.stride(r - 1), pc + n * M * N, N, false, !per_thread);
+  }
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  check_operands(a_in, b_in, "matmul");
+  CHECK(a_in.dim() >= 1 && b_in.dim() >= 1,
+        "matmul: operands must have at least 1 dim, got {} "
+        "and {}",
+        a_in.describe(), b_in.describe());
+  const bool a_vec = a_in.dim() == 1, b_vec = b_in.dim() == 1;
+  const Tensor a = a_vec ? a_in.unsqueeze(0) : a_in;  // [K] -> [1, K]
+  const Tensor b = b_vec ? b_in.unsqueeze(1) : b_in;  // [K] -> [K, 1]
+  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  CHECK(b.size(-2) == K, "matmul: inner dims differ: {} . {} ({} vs {})", shape_str(a_in.shape()),
+        shape_str(b_in.shape()), K, b.size(-2));
+  Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
+                                 Shape(b.shape().begin(), b.shape().end() - 2), "matmul");
+  Shape a_shape = batch, b_shape = batch, out_shape = batch;
+  a_shape.insert(a_shape.end(), {M, K});
+  b_shape.insert(b_shape.end(), {K, N});
+  out_shape.insert(out_shape.end(), {M, N});
+  Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
+  if (a.is_cuda()) {
+    FAIL("matmul: CUDA path not available");
+  }
+  if (a.dtype() == kBFloat16) {  // widen, multiply in float32, round once
+    out = matmul(a.to(kFloat32), b.to(kFloat32)).to(kBFloat16).reshape(out_shape);
+  } else if (a.dtype() == kFloat32) {
+    batched_gemm<float>(a.expand(a_shape), b.expand(b_shape), out);
+  } else {
+    batched_gemm<double>(a.expand(a_shape), b.expand(b_shape), out);
+  }
+  if (b_vec) out = out.squeeze(-1);
+  if (a_vec) out = out.squeeze(-2);
+  return out;
+}
+
+Tensor bmm(const Tensor& a, const Tensor& b) {
+  check_operands(a, b, "bmm");
+  CHECK(a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0) && a.size(2) == b.size(1),
+        "bmm: expected [B, M, K] . [B, K, N], got {} . {}", shape_str(a.shape()),
+        shape_str(b.shape()));
+  return matmul(a, b);
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  check_operands(x, w, "linear");
+  CHECK(w.dim() == 2 && x.dim() >= 1 && x.size(-1) == w.size(1),
+        "linear: expected x [..., in] and w [out, in], got x {} and w {}", shape_str(x.shape()),
+        shape_str(w.shape()));
+  const int64_t in = w.size(1), out_f = w.size(0);
+  if (bias.defined()) {
+    check_operands(x, bias, "linear");
+    CHECK(bias.dim() == 1 && bias.size(0) == out_f, "linear: bias {} does not match w {}",
+          shape_str(bias.shape()), shape_str(w.shape()));
+  }
+  Shape out_shape = x.shape();
+  out_shape.back() = out_f;
+  if (x.is_cuda()) {
+    FAIL("linear: CUDA path not available");
+  }
+  if (x.dtype() == kBFloat16) {
+    const Tensor b32 = bias.defined() ? bias.to(kFloat32) : Tensor();
+    return linear(x.to(kFloat32), w.to(kFloat32), b32).to(kBFloat16);
+  }
+  const Tensor x2 = x.reshape({-1, in});
+  const int64_t rows = x2.size(0);
+  Tensor y = Tensor::empty({rows, out_f}, x.dtype());
+  if (bias.defined()) y.copy_(bias.expand({rows, out_f}));  // then accumulate x . w^T onto it
+  // B = w^T: element (k, n) of B is w[n, k], so B's row stride is w's column stride.
+  MT_DISPATCH_FLOAT(x.dtype(), "linear", [&] {
+    if constexpr (!std::is_same_v<scalar_t, bf16>) {
+      gemm_cpu<scalar_t>(rows, out_f, in, x2.data<scalar_t>(), x2.stride(0), x2.stride(1),
+                         w.data<scalar_t>(), w.stride(1), w.stride(0), y.data<scalar_t>(), out_f,
+                         bias.defined(), true);
+    }
+  });
+  return y.view(out_shape);
+}
+
+}  // namespace mt::ops
