@@ -19,7 +19,7 @@ needed=(
 
 have_header() {
   local header=$1
-  for dir in /usr/include /usr/local/include ${CPATH//:/ }; do
+  for dir in /usr/include /usr/local/include $(echo "${CPATH:-}" | tr : " "); do
     [ -f "$dir/$header" ] && return 0
   done
   return 1
