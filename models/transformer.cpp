@@ -1,0 +1,59 @@
+#include "models/transformer.h"
+
+#include "autograd/functions_basic.h"
+#include "base/error.h"
+
+namespace mt {
+
+TransformerBlock::TransformerBlock(const ModelConfig& cfg, Generator& gen, DType dtype)
+    : Module("TransformerBlock") {
+  const LinearInit init = parse_linear_init(cfg.init);
+  AttentionConfig ac;
+  ac.d_model = cfg.d_model;
+  ac.n_heads = cfg.n_heads;
+  ac.dropout = cfg.attn_dropout;
+  ac.rotary_base = cfg.rotary_base;
+  ac.rotary_dim = cfg.rotary_dim;
+  ac.bias = cfg.qkv_bias;
+  // Registered in the PyTorch model's order (attn, norm1, norm2, mlp: torch_baseline.py's
+  // Layer), so named_parameters() lists the same names in the same order as PyTorch's.
+  attn = register_module("attn", std::make_shared<MultiHeadAttention>(ac, gen, init, dtype));
+  norm1 = register_module("norm1", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, dtype));
+  norm2 = register_module("norm2", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, dtype));
+  mlp = register_module("mlp",
+                        std::make_shared<MLP>(cfg.d_model, cfg.ff_dim(), gen, init, dtype));
+}
+
+Var TransformerBlock::forward(const Var& x) {
+  Var h = add(x, attn->forward(norm1->forward(x)));
+  return add(h, mlp->forward(norm2->forward(h)));
+}
+
+BTCTransformer::BTCTransformer(const ModelConfig& cfg, Generator& gen, DType dtype)
+    : Module("BTCTransformer"), cfg_(cfg) {
+  cfg.validate();
+  const LinearInit init = parse_linear_init(cfg.init);
+  input_proj = register_module(
+      "input_proj", std::make_shared<Linear>(cfg.n_features, cfg.d_model, true, gen, init, dtype));
+  for (int i = 0; i < cfg.n_layers; ++i) {
+    layers.push_back(register_module("layers." + std::to_string(i),
+                                     std::make_shared<TransformerBlock>(cfg, gen, dtype)));
+  }
+  fc_out = register_module(
+      "fc_out", std::make_shared<Linear>(cfg.d_model, cfg.n_features, true, gen, init, dtype));
+}
+
+Var BTCTransformer::forward(const Var& x) {
+  CHECK(x.dim() == 3 && x.size(2) == cfg_.n_features,
+        "BTCTransformer: expected x [B, T, {}], got {}", cfg_.n_features, x.value().describe());
+  Var h = input_proj->forward(x);
+  for (auto& layer : layers) h = layer->forward(h);
+  return fc_out->forward(h);
+}
+
+void BTCTransformer::set_model_precision(Precision p) {
+  set_precision(p);
+  if (cfg_.target == "delta") fc_out->set_precision(Precision::Float32);
+}
+
+}  // namespace mt
