@@ -1,0 +1,50 @@
+// Launchers for the FlashAttention kernels (cuda/flash_attention_fwd.cu, _bwd.cu): raw pointers,
+// sizes and strides, no CUDA types, so that ops/attention.cpp calls them from plain C++.
+//
+// Layout [B, T, H, D] for every tensor; q, k, v, out and dout may be strided views (the head
+// dim contiguous, every stride and the base a multiple of 8 elements, i.e. 16-byte aligned
+// rows); dq, dk, dv are written contiguous. lse and delta are [B, H, T] float32.
+// docs/flash_attention.md explains the algorithm; flash_attention_traits.cuh the tile sizes.
+#pragma once
+
+#include <cstdint>
+
+namespace mt::cuda {
+
+enum class AttnElem : uint8_t { BF16, F16 };
+
+// Element strides of a [B, T, H, D] view: batch, time, head (the head dim has stride 1).
+struct AttnStrides {
+  int64_t b = 0, t = 0, h = 0;
+};
+
+struct FlashAttentionParams {
+  AttnElem elem = AttnElem::BF16;
+  int B = 0, T = 0, H = 0, D = 0;  // D in {8, 16, 32, 64, 128}
+  float scale = 0.0f;              // softmax scale (1/sqrt(D) by default)
+  bool causal = false;
+  // Dropout on the probabilities (cuda/attention_dropout.h); threshold 0 = none.
+  uint64_t seed = 0, offset = 0;
+  uint32_t dropout_threshold = 0;
+
+  const void *q = nullptr, *k = nullptr, *v = nullptr;
+  AttnStrides q_strides, k_strides, v_strides;
+  void* out = nullptr;  // forward: written; backward: read (the forward's output)
+  AttnStrides out_strides;
+  float* lse = nullptr;  // forward: written; backward: read
+
+  // Backward only.
+  const void* dout = nullptr;
+  AttnStrides dout_strides;
+  void *dq = nullptr, *dk = nullptr, *dv = nullptr;  // contiguous [B, T, H, D]
+  float* delta = nullptr;                            // workspace [B, H, T]: rowsum(dout * out)
+};
+
+// out, lse <- attention(q, k, v).
+void flash_attention_forward(const FlashAttentionParams& p);
+// dq, dk, dv <- the gradients, recomputing the probabilities from q, k, v, lse. Deterministic:
+// every gradient element is summed by one thread in a fixed order (no atomics), so repeated runs
+// give the same bits.
+void flash_attention_backward(const FlashAttentionParams& p);
+
+}  // namespace mt::cuda

@@ -1,0 +1,203 @@
+// FlashAttention backward, part 2: delta and dQ, and the backward's public launcher.
+//
+//     delta_i = sum_d dO_id O_id                          (one pass over O and dO)
+//     dQ_i    = scale sum_j dS_ij k_j,   dS_ij = p_ij (drop_ij(dO_i . v_j) - delta_i)
+// The dQ kernel has the forward's shape: one CTA owns 64 query rows (16 a warp, Q and dO
+// fragments in registers) and streams the key/value tiles that those rows see, recomputing
+// p_ij = 2^(scale log2e q_i . k_j - lse_i log2e) from the saved lse. Each dQ row is summed by one
+// warp in key order, so, with the dK/dV kernel (flash_attention_bwd_kv.cu), the whole backward
+// is deterministic. The price is that S and dP are computed twice (once per kernel): 7 tile
+// products instead of the 5 of a single pass with atomically accumulated dQ.
+#include "cuda/check.cuh"
+#include "cuda/flash_attention_bwd.cuh"
+#include "cuda/flash_attention_common.cuh"
+#include "cuda/flash_attention_softmax.cuh"
+#include "cuda/flash_attention_traits.cuh"
+#include "cuda/nvtx.h"
+
+namespace mt::cuda {
+
+namespace fa {
+
+namespace {
+
+template <typename E, int D>
+__global__ void flash_bwd_delta_kernel(const FlashAttentionParams p) {
+  const int64_t rows = static_cast<int64_t>(p.B) * p.H * p.T;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < rows;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int t = static_cast<int>(i % p.T);
+    const int bh = static_cast<int>(i / p.T), b = bh / p.H, h = bh % p.H;
+    const E* o = static_cast<const E*>(p.out) + b * p.out_strides.b + t * p.out_strides.t +
+                 h * p.out_strides.h;
+    const E* d = static_cast<const E*>(p.dout) + b * p.dout_strides.b + t * p.dout_strides.t +
+                 h * p.dout_strides.h;
+    float acc = 0.0f;
+#pragma unroll
+    for (int c = 0; c < D; ++c) acc += Elem<E>::to_float(o[c]) * Elem<E>::to_float(d[c]);
+    p.delta[i] = acc;
+  }
+}
+
+template <typename E, int D>
+__global__ void __launch_bounds__(BwdQTraits<D>::kThreads)
+    flash_bwd_q_kernel(const FlashAttentionParams p) {
+  using Tr = BwdQTraits<D>;
+  constexpr int NT = Tr::kBlockN / 8, DT = D / 8, S = Tr::kStride, A = a_steps<D>();
+  extern __shared__ __align__(16) unsigned char smem[];
+  E* sQ = reinterpret_cast<E*>(smem);
+  E* sdO = sQ + Tr::kBlockM * S;
+  E* sK = sdO + Tr::kBlockM * S;                // [stage][kBlockN][S]
+  E* sV = sK + Tr::kStages * Tr::kBlockN * S;   // [stage][kBlockN][S]
+  uint8_t* sMask = reinterpret_cast<uint8_t*>(sV + Tr::kStages * Tr::kBlockN * S);
+
+  const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest causal blocks first
+  const int b = blockIdx.y / p.H, h = blockIdx.y % p.H;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4;
+  const int m0 = m_block * Tr::kBlockM, r0 = m0 + 16 * warp;
+  const E* q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
+  const E* k = static_cast<const E*>(p.k) + b * p.k_strides.b + h * p.k_strides.h;
+  const E* v = static_cast<const E*>(p.v) + b * p.v_strides.b + h * p.v_strides.h;
+  const E* dout = static_cast<const E*>(p.dout) + b * p.dout_strides.b + h * p.dout_strides.h;
+  const int n_end = p.causal ? min(p.T, m0 + Tr::kBlockM) : p.T;
+  const int n_tiles = (n_end + Tr::kBlockN - 1) / Tr::kBlockN;
+
+  load_tile<Tr::kBlockM, D, S, Tr::kThreads>(sQ, q, p.q_strides.t, m0, p.T);
+  load_tile<Tr::kBlockM, D, S, Tr::kThreads>(sdO, dout, p.dout_strides.t, m0, p.T);
+  load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sK, k, p.k_strides.t, 0, p.T);
+  load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sV, v, p.v_strides.t, 0, p.T);
+  cp_async_commit();
+
+  // The thread's two rows' statistics (rows past T: 0, their products are never stored).
+  float lse2[2], delta[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = r0 + g + 8 * r;
+    const int64_t at = static_cast<int64_t>(blockIdx.y) * p.T + row;
+    lse2[r] = row < p.T ? p.lse[at] * kLog2e : 0.0f;
+    delta[r] = row < p.T ? p.delta[at] : 0.0f;
+  }
+  const AttentionDropout drop{p.seed, p.offset, p.dropout_threshold};
+  const float keep_scale = drop.threshold != 0 ? drop.keep_scale() : 1.0f;
+  const float scale_log2 = p.scale * kLog2e;
+  float dq[DT][4] = {};
+  uint32_t qa[A][4], doa[A][4];
+  for (int j = 0; j < n_tiles; ++j) {
+    const int stage = j % 2, n0 = j * Tr::kBlockN;
+    if (j + 1 < n_tiles) {
+      const int next = (stage ^ 1) * Tr::kBlockN * S;
+      load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sK + next, k, p.k_strides.t, n0 + Tr::kBlockN,
+                                                 p.T);
+      load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sV + next, v, p.v_strides.t, n0 + Tr::kBlockN,
+                                                 p.T);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    if (j == 0) {
+      load_rows_a<D, S>(qa, sQ, 16 * warp, lane);
+      load_rows_a<D, S>(doa, sdO, 16 * warp, lane);
+    }
+    const E* k_tile = sK + stage * Tr::kBlockN * S;
+    const E* v_tile = sV + stage * Tr::kBlockN * S;
+
+    float s[NT][4] = {}, dp[NT][4] = {};
+    gemm_rows_nk<D, NT, S>(s, qa, k_tile, 0, lane);    // S = Q K^T
+    gemm_rows_nk<D, NT, S>(dp, doa, v_tile, 0, lane);  // dP = dO V^T (before dropout)
+    if (n0 + Tr::kBlockN > p.T || (p.causal && n0 + Tr::kBlockN - 1 > r0)) {
+      mask_scores<NT>(s, r0, n0, p.T, p.causal, lane);
+    }
+    if (drop.threshold != 0) {
+      dropout_rows<NT, Tr::kMaskStride>(dp, sMask + warp * 16 * Tr::kMaskStride, drop,
+                                        static_cast<uint32_t>(blockIdx.y), r0, n0, lane);
+    }
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float pr = ex2(fmaf(s[nt][i], scale_log2, -lse2[i / 2]));
+        s[nt][i] = pr * (dp[nt][i] * keep_scale - delta[i / 2]);  // dS
+      }
+    gemm_p_kn<D, NT, S>(dq, s, k_tile, 0, lane);  // dQ += dS K
+    __syncthreads();
+  }
+  const int t = lane % 4;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = r0 + g + 8 * r;
+    if (row >= p.T) continue;
+    E* out = static_cast<E*>(p.dq) + ((static_cast<int64_t>(b) * p.T + row) * p.H + h) * D;
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt) {
+      *reinterpret_cast<uint32_t*>(out + dt * 8 + 2 * t) =
+          Elem<E>::pack(dq[dt][2 * r] * p.scale, dq[dt][2 * r + 1] * p.scale);
+    }
+  }
+}
+
+template <typename E, int D>
+void launch_q(const FlashAttentionParams& p) {
+  using Tr = BwdQTraits<D>;
+  auto kernel = flash_bwd_q_kernel<E, D>;
+  if (Tr::kSmemBytes > 48 * 1024) {
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    Tr::kSmemBytes));
+  }
+  dim3 grid((p.T + Tr::kBlockM - 1) / Tr::kBlockM, p.B * p.H);
+  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream()>>>(p);
+  LAUNCH_CHECK();
+}
+
+template <typename E, int D>
+void launch_delta(const FlashAttentionParams& p) {
+  const int64_t rows = static_cast<int64_t>(p.B) * p.H * p.T;
+  const int threads = 256;
+  const int64_t blocks = std::min<int64_t>((rows + threads - 1) / threads, 132 * 16);
+  flash_bwd_delta_kernel<E, D><<<static_cast<unsigned>(blocks), threads, 0, stream()>>>(p);
+  LAUNCH_CHECK();
+}
+
+template <typename E>
+void dispatch(const FlashAttentionParams& p, bool delta) {
+  switch (p.D) {
+    case 8: return delta ? launch_delta<E, 8>(p) : launch_q<E, 8>(p);
+    case 16: return delta ? launch_delta<E, 16>(p) : launch_q<E, 16>(p);
+    case 32: return delta ? launch_delta<E, 32>(p) : launch_q<E, 32>(p);
+    case 64: return delta ? launch_delta<E, 64>(p) : launch_q<E, 64>(p);
+    case 128: return delta ? launch_delta<E, 128>(p) : launch_q<E, 128>(p);
+    default: FAIL("flash_attention_backward: unsupported head dim {}", p.D);
+  }
+}
+
+}  // namespace
+
+void launch_backward_delta(const FlashAttentionParams& p) {
+  if (p.elem == AttnElem::BF16) {
+    dispatch<__nv_bfloat16>(p, true);
+  } else {
+    dispatch<__half>(p, true);
+  }
+}
+
+void launch_backward_q(const FlashAttentionParams& p) {
+  if (p.elem == AttnElem::BF16) {
+    dispatch<__nv_bfloat16>(p, false);
+  } else {
+    dispatch<__half>(p, false);
+  }
+}
+
+}  // namespace fa
+
+void flash_attention_backward(const FlashAttentionParams& p) {
+  NvtxRange range("attention_bwd");
+  CHECK(p.B * p.H <= 65535, "flash_attention_backward: B * H = {} exceeds the grid's 65535",
+        p.B * p.H);
+  fa::launch_backward_delta(p);
+  fa::launch_backward_kv(p);
+  fa::launch_backward_q(p);
+}
+
+}  // namespace mt::cuda

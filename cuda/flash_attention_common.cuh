@@ -1,0 +1,268 @@
+// The building blocks the FlashAttention kernels share: tensor-core mma.sync and ldmatrix
+// through inline PTX, cp.async tile loads, and the fragment layouts that tie them together.
+//
+// Fragment layouts of mma.sync.m16n8k16 (lane = 4 g + t, g = lane / 4, t = lane % 4):
+//   A (16 x 16, row-major):  a0 = A[g][2t, 2t+1]   a1 = A[g+8][2t, 2t+1]
+//                            a2 = A[g][2t+8, +9]   a3 = A[g+8][2t+8, +9]
+//   B (16 x 8, "col"):       b0 = B[2t, 2t+1][g]   b1 = B[2t+8, +9][g]
+//   C (16 x 8, fp32):        c0, c1 = C[g][2t, 2t+1]   c2, c3 = C[g+8][2t, 2t+1]
+// The C layout of two neighbouring 16 x 8 tiles is exactly the A layout of one 16 x 16 tile,
+// so a probability tile computed by one mma feeds the next mma from registers, with no trip
+// through shared memory. m16n8k8 (used for Q K^T at D = 8) has a0, a1 and b0 only.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+namespace mt::cuda::fa {
+
+// ---- element types --------------------------------------------------------------------------
+
+template <typename E>
+struct Elem;
+template <>
+struct Elem<__nv_bfloat16> {
+  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  }
+  static __device__ __forceinline__ __nv_bfloat16 from_float(float x) {
+    return __float2bfloat16_rn(x);
+  }
+  static __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+};
+template <>
+struct Elem<__half> {
+  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  }
+  static __device__ __forceinline__ __half from_float(float x) { return __float2half_rn(x); }
+  static __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+};
+
+// ---- tensor-core instructions ---------------------------------------------------------------
+
+// c += a * b on a 16 x 8 x 16 tile.
+template <typename E>
+__device__ __forceinline__ void mma16816(float* c, const uint32_t* a, const uint32_t* b) {
+  if constexpr (std::is_same_v<E, __nv_bfloat16>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  }
+}
+
+// c += a * b on a 16 x 8 x 8 tile (head dim 8: Q K^T has only 8 products a score).
+template <typename E>
+__device__ __forceinline__ void mma1688(float* c, const uint32_t* a, uint32_t b) {
+  if constexpr (std::is_same_v<E, __nv_bfloat16>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(b));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(b));
+  }
+}
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// Four 8 x 8 matrices of 16-bit elements; lane 8 i + r gives the address of row r of matrix i.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t* r, uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+// The same, each matrix transposed on the way (for B operands stored [k][n]).
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t* r, uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x2(uint32_t* r, uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
+               : "=r"(r[0]), "=r"(r[1])
+               : "r"(addr));
+}
+
+// 2^x on the special-function unit (MUFU.EX2): the scores carry log2(e) in their scale.
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// ---- asynchronous tile loads ----------------------------------------------------------------
+
+// 16 bytes global -> shared, bypassing registers; src_bytes = 0 writes zeros (rows past T).
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// Rows [row0, row0 + ROWS) of one head of a [B, T, H, D] tensor into shared memory (row stride
+// STRIDE elements), all threads of the CTA cooperating, 16 bytes a thread a step. Rows >= T are
+// zero-filled so that they contribute nothing to any product.
+template <int ROWS, int D, int STRIDE, int THREADS, typename E>
+__device__ __forceinline__ void load_tile(E* smem, const E* head_base, int64_t row_stride,
+                                          int row0, int T) {
+  constexpr int kChunks = D / 8;  // 16-byte chunks a row
+  for (int c = threadIdx.x; c < ROWS * kChunks; c += THREADS) {
+    const int r = c / kChunks, part = c % kChunks;
+    const bool valid = row0 + r < T;
+    const E* src = valid ? head_base + (row0 + r) * row_stride + part * 8 : head_base;
+    cp_async16(smem_addr(smem + r * STRIDE + part * 8), src, valid);
+  }
+}
+
+// ---- fragment loads from shared memory ------------------------------------------------------
+
+// A fragments of a 16 x 16 block (rows r0.., cols k0..) of a row-major [rows][STRIDE] tile.
+template <int STRIDE, typename E>
+__device__ __forceinline__ void load_a(uint32_t* a, const E* tile, int r0, int k0, int lane) {
+  const int mi = lane / 8, r = lane % 8;
+  ldmatrix_x4(a, smem_addr(tile + (r0 + (mi % 2) * 8 + r) * STRIDE + k0 + (mi / 2) * 8));
+}
+// A fragments of a 16 x 8 block, for m16n8k8 (D = 8).
+template <int STRIDE, typename E>
+__device__ __forceinline__ void load_a_k8(uint32_t* a, const E* tile, int r0, int lane) {
+  const int r = lane % 16;
+  ldmatrix_x2(a, smem_addr(tile + (r0 + r) * STRIDE));
+}
+
+// B fragments for two neighbouring n-tiles (n0.., n0 + 8..) and one k-step (k0..k0 + 16) from a
+// tile stored [n][k] (K for Q K^T: B[d][key] = K[key][d]): b[0..1] for n-tile n0, b[2..3] n0+8.
+template <int STRIDE, typename E>
+__device__ __forceinline__ void load_b_nk(uint32_t* b, const E* tile, int n0, int k0, int lane) {
+  const int mi = lane / 8, r = lane % 8;
+  ldmatrix_x4(b, smem_addr(tile + (n0 + (mi / 2) * 8 + r) * STRIDE + k0 + (mi % 2) * 8));
+}
+// The m16n8k8 B fragments of four neighbouring n-tiles (n0 + 8 i) from a [n][8] tile (D = 8).
+template <int STRIDE, typename E>
+__device__ __forceinline__ void load_b_nk_k8(uint32_t* b, const E* tile, int n0, int lane) {
+  ldmatrix_x4(b, smem_addr(tile + (n0 + lane) * STRIDE));
+}
+// B fragments for two neighbouring n-tiles (n0.., n0 + 8..) and one k-step from a tile stored
+// [k][n] (V for P V: B[key][d] = V[key][d]), transposed by ldmatrix.
+template <int STRIDE, typename E>
+__device__ __forceinline__ void load_b_kn(uint32_t* b, const E* tile, int k0, int n0, int lane) {
+  const int mi = lane / 8, r = lane % 8;
+  ldmatrix_x4_trans(b, smem_addr(tile + (k0 + (mi % 2) * 8 + r) * STRIDE + n0 + (mi / 2) * 8));
+}
+// The B fragments of one n-tile (n0..n0 + 8) for two k-steps (k0.., k0 + 16..) from a [k][n]
+// tile: b[0..1] for k-step k0, b[2..3] for k0 + 16 (D = 8 has a single n-tile).
+template <int STRIDE, typename E>
+__device__ __forceinline__ void load_b_kn_2k(uint32_t* b, const E* tile, int k0, int n0,
+                                             int lane) {
+  ldmatrix_x4_trans(b, smem_addr(tile + (k0 + lane) * STRIDE + n0));
+}
+
+// The A fragment of a 16 x 16 block from two neighbouring fp32 C tiles (see the header).
+template <typename E>
+__device__ __forceinline__ void c_to_a(uint32_t* a, const float* c0, const float* c1) {
+  a[0] = Elem<E>::pack(c0[0], c0[1]);
+  a[1] = Elem<E>::pack(c0[2], c0[3]);
+  a[2] = Elem<E>::pack(c1[0], c1[1]);
+  a[3] = Elem<E>::pack(c1[2], c1[3]);
+}
+
+// ---- the products every kernel needs --------------------------------------------------------
+
+// acc[16 x 8 NT] = A[16 x D] (fragments in registers, D / 16 k-steps) * B^T, B stored [n][d]
+// in shared memory rows n0 .. n0 + 8 NT.
+template <int D, int NT, int STRIDE, typename E>
+__device__ __forceinline__ void gemm_rows_nk(float (*acc)[4], const uint32_t (*a)[4],
+                                             const E* b_tile, int n0, int lane) {
+  if constexpr (D == 8) {
+#pragma unroll
+    for (int nt = 0; nt < NT; nt += 4) {
+      uint32_t b[4];
+      load_b_nk_k8<STRIDE>(b, b_tile, n0 + nt * 8, lane);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) mma1688<E>(acc[nt + i], a[0], b[i]);
+    }
+  } else {
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+#pragma unroll
+      for (int nt = 0; nt < NT; nt += 2) {
+        uint32_t b[4];
+        load_b_nk<STRIDE>(b, b_tile, n0 + nt * 8, ks * 16, lane);
+        mma16816<E>(acc[nt], a[ks], b);
+        mma16816<E>(acc[nt + 1], a[ks], b + 2);
+      }
+    }
+  }
+}
+
+// out[16 x D] += P[16 x 8 NT] (fp32 C tiles, rounded to E here) * V, V stored [key][d] in
+// shared memory rows k0 .. k0 + 8 NT.
+template <int D, int NT, int STRIDE, typename E>
+__device__ __forceinline__ void gemm_p_kn(float (*out)[4], const float (*p)[4], const E* v_tile,
+                                          int k0, int lane) {
+  static_assert(NT % 4 == 0, "pairs of 16-key steps");
+#pragma unroll
+  for (int kk = 0; kk < NT / 2; kk += 2) {
+    uint32_t a0[4], a1[4];
+    c_to_a<E>(a0, p[2 * kk], p[2 * kk + 1]);
+    c_to_a<E>(a1, p[2 * kk + 2], p[2 * kk + 3]);
+    if constexpr (D == 8) {
+      uint32_t b[4];
+      load_b_kn_2k<STRIDE>(b, v_tile, k0 + kk * 16, 0, lane);
+      mma16816<E>(out[0], a0, b);
+      mma16816<E>(out[0], a1, b + 2);
+    } else {
+#pragma unroll
+      for (int dt = 0; dt < D / 8; dt += 2) {
+        uint32_t b[4];
+        load_b_kn<STRIDE>(b, v_tile, k0 + kk * 16, dt * 8, lane);
+        mma16816<E>(out[dt], a0, b);
+        mma16816<E>(out[dt + 1], a0, b + 2);
+        load_b_kn<STRIDE>(b, v_tile, k0 + kk * 16 + 16, dt * 8, lane);
+        mma16816<E>(out[dt], a1, b);
+        mma16816<E>(out[dt + 1], a1, b + 2);
+      }
+    }
+  }
+}
+
+// Loads the A fragments of a warp's 16 rows x D (D / 16 k-steps; one m16n8k8 step at D = 8).
+template <int D, int STRIDE, typename E>
+__device__ __forceinline__ void load_rows_a(uint32_t (*a)[4], const E* tile, int r0, int lane) {
+  if constexpr (D == 8) {
+    load_a_k8<STRIDE>(a[0], tile, r0, lane);
+  } else {
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) load_a<STRIDE>(a[ks], tile, r0, ks * 16, lane);
+  }
+}
+
+template <int D>
+constexpr int a_steps() {
+  return D == 8 ? 1 : D / 16;
+}
+
+}  // namespace mt::cuda::fa

@@ -1,0 +1,93 @@
+// Tile sizes of the FlashAttention kernels, one traits struct per kernel and head dim.
+//
+// Every warp owns 16 rows (the M of one mma.sync.m16n8k16), so a CTA of W warps owns 16 W
+// rows and streams the other operand in tiles of N rows through double-buffered shared memory.
+// The sizes come from the register budget of one thread (a warp's 16 x N fp32 tile is N / 2
+// registers a thread) and from the exponential unit at small D (larger key tiles amortize the
+// per-tile row max and rescale).
+#pragma once
+
+namespace mt::cuda::fa {
+
+// Shared-memory row stride in elements: D plus 8 (16 bytes) of padding, so that the 8 row
+// addresses of one ldmatrix 8x8 load fall in 8 different 16-byte bank groups (D = 64 without
+// padding would put all 8 rows in the same banks: an 8-way conflict). D = 8 needs none: 8 rows
+// of 16 bytes are already 128 consecutive bytes.
+template <int D>
+constexpr int smem_stride() {
+  return D == 8 ? 8 : D + 8;
+}
+
+// Forward: a CTA owns kBlockM query rows and streams keys/values in tiles of kBlockN.
+template <int D>
+struct FwdTraits {
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kBlockM = 16 * kWarps;  // 64 query rows
+  // 128 keys for D <= 32: the S tile is 64 fp32 registers a thread and each key tile's row
+  // max/rescale is paid once per 128 keys; 64 for D >= 64 where the O accumulator (D / 2
+  // registers) and the Q fragments (D / 4) need the room.
+  static constexpr int kBlockN = D <= 32 ? 128 : 64;
+  static constexpr int kStride = smem_stride<D>();
+  static constexpr int kStages = 2;  // K/V double buffer: loads of tile j+1 overlap tile j
+  static constexpr int kSmemQ = kBlockM * kStride * 2;
+  static constexpr int kSmemKV = kStages * 2 * kBlockN * kStride * 2;
+  static constexpr int kMaskStride = kBlockN + 16;  // dropout bytes a row, 16-aligned, padded
+  static constexpr int kSmemMask = kWarps * 16 * kMaskStride;
+  static constexpr int kSmemBytes = kSmemQ + kSmemKV + kSmemMask;
+
+  static_assert(D == 8 || D == 16 || D == 32 || D == 64 || D == 128, "head dims 8..128");
+  static_assert(kBlockN % 32 == 0, "key tiles are loaded as pairs of 16-key mma steps");
+  static_assert(kBlockN % kBlockM == 0 || kBlockM % kBlockN == 0,
+                "causal tile skipping assumes nested tiles");
+  static_assert(kSmemBytes <= 227 * 1024, "fits an H100 SM's shared memory");
+};
+
+// Backward, dK/dV kernel: a CTA owns kBlockN keys (16 a warp) and streams query tiles of
+// kBlockM rows (with their dO, lse and delta).
+template <int D>
+struct BwdKVTraits {
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kBlockN = 16 * kWarps;  // 64 keys
+  // dK and dV accumulators are 16 x D fp32 each (D / 2 registers a thread, twice); S^T and
+  // dP^T are 16 x kBlockM (kBlockM / 2 registers each): 32 queries a tile at D = 128 keeps the
+  // thread under 255 registers.
+  static constexpr int kBlockM = D == 128 ? 32 : 64;
+  static constexpr int kStride = smem_stride<D>();
+  static constexpr int kStages = 2;
+  static constexpr int kSmemKV = 2 * kBlockN * kStride * 2;
+  static constexpr int kSmemQdO = kStages * 2 * kBlockM * kStride * 2;
+  static constexpr int kSmemStats = kStages * 2 * kBlockM * 4;  // lse and delta, fp32
+  static constexpr int kSmemMask = kWarps * kBlockM * 16;       // 16 key bytes a query
+  static constexpr int kSmemBytes = kSmemKV + kSmemQdO + kSmemStats + kSmemMask;
+
+  static_assert(D == 8 || D == 16 || D == 32 || D == 64 || D == 128, "head dims 8..128");
+  static_assert(kBlockM % 32 == 0, "query tiles are loaded as pairs of 16-row mma steps");
+  static_assert(kSmemBytes <= 227 * 1024, "fits an H100 SM's shared memory");
+};
+
+// Backward, dQ kernel: the forward's shape (a CTA owns query rows, streams keys), with dO
+// fragments beside Q's and two 16 x kBlockN tiles (S and dP) live at once.
+template <int D>
+struct BwdQTraits {
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kBlockM = 16 * kWarps;
+  static constexpr int kBlockN = D == 128 ? 32 : 64;
+  static constexpr int kStride = smem_stride<D>();
+  static constexpr int kStages = 2;
+  static constexpr int kSmemQdO = 2 * kBlockM * kStride * 2;
+  static constexpr int kSmemKV = kStages * 2 * kBlockN * kStride * 2;
+  static constexpr int kMaskStride = kBlockN + 16;
+  static constexpr int kSmemMask = kWarps * 16 * kMaskStride;
+  static constexpr int kSmemBytes = kSmemQdO + kSmemKV + kSmemMask;
+
+  static_assert(D == 8 || D == 16 || D == 32 || D == 64 || D == 128, "head dims 8..128");
+  static_assert(kBlockN % 32 == 0, "key tiles are loaded as pairs of 16-key mma steps");
+  static_assert(kBlockN % kBlockM == 0 || kBlockM % kBlockN == 0,
+                "causal tile skipping assumes nested tiles");
+  static_assert(kSmemBytes <= 227 * 1024, "fits an H100 SM's shared memory");
+};
+
+}  // namespace mt::cuda::fa

@@ -1,0 +1,394 @@
+// Attention: the checks, the dispatch, and FlashAttention's tiled algorithm on the CPU.
+//
+// The tiled path is the readable twin of cuda/flash_attention_fwd.cu / _bwd.cu: the same tile
+// loops and the same recurrences, written with plain loops. Per (batch, head):
+//
+// forward, one tile of query rows at a time, keys streamed tile by tile:
+//     s_ij = scale * q_i . k_j                    (-inf where causal hides key j from row i)
+//     m_i' = max(m_i, max_j s_ij)                 running row max
+//     l_i  = l_i * exp(m_i - m_i') + sum_j exp(s_ij - m_i')
+//     acc_i = acc_i * exp(m_i - m_i') + sum_j drop_ij(exp(s_ij - m_i')) v_j
+//   at the end o_i = acc_i / l_i and lse_i = m_i + log(l_i): only o and lse are saved.
+//
+// backward, with p_ij = exp(s_ij - lse_i) recomputed and delta_i = sum_d do_id o_id:
+//   pass 1, one tile of keys at a time (queries streamed):  dv_j += drop_ij(p_ij) do_i,
+//           dp_ij = drop_ij(do_i . v_j),  ds_ij = p_ij (dp_ij - delta_i),  dk_j += scale ds_ij q_i
+//   pass 2, one tile of queries at a time (keys streamed):  dq_i += scale ds_ij k_j
+// Each gradient row is summed by one loop in a fixed order: deterministic, no shared writes.
+#include "ops/attention.h"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cuda/attention_dropout.h"
+#ifdef MT_WITH_CUDA
+#include "cuda/flash_attention.cuh"
+#endif
+
+namespace mt::ops {
+
+namespace {
+
+constexpr int64_t kRowTile = 64;  // query rows per tile: 64 x 64 scores = 32 KB in float64
+constexpr int64_t kColTile = 64;  // keys per tile
+
+struct Dims {
+  int64_t B, T, H, D;
+};
+
+Dims check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, const char* op) {
+  CHECK(q.dim() == 4, "{}: expected q of shape [B, T, H, D], got {}", op, q.describe());
+  CHECK(k.shape() == q.shape() && v.shape() == q.shape(),
+        "{}: q, k, v must have the same shape [B, T, H, D], got q {}, k {}, v {}", op,
+        q.describe(), k.describe(), v.describe());
+  CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype(),
+        "{}: q, k, v must have the same dtype, got q {}, k {}, v {}", op, q.describe(),
+        k.describe(), v.describe());
+  CHECK(k.device() == q.device() && v.device() == q.device(),
+        "{}: q, k, v must be on one device, got q {}, k {}, v {}", op, q.describe(),
+        k.describe(), v.describe());
+  CHECK(is_floating(q.dtype()), "{}: expected floating q, k, v, got {}", op, q.describe());
+  CHECK(q.numel() > 0, "{}: empty input {}", op, q.describe());
+  return {q.size(0), q.size(1), q.size(2), q.size(3)};
+}
+
+void check_options(const AttentionOptions& o, const char* op) {
+  CHECK(o.dropout_p >= 0.0f && o.dropout_p < 1.0f, "{}: dropout_p must be in [0, 1), got {}", op,
+        o.dropout_p);
+  CHECK(o.scale >= 0.0f && std::isfinite(o.scale), "{}: scale must be finite and >= 0, got {}",
+        op, o.scale);
+}
+
+AttentionDropout make_dropout(const AttentionOptions& o) {
+  AttentionDropout d;
+  d.seed = o.seed;
+  d.offset = o.offset;
+  d.threshold = AttentionDropout::threshold_for(o.dropout_p);
+  return d;
+}
+
+// Flat index of element (b, t, h, d) in a contiguous [B, T, H, D] array.
+inline int64_t at(const Dims& s, int64_t b, int64_t t, int64_t h) {
+  return ((b * s.T + t) * s.H + h) * s.D;
+}
+
+// The keep factor of element (row, col): 0 when dropped, 1/(1-p) when kept, 1 without dropout.
+template <typename acc_t>
+inline acc_t keep_factor(const AttentionDropout& drop, uint32_t bh, int64_t row, int64_t col) {
+  if (drop.threshold == 0) return acc_t(1);
+  return drop.keep(bh, static_cast<uint32_t>(row), static_cast<uint32_t>(col))
+             ? static_cast<acc_t>(drop.keep_scale())
+             : acc_t(0);
+}
+
+template <typename scalar_t>
+scalar_t dot(const scalar_t* a, const scalar_t* b, int64_t n) {
+  scalar_t s = 0;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// One tile of query rows [r0, r1) of head (b, h): the online-softmax forward.
+template <typename scalar_t>
+void forward_row_tile(const scalar_t* q, const scalar_t* k, const scalar_t* v, scalar_t* o,
+                      scalar_t* lse, const Dims& s, int64_t b, int64_t h, int64_t r0, int64_t r1,
+                      scalar_t scale, bool causal, const AttentionDropout& drop) {
+  const scalar_t neg_inf = -std::numeric_limits<scalar_t>::infinity();
+  const uint32_t bh = static_cast<uint32_t>(b * s.H + h);
+  std::vector<scalar_t> m(r1 - r0, neg_inf), l(r1 - r0, 0), acc((r1 - r0) * s.D, 0);
+  std::vector<scalar_t> p(kColTile);
+  const int64_t key_end = causal ? r1 : s.T;  // later key tiles are fully masked: skipped
+  for (int64_t c0 = 0; c0 < key_end; c0 += kColTile) {
+    const int64_t c1 = std::min(c0 + kColTile, key_end);
+    for (int64_t i = r0; i < r1; ++i) {
+      const scalar_t* qi = q + at(s, b, i, h);
+      scalar_t* acc_i = &acc[(i - r0) * s.D];
+      scalar_t tile_max = neg_inf;
+      for (int64_t j = c0; j < c1; ++j) {
+        p[j - c0] = (causal && j > i) ? neg_inf : scale * dot(qi, k + at(s, b, j, h), s.D);
+        tile_max = std::max(tile_max, p[j - c0]);
+      }
+      const scalar_t m_new = std::max(m[i - r0], tile_max);
+      if (m_new == neg_inf) continue;  // the whole tile is masked for this row
+      const scalar_t alpha = std::exp(m[i - r0] - m_new);
+      l[i - r0] *= alpha;
+      for (int64_t d = 0; d < s.D; ++d) acc_i[d] *= alpha;
+      for (int64_t j = c0; j < c1; ++j) {
+        const scalar_t pj = std::exp(p[j - c0] - m_new);
+        l[i - r0] += pj;
+        const scalar_t pd = pj * keep_factor<scalar_t>(drop, bh, i, j);
+        const scalar_t* vj = v + at(s, b, j, h);
+        for (int64_t d = 0; d < s.D; ++d) acc_i[d] += pd * vj[d];
+      }
+      m[i - r0] = m_new;
+    }
+  }
+  for (int64_t i = r0; i < r1; ++i) {
+    for (int64_t d = 0; d < s.D; ++d) o[at(s, b, i, h) + d] = acc[(i - r0) * s.D + d] / l[i - r0];
+    lse[(b * s.H + h) * s.T + i] = m[i - r0] + std::log(l[i - r0]);
+  }
+}
+
+template <typename scalar_t>
+void forward_tiled(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, Tensor& lse,
+                   const Dims& s, double scale, bool causal, const AttentionDropout& drop) {
+  const scalar_t *qp = q.data<scalar_t>(), *kp = k.data<scalar_t>(), *vp = v.data<scalar_t>();
+  scalar_t *op = o.data<scalar_t>(), *lp = lse.data<scalar_t>();
+  const int64_t tiles = (s.T + kRowTile - 1) / kRowTile;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int64_t bh = 0; bh < s.B * s.H; ++bh) {
+    for (int64_t t = 0; t < tiles; ++t) {
+      forward_row_tile<scalar_t>(qp, kp, vp, op, lp, s, bh / s.H, bh % s.H, t * kRowTile,
+                                 std::min((t + 1) * kRowTile, s.T), static_cast<scalar_t>(scale),
+                                 causal, drop);
+    }
+  }
+}
+
+// What both backward passes recompute for one (row i, key j) pair: ds_ij, and the dropped
+// probability for dv. Returns false when the pair is masked.
+template <typename scalar_t>
+struct BackwardCtx {
+  const scalar_t *q, *k, *v, *dout, *lse, *delta;
+  Dims s;
+  scalar_t scale;
+  bool causal;
+  AttentionDropout drop;
+
+  bool recompute(int64_t b, int64_t h, int64_t i, int64_t j, scalar_t* pd, scalar_t* ds) const {
+    if (causal && j > i) return false;
+    const int64_t row = (b * s.H + h) * s.T + i;
+    const scalar_t p = std::exp(scale * dot(q + at(s, b, i, h), k + at(s, b, j, h), s.D) - lse[row]);
+    const scalar_t keep = keep_factor<scalar_t>(drop, static_cast<uint32_t>(b * s.H + h), i, j);
+    const scalar_t dp = keep * dot(dout + at(s, b, i, h), v + at(s, b, j, h), s.D);
+    *pd = p * keep;
+    *ds = p * (dp - delta[row]);
+    return true;
+  }
+};
+
+// Pass 1: keys [c0, c1) of head (b, h) accumulate dk and dv over every query that sees them.
+template <typename scalar_t>
+void backward_key_tile(const BackwardCtx<scalar_t>& c, scalar_t* dk, scalar_t* dv, int64_t b,
+                       int64_t h, int64_t c0, int64_t c1) {
+  const Dims& s = c.s;
+  for (int64_t j = c0; j < c1; ++j) {
+    scalar_t* dkj = dk + at(s, b, j, h);
+    scalar_t* dvj = dv + at(s, b, j, h);
+    for (int64_t d = 0; d < s.D; ++d) dkj[d] = dvj[d] = 0;
+    for (int64_t i = c.causal ? j : 0; i < s.T; ++i) {
+      scalar_t pd, ds;
+      if (!c.recompute(b, h, i, j, &pd, &ds)) continue;
+      const scalar_t* qi = c.q + at(s, b, i, h);
+      const scalar_t* doi = c.dout + at(s, b, i, h);
+      for (int64_t d = 0; d < s.D; ++d) {
+        dvj[d] += pd * doi[d];
+        dkj[d] += c.scale * ds * qi[d];
+      }
+    }
+  }
+}
+
+// Pass 2: query rows [r0, r1) of head (b, h) accumulate dq over every key they see.
+template <typename scalar_t>
+void backward_row_tile(const BackwardCtx<scalar_t>& c, scalar_t* dq, int64_t b, int64_t h,
+                       int64_t r0, int64_t r1) {
+  const Dims& s = c.s;
+  for (int64_t i = r0; i < r1; ++i) {
+    scalar_t* dqi = dq + at(s, b, i, h);
+    for (int64_t d = 0; d < s.D; ++d) dqi[d] = 0;
+    const int64_t key_end = c.causal ? i + 1 : s.T;
+    for (int64_t j = 0; j < key_end; ++j) {
+      scalar_t pd, ds;
+      if (!c.recompute(b, h, i, j, &pd, &ds)) continue;
+      const scalar_t* kj = c.k + at(s, b, j, h);
+      for (int64_t d = 0; d < s.D; ++d) dqi[d] += c.scale * ds * kj[d];
+    }
+  }
+}
+
+template <typename scalar_t>
+AttentionGrads backward_tiled(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                              const Tensor& lse, const Tensor& dout, const Dims& s, double scale,
+                              bool causal, const AttentionDropout& drop) {
+  AttentionGrads g{Tensor::empty(q.shape(), q.dtype()), Tensor::empty(q.shape(), q.dtype()),
+                   Tensor::empty(q.shape(), q.dtype())};
+  // delta_i = sum_d dout_id * o_id  (= sum_j p_ij dp_ij: the softmax backward's row term)
+  Tensor delta = Tensor::empty({s.B, s.H, s.T}, q.dtype());
+  const scalar_t *op = o.data<scalar_t>(), *dop = dout.data<scalar_t>();
+  scalar_t* dl = delta.data<scalar_t>();
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int64_t h = 0; h < s.H; ++h)
+      for (int64_t i = 0; i < s.T; ++i)
+        dl[(b * s.H + h) * s.T + i] = dot(op + at(s, b, i, h), dop + at(s, b, i, h), s.D);
+
+  BackwardCtx<scalar_t> c{q.data<scalar_t>(),   k.data<scalar_t>(),   v.data<scalar_t>(),
+                          dop,                  lse.data<scalar_t>(), dl,
+                          s,                    static_cast<scalar_t>(scale),
+                          causal,               drop};
+  scalar_t *dq = g.dq.data<scalar_t>(), *dk = g.dk.data<scalar_t>(), *dv = g.dv.data<scalar_t>();
+  const int64_t tiles = (s.T + kColTile - 1) / kColTile;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int64_t bh = 0; bh < s.B * s.H; ++bh)
+    for (int64_t t = 0; t < tiles; ++t)
+      backward_key_tile(c, dk, dv, bh / s.H, bh % s.H, t * kColTile,
+                        std::min((t + 1) * kColTile, s.T));
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int64_t bh = 0; bh < s.B * s.H; ++bh)
+    for (int64_t t = 0; t < tiles; ++t)
+      backward_row_tile(c, dq, bh / s.H, bh % s.H, t * kRowTile,
+                        std::min((t + 1) * kRowTile, s.T));
+  return g;
+}
+
+// The CPU computes float32 and float64; bf16 inputs are computed in float32.
+DType cpu_compute_dtype(DType dtype) { return dtype == kFloat64 ? kFloat64 : kFloat32; }
+
+#ifdef MT_WITH_CUDA
+cuda::AttnStrides strides_of(const Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
+
+// The kernels read rows of D elements with 16-byte loads: the head dim contiguous and every
+// stride and the base a multiple of 8 bf16 elements. Anything else is copied to contiguous.
+Tensor kernel_layout(const Tensor& t) {
+  Tensor x = t.dtype() == kBFloat16 ? t : t.to(kBFloat16);
+  bool ok = x.stride(3) == 1 && x.offset() % 8 == 0;
+  for (int d = 0; d < 3; ++d) ok = ok && x.stride(d) % 8 == 0;
+  return ok ? x : x.contiguous();
+}
+
+cuda::FlashAttentionParams cuda_params(const Tensor& q, const Tensor& k, const Tensor& v,
+                                       const AttentionOptions& o) {
+  const int64_t D = q.size(3);
+  CHECK(D == 8 || D == 16 || D == 32 || D == 64 || D == 128,
+        "attention: the CUDA kernel supports head dims 8, 16, 32, 64, 128, got q {}",
+        q.describe());
+  CHECK(q.size(1) < (int64_t(1) << 31) && q.size(0) * q.size(2) < (int64_t(1) << 31),
+        "attention: too large for the CUDA kernel: q {}", q.describe());
+  cuda::FlashAttentionParams p;
+  p.B = static_cast<int>(q.size(0));
+  p.T = static_cast<int>(q.size(1));
+  p.H = static_cast<int>(q.size(2));
+  p.D = static_cast<int>(D);
+  p.scale = attention_scale(o, D);
+  p.causal = o.causal;
+  p.seed = o.seed;
+  p.offset = o.offset;
+  p.dropout_threshold = AttentionDropout::threshold_for(o.dropout_p);
+  p.q = q.raw_data();
+  p.k = k.raw_data();
+  p.v = v.raw_data();
+  p.q_strides = strides_of(q);
+  p.k_strides = strides_of(k);
+  p.v_strides = strides_of(v);
+  return p;
+}
+#endif
+
+Tensor forward_cuda(const Tensor& q0, const Tensor& k0, const Tensor& v0,
+                    const AttentionOptions& options, Tensor* lse_out) {
+#ifdef MT_WITH_CUDA
+  Tensor q = kernel_layout(q0), k = kernel_layout(k0), v = kernel_layout(v0);
+  cuda::FlashAttentionParams p = cuda_params(q, k, v, options);
+  Tensor out = Tensor::empty(q.shape(), kBFloat16, q.device());
+  Tensor lse = Tensor::empty({q.size(0), q.size(2), q.size(1)}, kFloat32, q.device());
+  p.out = out.raw_data();
+  p.out_strides = strides_of(out);
+  p.lse = lse.data<float>();
+  cuda::flash_attention_forward(p);
+  if (lse_out) *lse_out = lse;
+  return q0.dtype() == kBFloat16 ? out : out.to(q0.dtype());
+#else
+  (void)q0, (void)k0, (void)v0, (void)options, (void)lse_out;
+  FAIL("attention: CUDA tensors need a build with CUDA");
+#endif
+}
+
+AttentionGrads backward_cuda(const Tensor& q0, const Tensor& k0, const Tensor& v0,
+                             const Tensor& out0, const Tensor& lse, const Tensor& dout0,
+                             const AttentionOptions& options) {
+#ifdef MT_WITH_CUDA
+  Tensor q = kernel_layout(q0), k = kernel_layout(k0), v = kernel_layout(v0);
+  Tensor out = kernel_layout(out0), dout = kernel_layout(dout0);
+  CHECK(lse.dtype() == kFloat32 && lse.is_contiguous(),
+        "attention_backward: expected the forward's float32 lse, got {}", lse.describe());
+  cuda::FlashAttentionParams p = cuda_params(q, k, v, options);
+  AttentionGrads g{Tensor::empty(q.shape(), kBFloat16, q.device()),
+                   Tensor::empty(q.shape(), kBFloat16, q.device()),
+                   Tensor::empty(q.shape(), kBFloat16, q.device())};
+  Tensor delta = Tensor::empty(lse.shape(), kFloat32, q.device());
+  p.out = out.raw_data();
+  p.out_strides = strides_of(out);
+  p.lse = lse.data<float>();
+  p.dout = dout.raw_data();
+  p.dout_strides = strides_of(dout);
+  p.dq = g.dq.raw_data();
+  p.dk = g.dk.raw_data();
+  p.dv = g.dv.raw_data();
+  p.delta = delta.data<float>();
+  cuda::flash_attention_backward(p);
+  if (q0.dtype() != kBFloat16) g = {g.dq.to(q0.dtype()), g.dk.to(q0.dtype()), g.dv.to(q0.dtype())};
+  return g;
+#else
+  (void)q0, (void)k0, (void)v0, (void)out0, (void)lse, (void)dout0, (void)options;
+  FAIL("attention: CUDA tensors need a build with CUDA");
+#endif
+}
+
+}  // namespace
+
+float attention_scale(const AttentionOptions& options, int64_t head_dim) {
+  return options.scale > 0.0f ? options.scale
+                              : static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+}
+
+Tensor attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                         const AttentionOptions& options, Tensor* lse) {
+  const Dims s = check_qkv(q, k, v, "attention_forward");
+  check_options(options, "attention_forward");
+  if (q.is_cuda()) return forward_cuda(q, k, v, options, lse);
+  const DType ct = cpu_compute_dtype(q.dtype());
+  Tensor qc = q.to(ct).contiguous(), kc = k.to(ct).contiguous(), vc = v.to(ct).contiguous();
+  Tensor out = Tensor::empty(q.shape(), ct);
+  Tensor row_lse = Tensor::empty({s.B, s.H, s.T}, ct);
+  const double scale = attention_scale(options, s.D);
+  MT_DISPATCH_FLOAT(ct, "attention_forward", [&] {
+    if constexpr (!std::is_same_v<scalar_t, bf16>) {
+      forward_tiled<scalar_t>(qc, kc, vc, out, row_lse, s, scale, options.causal,
+                              make_dropout(options));
+    }
+  });
+  if (lse) *lse = row_lse;
+  return out.to(q.dtype());
+}
+
+AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const Tensor& out, const Tensor& lse, const Tensor& dout,
+                                  const AttentionOptions& options) {
+  const Dims s = check_qkv(q, k, v, "attention_backward");
+  check_options(options, "attention_backward");
+  CHECK(out.shape() == q.shape() && dout.shape() == q.shape(),
+        "attention_backward: out and dout must match q {}, got out {}, dout {}", q.describe(),
+        out.describe(), dout.describe());
+  CHECK(lse.shape() == Shape({s.B, s.H, s.T}),
+        "attention_backward: expected lse of shape {}, got {}", shape_str({s.B, s.H, s.T}),
+        lse.describe());
+  CHECK(out.device() == q.device() && dout.device() == q.device() && lse.device() == q.device(),
+        "attention_backward: all inputs must be on {}, got out {}, dout {}, lse {}",
+        q.device().str(), out.describe(), dout.describe(), lse.describe());
+  if (q.is_cuda()) return backward_cuda(q, k, v, out, lse, dout, options);
+  const DType ct = cpu_compute_dtype(q.dtype());
+  auto prep = [&](const Tensor& t) { return t.to(ct).contiguous(); };
+  const double scale = attention_scale(options, s.D);
+  AttentionGrads g = MT_DISPATCH_FLOAT(ct, "attention_backward", [&] {
+    if constexpr (!std::is_same_v<scalar_t, bf16>) {
+      return backward_tiled<scalar_t>(prep(q), prep(k), prep(v), prep(out), prep(lse),
+                                      prep(dout), s, scale, options.causal,
+                                      make_dropout(options));
+    }
+    return AttentionGrads{};
+  });
+  return {g.dq.to(q.dtype()), g.dk.to(q.dtype()), g.dv.to(q.dtype())};
+}
+
+}  // namespace mt::ops
