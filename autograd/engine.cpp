@@ -73,6 +73,7 @@ void Var::backward(const Tensor& grad_output, bool retain_graph) const {
       // A copy: backward functions may hand the same tensor to several inputs (add gives dy to
       // both), and an optimizer that scales one leaf's grad in place must not touch another's.
       accumulate(var->grad, var->grad.defined() ? grad : grad.clone());
+      if (var->post_accumulate_hook) var->post_accumulate_hook(*var);
       continue;
     }
     CHECK(node->backward, "backward: the graph through '{}' was already freed; call backward with "

@@ -36,6 +36,10 @@ struct VarImpl {
   bool requires_grad = false;
   std::shared_ptr<Node> grad_fn;  // null for leaves
   std::string name;               // optional, for error messages and parameter listings
+  // Called on a leaf once a backward pass has finished accumulating into its grad (the moment
+  // its gradient for this pass is complete): data-parallel training starts the all-reduce of a
+  // gradient bucket from here, overlapping communication with the rest of the backward.
+  std::function<void(VarImpl&)> post_accumulate_hook;
 };
 
 // Maps the gradient of the node's output to one gradient per input (an undefined Tensor for an
