@@ -3,10 +3,13 @@
 
 #include "cuda/allocator.cuh"
 #include "cuda/check.cuh"
+#include "cuda/debug.h"
 
 namespace mt::cuda {
 
 namespace {
+bool g_poison = false;  // set_poison_allocations (tests only)
+
 size_t round_up(size_t n, size_t multiple) { return (n + multiple - 1) / multiple * multiple; }
 
 std::string mib(size_t bytes) { return fmt::format("{:.2f} MiB", bytes / 1048576.0); }
@@ -32,6 +35,7 @@ void* CachingAllocator::allocate(size_t nbytes) {
   } else {
     ptr = device_malloc(size);
   }
+  if (g_poison) CUDA_CHECK(cudaMemsetAsync(ptr, 0xFF, block_size, stream()));
   live_.emplace(ptr, block_size);
   stats_.allocated += block_size;
   stats_.peak_allocated = std::max(stats_.peak_allocated, stats_.allocated);
@@ -96,6 +100,8 @@ void CachingAllocator::reset_peak() {
   std::lock_guard<std::mutex> lock(mutex_);
   stats_.peak_allocated = stats_.allocated;
 }
+
+void set_poison_allocations(bool on) { g_poison = on; }
 
 CachingAllocator& caching_allocator() {
   // Never destroyed: tensors freed during static destruction may still release into it, and by

@@ -91,7 +91,7 @@ void dispatch_elem(ElemType type, F&& f) {
       f(elem_tag<int64_t>{});
       return;
   }
-  FAIL("cuda: unknown element type {}", static_cast<int>(type));
+  MT_FAIL("cuda: unknown element type {}", static_cast<int>(type));
 }
 
 // The same over the three floating types only (float, bf16, double).
@@ -110,7 +110,104 @@ void dispatch_float(ElemType type, const char* op, F&& f) {
     default:
       break;
   }
-  FAIL("{} (cuda): expected a floating element type, got {}", op, static_cast<int>(type));
+  MT_FAIL("{} (cuda): expected a floating element type, got {}", op, static_cast<int>(type));
+}
+
+}  // namespace mt::cuda
+
+namespace mt::cuda {
+
+// N strided operands read through one shape: operand k's element at row-major index i lives at
+// data_k + offset_k(i). The host side merges dims whose layouts line up in every operand and
+// drops size-1 dims, so a dense tensor becomes ndim = 1 with stride 1 and the division loop
+// disappears; the kernel only pays div/mod for the dims that really broadcast or transpose.
+template <int N>
+struct StridedIndexer {
+  int ndim = 0;
+  int64_t sizes[kMaxCopyDims];
+  int64_t strides[N][kMaxCopyDims];
+
+  __device__ __forceinline__ void offsets(int64_t i, int64_t (&off)[N]) const {
+#pragma unroll
+    for (int k = 0; k < N; ++k) off[k] = 0;
+    for (int d = ndim - 1; d >= 0; --d) {
+      const int64_t coord = i % sizes[d];
+      i /= sizes[d];
+#pragma unroll
+      for (int k = 0; k < N; ++k) off[k] += coord * strides[k][d];
+    }
+  }
+  // True when every operand is dense in the same order: the kernel can use i itself.
+  bool dense() const {
+    if (ndim > 1) return false;
+    for (int k = 0; k < N; ++k) {
+      if (ndim == 1 && strides[k][0] != 1) return false;
+    }
+    return true;
+  }
+};
+
+template <int N>
+StridedIndexer<N> make_indexer(const int64_t* sizes, int ndim, const int64_t* const* strides) {
+  MT_CHECK(ndim <= kMaxCopyDims, "cuda: {} dims, at most {} supported", ndim, kMaxCopyDims);
+  StridedIndexer<N> ix;
+  for (int d = 0; d < ndim; ++d) {
+    if (sizes[d] == 1) continue;
+    bool merge = ix.ndim > 0;
+    for (int k = 0; k < N && merge; ++k) {
+      merge = ix.strides[k][ix.ndim - 1] == strides[k][d] * sizes[d];
+    }
+    if (merge) {
+      ix.sizes[ix.ndim - 1] *= sizes[d];
+      for (int k = 0; k < N; ++k) ix.strides[k][ix.ndim - 1] = strides[k][d];
+    } else {
+      ix.sizes[ix.ndim] = sizes[d];
+      for (int k = 0; k < N; ++k) ix.strides[k][ix.ndim] = strides[k][d];
+      ix.ndim += 1;
+    }
+  }
+  return ix;
+}
+
+struct SumOp {
+  template <typename A>
+  __device__ __forceinline__ A operator()(A a, A b) const {
+    return a + b;
+  }
+};
+struct MaxOp {  // NaN-propagating, as torch.amax
+  template <typename A>
+  __device__ __forceinline__ A operator()(A a, A b) const {
+    return (a != a || a > b) ? a : b;
+  }
+};
+
+// Combines `value` over the block (blockDim.x a multiple of 32, at most 1024) and returns the
+// result to every thread. The shuffle order is fixed, so the same inputs give the same bits.
+template <typename A, typename Op>
+__device__ A block_reduce(A value, Op op, A identity) {
+  __shared__ A partial[32];
+  for (int offset = 16; offset > 0; offset /= 2) {
+    value = op(value, __shfl_down_sync(0xffffffffu, value, offset));
+  }
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  __syncthreads();  // a previous call's readers of partial[0] are done
+  if (lane == 0) partial[warp] = value;
+  __syncthreads();
+  if (warp == 0) {
+    value = lane < int(blockDim.x / 32) ? partial[lane] : identity;
+    for (int offset = 16; offset > 0; offset /= 2) {
+      value = op(value, __shfl_down_sync(0xffffffffu, value, offset));
+    }
+    if (lane == 0) partial[0] = value;
+  }
+  __syncthreads();
+  return partial[0];
+}
+
+template <typename A>
+__device__ __forceinline__ A block_sum(A value) {
+  return block_reduce(value, SumOp{}, A(0));
 }
 
 }  // namespace mt::cuda

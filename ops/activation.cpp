@@ -1,4 +1,5 @@
 #include "ops/activation.h"
+#include "ops/cuda_ops.h"
 
 #include <cmath>
 #include <type_traits>
@@ -69,7 +70,7 @@ void gelu_backward_cpu(const Tensor& dy, const Tensor& x, Tensor& dx, GeluApprox
 Tensor gelu(const Tensor& x_in, GeluApprox approx) {
   CHECK(is_floating(x_in.dtype()), "gelu: expected a floating tensor, got {}", x_in.describe());
   if (x_in.is_cuda()) {
-    FAIL("gelu: CUDA path not available");
+    return cuda_ops::gelu(x_in, approx == GeluApprox::kTanh);
   }
   const Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype());
@@ -86,7 +87,7 @@ Tensor gelu_backward(const Tensor& dy_in, const Tensor& x_in, GeluApprox approx)
   CHECK(is_floating(x_in.dtype()), "gelu_backward: expected a floating tensor, got {}",
         x_in.describe());
   if (x_in.is_cuda()) {
-    FAIL("gelu_backward: CUDA path not available");
+    return cuda_ops::gelu_backward(dy_in, x_in, approx == GeluApprox::kTanh);
   }
   const Tensor dy = dy_in.contiguous(), x = x_in.contiguous();
   Tensor dx = Tensor::empty(x.shape(), x.dtype());

@@ -1,4 +1,5 @@
 #include "ops/dropout.h"
+#include "ops/cuda_ops.h"
 
 #include <type_traits>
 
@@ -36,7 +37,7 @@ Tensor dropout_impl(const Tensor& x_in, float p, uint64_t seed, uint64_t stream,
   CHECK(p >= 0.0f && p <= 1.0f, "{}: p must be in [0, 1], got {}", op, p);
   CHECK(is_floating(x_in.dtype()), "{}: expected a floating tensor, got {}", op, x_in.describe());
   if (x_in.is_cuda()) {
-    FAIL("{}: CUDA path not available", op);
+    return cuda_ops::dropout(x_in, p, seed, stream);
   }
   const Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype());

@@ -1,5 +1,6 @@
 // Elementwise ops: validation, the CPU loops, and the device dispatch (see elementwise.h).
 #include "ops/elementwise.h"
+#include "ops/cuda_ops.h"
 
 #include <cmath>
 #include <limits>
@@ -226,7 +227,7 @@ Tensor binary(const Tensor& a, const Tensor& b, BinaryOp op) {
   check_pair(a, b, name);
   Tensor out = Tensor::empty(broadcast_shapes(a.shape(), b.shape(), name), a.dtype(), a.device());
   if (a.is_cuda()) {
-    FAIL("{}: CUDA path not available", name);
+    return cuda_ops::binary(a, b, op, out);
   }
   MT_DISPATCH_FLOAT(a.dtype(), name, [&] { binary_cpu<scalar_t>(a, b, out, op); });
   return out;
@@ -237,7 +238,7 @@ Tensor unary(const Tensor& x, UnaryOp op, double p0, double p1) {
   CHECK(x.defined(), "{}: got an undefined tensor", name);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (x.is_cuda()) {
-    FAIL("{}: CUDA path not available", name);
+    return cuda_ops::unary(x, op, p0, p1, out);
   }
   MT_DISPATCH_FLOAT(x.dtype(), name, [&] { unary_cpu<scalar_t>(x, out, op, p0, p1); });
   return out;
@@ -255,7 +256,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   const Tensor c = cond.to(a.dtype());
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   if (a.is_cuda()) {
-    FAIL("where: CUDA path not available");
+    return cuda_ops::where(c, a, b, out);
   }
   MT_DISPATCH_FLOAT(a.dtype(), "where", [&] { where_cpu<scalar_t>(c, a, b, out); });
   return out;

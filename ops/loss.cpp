@@ -1,4 +1,5 @@
 #include "ops/loss.h"
+#include "ops/cuda_ops.h"
 
 #include <cmath>
 #include <type_traits>
@@ -124,7 +125,7 @@ Tensor smooth_l1_loss(const Tensor& pred_in, const Tensor& target_in, float beta
   CHECK(beta >= 0, "smooth_l1_loss: beta must be >= 0, got {}", beta);
   const int64_t F = check_weight(pred_in, weight, "smooth_l1_loss");
   if (pred_in.is_cuda()) {
-    FAIL("smooth_l1_loss: CUDA path not available");
+    return cuda_ops::loss_forward(pred_in, target_in, weight, beta);
   }
   const Tensor pred = pred_in.contiguous(), target = target_in.contiguous();
   const std::vector<double> w = weight_values(weight, F);
@@ -143,7 +144,7 @@ Tensor smooth_l1_loss_backward(const Tensor& dloss, const Tensor& pred_in, const
   CHECK(beta >= 0, "smooth_l1_loss_backward: beta must be >= 0, got {}", beta);
   const int64_t F = check_weight(pred_in, weight, "smooth_l1_loss_backward");
   if (pred_in.is_cuda()) {
-    FAIL("smooth_l1_loss_backward: CUDA path not available");
+    return cuda_ops::loss_backward(dloss, pred_in, target_in, weight, beta);
   }
   const Tensor pred = pred_in.contiguous(), target = target_in.contiguous();
   const std::vector<double> w = weight_values(weight, F);
@@ -159,7 +160,7 @@ Tensor mse_loss(const Tensor& pred_in, const Tensor& target_in) {
   check_pair(pred_in, target_in, "mse_loss");
   CHECK(pred_in.numel() > 0, "mse_loss: empty input {}", pred_in.describe());
   if (pred_in.is_cuda()) {
-    FAIL("mse_loss: CUDA path not available");
+    return cuda_ops::loss_forward(pred_in, target_in, Tensor(), -1.0f);  // beta < 0: MSE
   }
   const Tensor pred = pred_in.contiguous(), target = target_in.contiguous();
   const double total = MT_DISPATCH_FLOAT(pred.dtype(), "mse_loss",
@@ -173,7 +174,7 @@ Tensor mse_loss_backward(const Tensor& dloss, const Tensor& pred_in, const Tenso
   check_pair(pred_in, target_in, "mse_loss_backward");
   CHECK(pred_in.numel() > 0, "mse_loss_backward: empty input {}", pred_in.describe());
   if (pred_in.is_cuda()) {
-    FAIL("mse_loss_backward: CUDA path not available");
+    return cuda_ops::loss_backward(dloss, pred_in, target_in, Tensor(), -1.0f);
   }
   const Tensor pred = pred_in.contiguous(), target = target_in.contiguous();
   const double scale = 2.0 * upstream(dloss, "mse_loss_backward") / double(pred.numel());

@@ -9,6 +9,7 @@
 // the micro-kernel reads them, so the inner loop streams two unit-stride buffers whatever the
 // operands' strides, and the B sliver (KC x NR) stays in L1 while the A block stays in L2.
 #include "ops/matmul.h"
+#include "ops/cuda_ops.h"
 
 #include <omp.h>
 
@@ -253,7 +254,10 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   out_shape.insert(out_shape.end(), {M, N});
   Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
   if (a.is_cuda()) {
-    FAIL("matmul: CUDA path not available");
+    cuda_ops::matmul(a.expand(a_shape), b.expand(b_shape), out);
+    if (b_vec) out = out.squeeze(-1);
+    if (a_vec) out = out.squeeze(-2);
+    return out;
   }
   if (a.dtype() == kBFloat16) {  // widen, multiply in float32, round once
     out = matmul(a.to(kFloat32), b.to(kFloat32)).to(kBFloat16).reshape(out_shape);
@@ -289,7 +293,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   Shape out_shape = x.shape();
   out_shape.back() = out_f;
   if (x.is_cuda()) {
-    FAIL("linear: CUDA path not available");
+    return cuda_ops::linear(x, w, bias);
   }
   if (x.dtype() == kBFloat16) {
     const Tensor b32 = bias.defined() ? bias.to(kFloat32) : Tensor();

@@ -4,6 +4,7 @@
 // exception is a sum over leading dims of a contiguous tensor (the bias gradient: [B*T, C] summed
 // over B*T), which sums columns in place instead of paying a transposing copy.
 #include "ops/reduce.h"
+#include "ops/cuda_ops.h"
 
 #include <algorithm>
 #include <cmath>
@@ -129,7 +130,8 @@ Tensor sum_or_mean(const Tensor& x, const std::vector<int>& dims, bool keepdim, 
   CHECK(x.defined(), "{}: got an undefined tensor", name);
   const std::vector<int> reduced = normalize_dims(dims, x.shape(), name);
   if (x.is_cuda()) {
-    FAIL("{}: CUDA path not available", name);
+    return cuda_ops::reduce(x, reduced, keepdim,
+                          mean ? cuda_ops::Reduction::Mean : cuda_ops::Reduction::Sum);
   }
   if (x.is_contiguous() && is_leading_prefix(reduced, x.dim())) {
     int64_t R = 1;
@@ -181,7 +183,7 @@ Tensor max(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
   const std::vector<int> reduced = normalize_dims(dims, x.shape(), "max");
   CHECK(x.numel() > 0, "max: cannot reduce an empty tensor {}", x.describe());
   if (x.is_cuda()) {
-    FAIL("max: CUDA path not available");
+    return cuda_ops::reduce(x, reduced, keepdim, cuda_ops::Reduction::Max);
   }
   const Rows rows = to_rows(x, reduced, keepdim);
   CHECK(rows.inner > 0, "max: cannot reduce over an empty dim of {}", x.describe());
@@ -206,7 +208,7 @@ Tensor var(const Tensor& x, const std::vector<int>& dims, bool unbiased, bool ke
   CHECK(x.defined(), "var: got an undefined tensor");
   const std::vector<int> reduced = normalize_dims(dims, x.shape(), "var");
   if (x.is_cuda()) {
-    FAIL("var: CUDA path not available");
+    return cuda_ops::reduce(x, reduced, keepdim, cuda_ops::Reduction::Var, unbiased);
   }
   const Rows rows = to_rows(x, reduced, keepdim);
   Tensor out = Tensor::empty(rows.out_shape, x.dtype());
@@ -235,7 +237,7 @@ Tensor argmax(const Tensor& x, int dim, bool keepdim) {
   const std::vector<int> reduced = normalize_dims({dim}, x.shape(), "argmax");
   CHECK(x.numel() > 0, "argmax: cannot reduce an empty tensor {}", x.describe());
   if (x.is_cuda()) {
-    FAIL("argmax: CUDA path not available");
+    return cuda_ops::argmax(x, reduced[0], keepdim);
   }
   const Rows rows = to_rows(x, reduced, keepdim);
   Tensor out = Tensor::empty(rows.out_shape, kInt64);
@@ -270,7 +272,7 @@ Tensor global_l2_norm(const std::vector<Tensor>& tensors) {
     const Tensor& t = tensors[k];
     CHECK(t.defined(), "global_l2_norm: tensor {} is undefined", k);
     if (t.is_cuda()) {
-      FAIL("global_l2_norm: CUDA path not available");
+      return cuda_ops::global_l2_norm(tensors);
     }
     const Tensor c = t.contiguous();
     const int64_t n = c.numel();

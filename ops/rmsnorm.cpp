@@ -1,4 +1,5 @@
 #include "ops/rmsnorm.h"
+#include "ops/cuda_ops.h"
 
 #include <cmath>
 #include <type_traits>
@@ -113,7 +114,7 @@ Tensor rmsnorm_forward(const Tensor& x_in, const Tensor& w, float eps, Tensor* r
   const int64_t C = check_inputs(x_in, w, "rmsnorm_forward");
   CHECK(eps >= 0, "rmsnorm_forward: eps must be >= 0, got {}", eps);
   if (x_in.is_cuda()) {
-    FAIL("rmsnorm_forward: CUDA path not available");
+    return cuda_ops::rmsnorm_forward(x_in, w, eps, rstd_out);
   }
   const Tensor x = x_in.contiguous();
   const int64_t N = C == 0 ? 0 : x.numel() / C;
@@ -139,7 +140,8 @@ void rmsnorm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& w,
         "rmsnorm_backward: dy on {}, x on {}, rstd on {}: expected one device",
         dy_in.device().str(), x_in.device().str(), rstd_in.device().str());
   if (x_in.is_cuda()) {
-    FAIL("rmsnorm_backward: CUDA path not available");
+    cuda_ops::rmsnorm_backward(dy_in, x_in, w, rstd_in, dx, dw);
+    return;
   }
   const Tensor dy = dy_in.contiguous(), x = x_in.contiguous(), rstd = rstd_in.contiguous();
   if (dx) {

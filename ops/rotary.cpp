@@ -1,4 +1,5 @@
 #include "ops/rotary.h"
+#include "ops/cuda_ops.h"
 
 #include <cmath>
 #include <type_traits>
@@ -69,7 +70,7 @@ void rotary_cpu(const Tensor& x, Tensor& y, int64_t R, const std::vector<double>
 Tensor rotary_impl(const Tensor& x_in, const RotaryOptions& options, int sign, const char* op) {
   const int64_t R = check_rotary(x_in, options, op);
   if (x_in.is_cuda()) {
-    FAIL("{}: CUDA path not available", op);
+    return cuda_ops::rotary(x_in, R, options.base, options.position_offset, sign < 0);
   }
   const Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype());

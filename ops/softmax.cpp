@@ -1,4 +1,5 @@
 #include "ops/softmax.h"
+#include "ops/cuda_ops.h"
 
 #include <algorithm>
 #include <cmath>
@@ -63,7 +64,7 @@ void softmax_cpu(const Tensor& x, Tensor& y, const RowLayout& r, bool log) {
 Tensor softmax_impl(const Tensor& x_in, int dim_in, bool log, const char* op) {
   const int dim = normalize_dim(x_in, dim_in, op);
   if (x_in.is_cuda()) {
-    FAIL("{}: CUDA path not available", op);
+    return cuda_ops::softmax(x_in, dim, log);
   }
   const Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype());
@@ -112,7 +113,7 @@ Tensor softmax_backward_impl(const Tensor& dy_in, const Tensor& y_in, int dim_in
   CHECK(dy_in.device() == y_in.device(), "{}: dy on {} but y on {}", op, dy_in.device().str(),
         y_in.device().str());
   if (y_in.is_cuda()) {
-    FAIL("{}: CUDA path not available", op);
+    return cuda_ops::softmax_backward(dy_in, y_in, dim, log);
   }
   const Tensor dy = dy_in.contiguous(), y = y_in.contiguous();
   Tensor dx = Tensor::empty(y.shape(), y.dtype());

@@ -1,0 +1,78 @@
+// GELU forward and backward (exact erf form and tanh approximation), elementwise over dense
+// memory; the same formulas as ops/activation.cpp, in the same compute type.
+#include "cuda/kernel_utils.cuh"
+#include "cuda/nn_kernels.cuh"
+
+namespace mt::cuda {
+
+namespace {
+
+constexpr double kSqrt2OverPi = 0.79788456080286535588;
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+constexpr double kCubic = 0.044715;  // the tanh approximation's cubic coefficient
+
+template <typename A>
+__device__ __forceinline__ A gelu_value(A x, bool tanh_approx) {
+  if (tanh_approx) {
+    const A u = A(kSqrt2OverPi) * (x + A(kCubic) * x * x * x);
+    return A(0.5) * x * (A(1) + tanh(u));
+  }
+  return A(0.5) * x * (A(1) + erf(x * A(kInvSqrt2)));
+}
+
+// tanh form: 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u'; erf form: Phi(x) + x phi(x).
+template <typename A>
+__device__ __forceinline__ A gelu_derivative(A x, bool tanh_approx) {
+  if (tanh_approx) {
+    const A u = A(kSqrt2OverPi) * (x + A(kCubic) * x * x * x);
+    const A du = A(kSqrt2OverPi) * (A(1) + A(3 * kCubic) * x * x);
+    const A t = tanh(u);
+    return A(0.5) * (A(1) + t) + A(0.5) * x * (A(1) - t * t) * du;
+  }
+  const A cdf = A(0.5) * (A(1) + erf(x * A(kInvSqrt2)));
+  return cdf + x * A(kInvSqrt2Pi) * exp(A(-0.5) * x * x);
+}
+
+template <typename T>
+__global__ void gelu_fwd_kernel(T* y, const T* x, int64_t n, bool tanh_approx) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    store(y, i, gelu_value(load(x, i), tanh_approx));
+  }
+}
+
+template <typename T>
+__global__ void gelu_bwd_kernel(T* dx, const T* dy, const T* x, int64_t n, bool tanh_approx) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    store(dx, i, load(dy, i) * gelu_derivative(load(x, i), tanh_approx));
+  }
+}
+
+}  // namespace
+
+void gelu_forward(ElemType type, void* y, const void* x, int64_t n, bool tanh_approx) {
+  if (n == 0) return;
+  NvtxRange range("gelu_fwd");
+  dispatch_float(type, "gelu", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    gelu_fwd_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(
+        static_cast<T*>(y), static_cast<const T*>(x), n, tanh_approx);
+    LAUNCH_CHECK();
+  });
+}
+
+void gelu_backward(ElemType type, void* dx, const void* dy, const void* x, int64_t n,
+                   bool tanh_approx) {
+  if (n == 0) return;
+  NvtxRange range("gelu_bwd");
+  dispatch_float(type, "gelu_backward", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    gelu_bwd_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(
+        static_cast<T*>(dx), static_cast<const T*>(dy), static_cast<const T*>(x), n, tanh_approx);
+    LAUNCH_CHECK();
+  });
+}
+
+}  // namespace mt::cuda

@@ -1,0 +1,161 @@
+// RMSNorm forward and backward over the last dim of dense x [N, C] (see nn_kernels.cuh).
+//
+// Forward and dx: one block per row; the row's sum of squares (and the backward's dot product)
+// accumulate in float64 like the CPU reference, the elementwise math runs in the compute type.
+// dw[c] = sum_n dy[n,c] x[n,c] rstd[n] is a column reduction over N rows (16k rows for a
+// batch of 64 x 256 tokens): stage 1 gives each of up to 128 row chunks its own float64
+// partial per column (coalesced: 32 adjacent columns a block), stage 2 adds the partials in
+// chunk order. No atomics, so dw has the same bits on every run.
+#include <type_traits>
+
+#include "cuda/kernel_utils.cuh"
+#include "cuda/nn_kernels.cuh"
+
+namespace mt::cuda {
+
+namespace {
+
+constexpr int kRowThreads = 128;   // C is 64..1024 in the model: most threads have work
+constexpr int kDwSlices = 8;       // row slices per dw block (threadIdx.y)
+constexpr int kMaxDwChunks = 128;  // stage-1 row chunks: ~1 block per SM on an H100 (132)
+
+template <typename T>
+using stat_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+template <typename T, typename W>
+__global__ void rmsnorm_fwd_kernel(T* y, stat_t<T>* rstd, const T* x, const W* w, int64_t C,
+                                   float eps) {
+  using A = compute_t<T>;
+  const int64_t base = blockIdx.x * C;
+  double sum_sq = 0;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    const double v = load(x, base + c);
+    sum_sq += v * v;
+  }
+  sum_sq = block_sum(sum_sq);
+  const A r = A(1.0 / ::sqrt(sum_sq / double(C) + double(eps)));
+  if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    store(y, base + c, load(x, base + c) * r * A(load(w, c)));
+  }
+}
+
+// dx = rstd (dy w) - x rstd^3 / C * sum_k dy w x
+template <typename T, typename W>
+__global__ void rmsnorm_dx_kernel(T* dx, const T* dy, const T* x, const W* w, const stat_t<T>* rstd,
+                                  int64_t C) {
+  using A = compute_t<T>;
+  const int64_t base = blockIdx.x * C;
+  double dot = 0;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    dot += double(load(dy, base + c) * A(load(w, c))) * double(load(x, base + c));
+  }
+  dot = block_sum(dot);
+  const A r = rstd[blockIdx.x];
+  const A coef = A(double(r) * r * r * dot / double(C));
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    store(dx, base + c, load(dy, base + c) * A(load(w, c)) * r - load(x, base + c) * coef);
+  }
+}
+
+// Stage 1: partial[chunk, c] = sum over the chunk's rows of dy x rstd, in float64.
+template <typename T>
+__global__ void rmsnorm_dw_partial_kernel(double* partial, const T* dy, const T* x,
+                                          const stat_t<T>* rstd, int64_t N, int64_t C,
+                                          int64_t rows_per_chunk) {
+  __shared__ double slice_sum[kDwSlices][32];
+  const int64_t c = blockIdx.x * int64_t(32) + threadIdx.x;
+  const int64_t begin = blockIdx.y * rows_per_chunk;
+  const int64_t end = begin + rows_per_chunk < N ? begin + rows_per_chunk : N;
+  double s = 0;
+  if (c < C) {
+    for (int64_t n = begin + threadIdx.y; n < end; n += kDwSlices) {
+      s += double(load(dy, n * C + c)) * double(load(x, n * C + c)) * double(rstd[n]);
+    }
+  }
+  slice_sum[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < C) {
+    for (int j = 1; j < kDwSlices; ++j) s += slice_sum[j][threadIdx.x];
+    partial[blockIdx.y * C + c] = s;
+  }
+}
+
+// Stage 2: dw[c] = sum over chunks, in chunk order.
+template <typename W>
+__global__ void rmsnorm_dw_final_kernel(W* dw, const double* partial, int64_t chunks, int64_t C) {
+  for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < C;
+       c += int64_t(gridDim.x) * blockDim.x) {
+    double s = 0;
+    for (int64_t j = 0; j < chunks; ++j) s += partial[j * C + c];
+    store(dw, c, s);
+  }
+}
+
+// The (x, w) type pairs the framework uses: equal types, or bf16 activations with float32
+// weights (bf16-mixed). Calls f(x_tag, w_tag).
+template <typename F>
+void dispatch_norm_types(ElemType x_type, ElemType w_type, F&& f) {
+  if (x_type == ElemType::BF16 && w_type == ElemType::F32) {
+    f(elem_tag<bf16>{}, elem_tag<float>{});
+    return;
+  }
+  CHECK(x_type == w_type, "rmsnorm (cuda): x type {} with w type {} is not supported", int(x_type),
+        int(w_type));
+  dispatch_float(x_type, "rmsnorm", [&](auto tag) { f(tag, tag); });
+}
+
+void rmsnorm_dw(ElemType x_type, ElemType w_type, void* dw, const void* dy, const void* x,
+                const void* rstd, int64_t N, int64_t C) {
+  const int64_t chunks = std::min<int64_t>(kMaxDwChunks, std::max<int64_t>(1, (N + 63) / 64));
+  const int64_t rows_per_chunk = (N + chunks - 1) / chunks;
+  double* partial = static_cast<double*>(allocate(sizeof(double) * chunks * C));
+  dispatch_norm_types(x_type, w_type, [&](auto xt, auto wt) {
+    using T = typename decltype(xt)::type;
+    using W = typename decltype(wt)::type;
+    const dim3 grid(unsigned((C + 31) / 32), unsigned(chunks));
+    rmsnorm_dw_partial_kernel<T><<<grid, dim3(32, kDwSlices), 0, stream()>>>(
+        partial, static_cast<const T*>(dy), static_cast<const T*>(x),
+        static_cast<const stat_t<T>*>(rstd), N, C, rows_per_chunk);
+    LAUNCH_CHECK();
+    rmsnorm_dw_final_kernel<W>
+        <<<grid_for(C), kThreads, 0, stream()>>>(static_cast<W*>(dw), partial, chunks, C);
+    LAUNCH_CHECK();
+  });
+  release(partial);  // stream-ordered: the next user of the block queues behind stage 2
+}
+
+}  // namespace
+
+void rmsnorm_forward(ElemType x_type, ElemType w_type, void* y, void* rstd, const void* x,
+                     const void* w, int64_t N, int64_t C, float eps) {
+  if (N == 0 || C == 0) return;
+  NvtxRange range("rmsnorm_fwd");
+  dispatch_norm_types(x_type, w_type, [&](auto xt, auto wt) {
+    using T = typename decltype(xt)::type;
+    using W = typename decltype(wt)::type;
+    rmsnorm_fwd_kernel<T, W><<<unsigned(N), kRowThreads, 0, stream()>>>(
+        static_cast<T*>(y), static_cast<stat_t<T>*>(rstd), static_cast<const T*>(x),
+        static_cast<const W*>(w), C, eps);
+    LAUNCH_CHECK();
+  });
+}
+
+void rmsnorm_backward(ElemType x_type, ElemType w_type, void* dx, void* dw, const void* dy,
+                      const void* x, const void* w, const void* rstd, int64_t N, int64_t C) {
+  if (C == 0) return;
+  NvtxRange range("rmsnorm_bwd");
+  if (dx != nullptr && N > 0) {
+    dispatch_norm_types(x_type, w_type, [&](auto xt, auto wt) {
+      using T = typename decltype(xt)::type;
+      using W = typename decltype(wt)::type;
+      rmsnorm_dx_kernel<T, W><<<unsigned(N), kRowThreads, 0, stream()>>>(
+          static_cast<T*>(dx), static_cast<const T*>(dy), static_cast<const T*>(x),
+          static_cast<const W*>(w), static_cast<const stat_t<T>*>(rstd), C);
+      LAUNCH_CHECK();
+    });
+  }
+  if (dw != nullptr) rmsnorm_dw(x_type, w_type, dw, dy, x, rstd, N, C);
+}
+
+}  // namespace mt::cuda

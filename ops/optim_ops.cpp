@@ -1,0 +1,122 @@
+// The optimizer's arithmetic (see optim_ops.h): a plain CPU loop, the reference, and on the GPU
+// one fused multi-tensor kernel (cuda/adamw.cuh) plus device-side norm and clip coefficient.
+#include "ops/optim_ops.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "cuda/nvtx.h"
+#include "ops/reduce.h"
+
+#ifdef MT_WITH_CUDA
+#include "cuda/adamw.cuh"
+#include "cuda/grad_norm.cuh"
+#endif
+
+namespace mt::ops {
+
+namespace {
+
+void check_lists(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                 const std::vector<Tensor>& m, const std::vector<Tensor>& v, const Tensor& lr) {
+  CHECK(grads.size() == params.size() && m.size() == params.size() && v.size() == params.size(),
+        "adamw_step_: {} params, {} grads, {} exp_avg, {} exp_avg_sq: expected equal counts",
+        params.size(), grads.size(), m.size(), v.size());
+  CHECK(lr.defined() && lr.numel() == 1 && lr.dtype() == kFloat32,
+        "adamw_step_: lr must be a one-element float32 tensor, got {}",
+        lr.defined() ? lr.describe() : "undefined");
+  for (size_t k = 0; k < params.size(); ++k) {
+    for (const Tensor* t : {&params[k], &grads[k], &m[k], &v[k]}) {
+      CHECK(t->defined() && t->dtype() == kFloat32 && t->is_contiguous() &&
+                t->shape() == params[k].shape() && t->device() == params[k].device(),
+            "adamw_step_: tensor {}: expected contiguous float32 {} on {}, got {}", k,
+            shape_str(params[k].shape()), params[k].device().str(),
+            t->defined() ? t->describe() : "undefined");
+    }
+    CHECK(lr.device() == params[k].device(), "adamw_step_: lr on {} but params on {}",
+          lr.device().str(), params[k].device().str());
+  }
+}
+
+void adamw_cpu(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+               std::vector<Tensor>& m, std::vector<Tensor>& v, float lr, float bc1, float bc2,
+               const AdamWHyper& h, float scale) {
+  for (size_t k = 0; k < params.size(); ++k) {
+    float* p = params[k].data<float>();
+    const float* g = grads[k].data<float>();
+    float* mk = m[k].data<float>();
+    float* vk = v[k].data<float>();
+    const int64_t n = params[k].numel();
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) {
+      const float gi = g[i] * scale;
+      float pi = p[i];
+      pi -= lr * h.weight_decay * pi;
+      mk[i] = h.beta1 * mk[i] + (1.0f - h.beta1) * gi;
+      vk[i] = h.beta2 * vk[i] + (1.0f - h.beta2) * gi * gi;
+      pi -= lr * (mk[i] / bc1) / (std::sqrt(vk[i] / bc2) + h.eps);
+      p[i] = pi;
+    }
+  }
+}
+
+}  // namespace
+
+void adamw_step_(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                 std::vector<Tensor>& exp_avg, std::vector<Tensor>& exp_avg_sq, const Tensor& lr,
+                 int64_t step, const AdamWHyper& hyper, const Tensor& grad_scale) {
+  cuda::NvtxRange range("optimizer");
+  check_lists(params, grads, exp_avg, exp_avg_sq, lr);
+  CHECK(step >= 1, "adamw_step_: step counts from 1, got {}", step);
+  CHECK(!grad_scale.defined() || (grad_scale.numel() == 1 && grad_scale.dtype() == kFloat32 &&
+                                  grad_scale.device() == lr.device()),
+        "adamw_step_: grad_scale must be a one-element float32 tensor on {}, got {}",
+        lr.device().str(), grad_scale.defined() ? grad_scale.describe() : "undefined");
+  // The bias corrections come from the host step counter: no device value is needed for them.
+  const float bc1 = float(1.0 - std::pow(double(hyper.beta1), double(step)));
+  const float bc2 = float(1.0 - std::pow(double(hyper.beta2), double(step)));
+  if (lr.is_cuda()) {
+#ifdef MT_WITH_CUDA
+    std::vector<cuda::AdamWTensor> list;
+    for (size_t k = 0; k < params.size(); ++k) {
+      list.push_back({params[k].data<float>(), grads[k].data<float>(), exp_avg[k].data<float>(),
+                      exp_avg_sq[k].data<float>(), params[k].numel()});
+    }
+    const cuda::AdamWScalars s{hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay, bc1, bc2};
+    cuda::adamw_step(list.data(), int(list.size()), s, lr.data<float>(),
+                     grad_scale.defined() ? grad_scale.data<float>() : nullptr);
+    return;
+#else
+    FAIL("adamw_step_: this build has no CUDA support");
+#endif
+  }
+  const float scale = grad_scale.defined() ? float(grad_scale.item()) : 1.0f;
+  adamw_cpu(params, grads, exp_avg, exp_avg_sq, float(lr.item()), bc1, bc2, hyper, scale);
+}
+
+Tensor grad_global_norm(const std::vector<Tensor>& grads) {
+  cuda::NvtxRange range("grad_norm");
+  // global_l2_norm dispatches to the device kernel for CUDA tensors (float64 partial sums).
+  return global_l2_norm(grads);
+}
+
+Tensor clip_coefficient(const Tensor& norm, float max_norm) {
+  CHECK(norm.defined() && norm.numel() == 1 && norm.dtype() == kFloat32,
+        "clip_coefficient: expected a one-element float32 norm, got {}",
+        norm.defined() ? norm.describe() : "undefined");
+  CHECK(max_norm > 0, "clip_coefficient: max_norm must be > 0, got {}", max_norm);
+  if (norm.is_cuda()) {
+#ifdef MT_WITH_CUDA
+    Tensor coef = Tensor::empty({}, kFloat32, norm.device());
+    const Tensor n = norm.contiguous();
+    cuda::clip_coefficient(n.data<float>(), max_norm, coef.data<float>());
+    return coef;
+#else
+    FAIL("clip_coefficient: this build has no CUDA support");
+#endif
+  }
+  const float n = float(norm.item());
+  return Tensor::scalar(std::min(1.0f, max_norm / (n + 1e-6f)), kFloat32);
+}
+
+}  // namespace mt::ops
