@@ -1,0 +1,19 @@
+# make profile: a short GPU training run under Nsight Systems, with the CUDA API, the kernels and
+# the framework's NVTX ranges (forward, backward, optimizer, one per op) on one timeline.
+# Output: $(PROFILE_OUT).nsys-rep, opened with nsys-ui, or summarized with `nsys stats`.
+# docs/profiling.md explains how to read it and how to profile one kernel with ncu.
+PROFILE_CONFIG ?= models/configs/tiny.json
+PROFILE_STEPS ?= 30
+PROFILE_OUT ?= $(BUILD)/profile/train
+
+profile: all
+	@if command -v nsys >/dev/null 2>&1; then \
+	  mkdir -p $(dir $(PROFILE_OUT)) && \
+	  nsys profile --trace=cuda,nvtx,osrt --force-overwrite=true -o $(PROFILE_OUT) \
+	    $(BUILD)/bin/train --config $(PROFILE_CONFIG) --set trainer.device=cuda \
+	    --set trainer.max_steps=$(PROFILE_STEPS) && \
+	  nsys stats --report nvtx_sum,cuda_gpu_kern_sum $(PROFILE_OUT).nsys-rep | head -60; \
+	else \
+	  echo "make profile: nsys (Nsight Systems) is not on the PATH; install the CUDA toolkit's"; \
+	  echo "nsight-systems package, or see docs/profiling.md for running it by hand."; \
+	fi
