@@ -31,7 +31,7 @@ Var add_scalar(const Var& x, double s);
 Var mul_scalar(const Var& x, double s);
 Var rsub_scalar(const Var& x, double s);  // s - x
 Var rdiv_scalar(const Var& x, double s);  // s / x; saves x
-// exp and tanh save their output; log, log1p, sqrt, rsqrt (output too), abs save their input.
+// exp, tanh, sqrt and rsqrt save their output; log, log1p and abs save their input.
 Var exp(const Var& x);
 Var log(const Var& x);
 Var log1p(const Var& x);
