@@ -1,0 +1,138 @@
+// RMSNorm: a literal, the saved rstd, leading dims and strides, mixed dtypes, gradcheck, errors.
+#include <cmath>
+#include <vector>
+
+#include "autograd/functions_nn.h"
+#include "autograd/gradcheck.h"
+#include "ops/rmsnorm.h"
+#include "tensor/random.h"
+#include "tests/test_util.h"
+
+using namespace mt;
+
+namespace {
+
+// Independent float64 formula over rows of C: y = x / sqrt(mean(x^2) + eps) * w.
+std::vector<double> rmsnorm_ref(const Tensor& x, const Tensor& w, double eps) {
+  std::vector<double> xv = x.contiguous().to_vector<double>(), wv = w.to_vector<double>();
+  const size_t C = wv.size();
+  std::vector<double> y(xv.size());
+  for (size_t n = 0; n < xv.size() / C; ++n) {
+    double ms = 0;
+    for (size_t c = 0; c < C; ++c) ms += xv[n * C + c] * xv[n * C + c] / double(C);
+    for (size_t c = 0; c < C; ++c) y[n * C + c] = xv[n * C + c] / std::sqrt(ms + eps) * wv[c];
+  }
+  return y;
+}
+
+}  // namespace
+
+TEST_SUITE("rmsnorm") {
+  TEST_CASE("rmsnorm: a literal") {
+    // x = [1, 2, 3, 4]: mean(x^2) = 30 / 4 = 7.5, rstd = 1 / sqrt(7.5) = 0.3651483716701107.
+    Tensor x = Tensor::from_doubles({1, 2, 3, 4}, {1, 4}, kFloat64);
+    Tensor w = Tensor::from_doubles({1, 0.5, -2, 3}, {4}, kFloat64);
+    Tensor rstd;
+    std::vector<double> y = ops::rmsnorm_forward(x, w, 0.0f, &rstd).to_vector<double>();
+    const double r = 0.3651483716701107;
+    CHECK(rstd.shape() == Shape{1});
+    CHECK(rstd.dtype() == kFloat64);
+    CHECK(rstd.item() == doctest::Approx(r).epsilon(1e-15));
+    const std::vector<double> want = {r, 2 * 0.5 * r, 3 * -2 * r, 4 * 3 * r};
+    for (size_t i = 0; i < 4; ++i) CHECK(y[i] == doctest::Approx(want[i]).epsilon(1e-15));
+    // eps enters under the root: mean(x^2) + eps = 7.5 + 0.5 = 8, rstd = 1 / sqrt(8).
+    ops::rmsnorm_forward(x, w, 0.5f, &rstd);
+    CHECK(rstd.item() == doctest::Approx(1 / std::sqrt(8.0)).epsilon(1e-15));
+  }
+
+  TEST_CASE("rmsnorm over leading dims, odd C and strided input matches a float64 formula") {
+    Generator gen(9);
+    Tensor x = Tensor::randn({2, 3, 7}, gen, kFloat64);
+    Tensor w = Tensor::uniform({7}, 0.5, 1.5, gen, kFloat64);
+    Tensor rstd;
+    Tensor y = ops::rmsnorm_forward(x, w, 1e-5f, &rstd);
+    CHECK(y.shape() == x.shape());
+    CHECK(rstd.shape() == Shape{6});
+    CHECK(testing::max_abs_diff(y, Tensor::from_doubles(rmsnorm_ref(x, w, double(1e-5f)), x.shape(),
+                                                        kFloat64)) < 1e-14);
+    // A permuted view [7, 3, 2] -> normalize over its last dim (size 2).
+    Tensor xp = x.permute({2, 1, 0});
+    Tensor w2 = Tensor::from_doubles({0.7, -1.1}, {2}, kFloat64);
+    CHECK(testing::max_abs_diff(ops::rmsnorm_forward(xp, w2, 1e-5f, nullptr),
+                                Tensor::from_doubles(rmsnorm_ref(xp, w2, double(1e-5f)), xp.shape(),
+                                                     kFloat64)) < 1e-14);
+  }
+
+  TEST_CASE("rmsnorm dtypes: float32, and bfloat16 x with a float32 weight") {
+    Generator gen(13);
+    Tensor x = Tensor::randn({5, 64}, gen, kFloat32);
+    Tensor w = Tensor::uniform({64}, 0.5, 1.5, gen, kFloat32);
+    Tensor rstd;
+    Tensor y = ops::rmsnorm_forward(x, w, 1e-5f, &rstd);
+    CHECK(rstd.dtype() == kFloat32);
+    Tensor ref = Tensor::from_doubles(rmsnorm_ref(x, w, double(1e-5f)), x.shape(), kFloat64);
+    CHECK(testing::rel_error(y, ref) < 1e-6);
+    Tensor xb = x.to(kBFloat16);
+    Tensor yb = ops::rmsnorm_forward(xb, w, 1e-5f, &rstd);
+    CHECK(yb.dtype() == kBFloat16);
+    CHECK(rstd.dtype() == kFloat32);
+    Tensor refb = Tensor::from_doubles(rmsnorm_ref(xb, w, double(1e-5f)), x.shape(), kFloat64);
+    CHECK(testing::rel_error(yb, refb) < 1.0 / 512 + 1e-5);  // one bf16 rounding: <= 2^-9
+    // bf16 backward: dx in bf16, dw in the weight's float32.
+    Tensor dx, dw;
+    ops::rmsnorm_backward(yb, xb, w, rstd, &dx, &dw);
+    CHECK(dx.dtype() == kBFloat16);
+    CHECK(dw.dtype() == kFloat32);
+    CHECK(testing::all_written(dx));
+  }
+
+  TEST_CASE("rmsnorm backward: known value") {
+    // One row x = [3, 4], w = [1, 1], eps = 0: rstd = 1 / sqrt(12.5); with dy = [1, 0]
+    //   dx = rstd (dy w - x rstd^2 / C * sum(dy w x)) = rstd ([1, 0] - [3, 4] * 3 / 25)
+    //   dw = dy x rstd = [3 rstd, 0]
+    Tensor x = Tensor::from_doubles({3, 4}, {1, 2}, kFloat64);
+    Tensor w = Tensor::from_doubles({1, 1}, {2}, kFloat64);
+    Tensor dy = Tensor::from_doubles({1, 0}, {1, 2}, kFloat64);
+    Tensor rstd, dx, dw;
+    ops::rmsnorm_forward(x, w, 0.0f, &rstd);
+    ops::rmsnorm_backward(dy, x, w, rstd, &dx, &dw);
+    const double r = 1 / std::sqrt(12.5);
+    std::vector<double> dxv = dx.to_vector<double>(), dwv = dw.to_vector<double>();
+    CHECK(dxv[0] == doctest::Approx(r * (1 - 9.0 / 25)).epsilon(1e-14));
+    CHECK(dxv[1] == doctest::Approx(r * (-12.0 / 25)).epsilon(1e-14));
+    CHECK(dwv[0] == doctest::Approx(3 * r).epsilon(1e-14));
+    CHECK(dwv[1] == 0.0);
+  }
+
+  TEST_CASE("rmsnorm gradcheck (float64): x and w, leading dims broadcast the weight") {
+    Generator gen(17);
+    Tensor x = Tensor::randn({2, 3, 5}, gen, kFloat64);
+    Tensor w = Tensor::uniform({5}, 0.5, 1.5, gen, kFloat64);
+    gradcheck([](const std::vector<Var>& v) { return rmsnorm(v[0], v[1], 1e-5f); }, {x, w});
+    Tensor x1 = Tensor::randn({1, 1}, gen, kFloat64);
+    Tensor w1 = Tensor::from_doubles({0.8}, {1}, kFloat64);
+    gradcheck([](const std::vector<Var>& v) { return rmsnorm(v[0], v[1], 0.1f); }, {x1, w1});
+  }
+
+  TEST_CASE("rmsnorm errors name the shapes") {
+    Tensor x = Tensor::ones({2, 4});
+    CHECK_THROWS_WITH_TEXT(ops::rmsnorm_forward(x, Tensor::ones({3}), 1e-5f, nullptr),
+                           "expected w of shape [4] for x float32[2, 4] cpu, got w float32[3] cpu");
+    CHECK_THROWS_WITH_TEXT(ops::rmsnorm_forward(x, Tensor::ones({1, 4}), 1e-5f, nullptr),
+                           "expected w of shape [4]");
+    CHECK_THROWS_WITH_TEXT(ops::rmsnorm_forward(x, Tensor::ones({4}), -1.0f, nullptr),
+                           "eps must be >= 0");
+    CHECK_THROWS_WITH_TEXT(
+        ops::rmsnorm_forward(Tensor::ones({2, 4}, kInt32), Tensor::ones({4}), 1e-5f, nullptr),
+        "expected floating x and w");
+    Tensor rstd, dx;
+    ops::rmsnorm_forward(x, Tensor::ones({4}), 1e-5f, &rstd);
+    CHECK_THROWS_WITH_TEXT(
+        ops::rmsnorm_backward(x, x, Tensor::ones({4}), Tensor::ones({3}), &dx, nullptr),
+        "expected rstd float32[2] for x float32[2, 4] cpu, got float32[3] cpu");
+    CHECK_THROWS_WITH_TEXT(
+        ops::rmsnorm_backward(Tensor::ones({2, 3}), x, Tensor::ones({4}), rstd, &dx, nullptr),
+        "dy float32[2, 3] cpu and x float32[2, 4] cpu");
+  }
+
+}  // TEST_SUITE
