@@ -49,6 +49,7 @@ struct Naive {
   std::vector<scalar_t> probs(const scalar_t* q, const scalar_t* k, int64_t b, int64_t h) const {
     const int64_t T = s.T;
     std::vector<scalar_t> p(T * T);
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < T; ++i) {
       scalar_t mx = -std::numeric_limits<scalar_t>::infinity();
       for (int64_t j = 0; j < T; ++j) {
@@ -65,11 +66,12 @@ struct Naive {
     return p;
   }
 
+  // Heads one after the other, rows in parallel: the tests run single heads of T = 4099.
   void forward(const scalar_t* q, const scalar_t* k, const scalar_t* v, scalar_t* o) const {
-#pragma omp parallel for collapse(2) schedule(dynamic)
     for (int64_t b = 0; b < s.B; ++b) {
       for (int64_t h = 0; h < s.H; ++h) {
         std::vector<scalar_t> p = probs(q, k, b, h);
+#pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < s.T; ++i) {
           for (int64_t d = 0; d < s.D; ++d) {
             scalar_t acc = 0;
@@ -86,6 +88,7 @@ struct Naive {
                      scalar_t* dq, scalar_t* dk, scalar_t* dv, int64_t b, int64_t h) const {
     const int64_t T = s.T, D = s.D;
     std::vector<scalar_t> p = probs(q, k, b, h), ds(T * T);
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < T; ++i) {
       scalar_t rowsum = 0;
       for (int64_t j = 0; j < T; ++j) {
@@ -96,17 +99,22 @@ struct Naive {
       }
       for (int64_t j = 0; j < T; ++j) ds[i * T + j] = r(p[i * T + j] * (ds[i * T + j] - rowsum));
     }
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < T; ++i) {
-      for (int64_t d = 0; d < D; ++d) {
-        scalar_t aq = 0, ak = 0, av = 0;
-        for (int64_t j = 0; j < T; ++j) {
-          aq += ds[i * T + j] * k[s.at(b, j, h) + d];
-          ak += ds[j * T + i] * q[s.at(b, j, h) + d];
-          av += r(p[j * T + i] * keep(b, h, j, i)) * dout[s.at(b, j, h) + d];
+      std::vector<scalar_t> aq(D, 0), ak(D, 0), av(D, 0);
+      for (int64_t j = 0; j < T; ++j) {
+        const scalar_t dsq = ds[i * T + j], dsk = ds[j * T + i];
+        const scalar_t pv = r(p[j * T + i] * keep(b, h, j, i));
+        for (int64_t d = 0; d < D; ++d) {
+          aq[d] += dsq * k[s.at(b, j, h) + d];
+          ak[d] += dsk * q[s.at(b, j, h) + d];
+          av[d] += pv * dout[s.at(b, j, h) + d];
         }
-        dq[s.at(b, i, h) + d] = r(scale * aq);
-        dk[s.at(b, i, h) + d] = r(scale * ak);
-        dv[s.at(b, i, h) + d] = r(av);
+      }
+      for (int64_t d = 0; d < D; ++d) {
+        dq[s.at(b, i, h) + d] = r(scale * aq[d]);
+        dk[s.at(b, i, h) + d] = r(scale * ak[d]);
+        dv[s.at(b, i, h) + d] = r(av[d]);
       }
     }
   }
@@ -167,7 +175,6 @@ AttentionGrads attention_naive_backward(const Tensor& q, const Tensor& k, const 
   auto run = [&](auto zero) {
     using scalar_t = decltype(zero);
     auto n = make_naive<scalar_t>(qc, options, emulate_bf16);
-#pragma omp parallel for collapse(2) schedule(dynamic)
     for (int64_t b = 0; b < n.s.B; ++b)
       for (int64_t h = 0; h < n.s.H; ++h)
         n.backward_head(qc.data<scalar_t>(), kc.data<scalar_t>(), vc.data<scalar_t>(),
