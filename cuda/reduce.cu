@@ -41,42 +41,74 @@ __device__ __forceinline__ double acc_result(ReduceKind kind, Acc s, int64_t K, 
   return s.a;
 }
 
-// inner == 1: one block per row of K contiguous elements, the threads striding along the row.
+// inner == 1: one block per (row, K chunk), the threads striding along the contiguous row. A
+// few long rows (a global sum: one row of 64M) are split into gridDim.y chunks so that every SM
+// gets blocks; the chunk states go to `partial` and are merged in order by reduce_merge_kernel.
 template <typename T>
-__global__ void reduce_rows_kernel(ReduceKind kind, T* out, const T* x, int64_t K, double scale) {
+__global__ void reduce_rows_kernel(ReduceKind kind, T* out, Acc* partial, const T* x, int64_t K,
+                                   int64_t k_chunk, double scale) {
   const T* row = x + blockIdx.x * K;
+  const int64_t k_begin = blockIdx.y * k_chunk;
+  const int64_t k_end = k_begin + k_chunk < K ? k_begin + k_chunk : K;
   Acc s = acc_init(kind);
-  for (int64_t k = threadIdx.x; k < K; k += blockDim.x) acc_add(kind, s, double(load(row, k)));
+  for (int64_t k = k_begin + threadIdx.x; k < k_end; k += blockDim.x) {
+    acc_add(kind, s, double(load(row, k)));
+  }
   if (kind == ReduceKind::Max) {
     s.a = block_reduce(s.a, MaxOp{}, double(-INFINITY));
   } else {
     s.a = block_sum(s.a);
     if (kind == ReduceKind::Var) s.b = block_sum(s.b);
   }
-  if (threadIdx.x == 0) store(out, blockIdx.x, acc_result(kind, s, K, scale));
+  if (threadIdx.x != 0) return;
+  if (partial != nullptr) {
+    partial[blockIdx.y * int64_t(gridDim.x) + blockIdx.x] = s;
+  } else {
+    store(out, blockIdx.x, acc_result(kind, s, K, scale));
+  }
 }
 
 // inner > 1: a block is 32 adjacent outputs (threadIdx.x, coalesced loads) x 8 slices of K
-// (threadIdx.y); the 8 partial states are merged in a fixed order through shared memory.
+// (threadIdx.y); the 8 partial states are merged in a fixed order through shared memory. When
+// the outputs alone give too few blocks to fill the GPU (a bias gradient: [B*T, C] -> [C] is
+// C / 32 blocks), K is also split over gridDim.z chunks whose states go to `partial` and are
+// merged in chunk order by reduce_merge_kernel.
 constexpr int kColSlices = 8;
 
 template <typename T>
-__global__ void reduce_cols_kernel(ReduceKind kind, T* out, const T* x, int64_t K, int64_t inner,
-                                   double scale) {
-  __shared__ Acc partial[kColSlices][32];
+__global__ void reduce_cols_kernel(ReduceKind kind, T* out, Acc* partial, const T* x, int64_t K,
+                                   int64_t inner, int64_t k_chunk, double scale) {
+  __shared__ Acc slice[kColSlices][32];
   const int64_t i = blockIdx.x * int64_t(32) + threadIdx.x;
   const int64_t o = blockIdx.y;
+  const int64_t k_begin = blockIdx.z * k_chunk;
+  const int64_t k_end = k_begin + k_chunk < K ? k_begin + k_chunk : K;
   Acc s = acc_init(kind);
   if (i < inner) {
-    for (int64_t k = threadIdx.y; k < K; k += kColSlices) {
+    for (int64_t k = k_begin + threadIdx.y; k < k_end; k += kColSlices) {
       acc_add(kind, s, double(load(x, (o * K + k) * inner + i)));
     }
   }
-  partial[threadIdx.y][threadIdx.x] = s;
+  slice[threadIdx.y][threadIdx.x] = s;
   __syncthreads();
   if (threadIdx.y == 0 && i < inner) {
-    for (int j = 1; j < kColSlices; ++j) s = acc_merge(kind, s, partial[j][threadIdx.x]);
-    store(out, o * inner + i, acc_result(kind, s, K, scale));
+    for (int j = 1; j < kColSlices; ++j) s = acc_merge(kind, s, slice[j][threadIdx.x]);
+    if (partial != nullptr) {
+      partial[(blockIdx.z * int64_t(gridDim.y) + o) * inner + i] = s;
+    } else {
+      store(out, o * inner + i, acc_result(kind, s, K, scale));
+    }
+  }
+}
+
+template <typename T>
+__global__ void reduce_merge_kernel(ReduceKind kind, T* out, const Acc* partial, int64_t chunks,
+                                    int64_t outputs, int64_t K, double scale) {
+  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < outputs;
+       j += int64_t(gridDim.x) * blockDim.x) {
+    Acc s = partial[j];
+    for (int64_t c = 1; c < chunks; ++c) s = acc_merge(kind, s, partial[c * outputs + j]);
+    store(out, j, acc_result(kind, s, K, scale));
   }
 }
 
@@ -103,21 +135,53 @@ __global__ void argmax_kernel(int64_t* out, const T* x, int64_t outer, int64_t K
 void reduce(ReduceKind kind, ElemType type, void* out, const void* x, int64_t outer, int64_t K,
             int64_t inner, double scale) {
   if (outer * inner == 0) return;
-  CHECK(outer <= 2147483647 && (inner == 1 || outer <= 65535),
-        "cuda reduce: outer size {} too large for the grid", outer);
+  CHECK(outer <= 2147483647, "cuda reduce: outer size {} too large for the grid", outer);
   NvtxRange range("reduce");
   dispatch_float(type, "reduce", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* o = static_cast<T*>(out);
     const T* in = static_cast<const T*>(x);
     if (inner == 1) {
-      reduce_rows_kernel<T><<<unsigned(outer), kThreads, 0, stream()>>>(kind, o, in, K, scale);
-    } else {
-      const dim3 grid(unsigned((inner + 31) / 32), unsigned(outer));
-      reduce_cols_kernel<T>
-          <<<grid, dim3(32, kColSlices), 0, stream()>>>(kind, o, in, K, inner, scale);
+      // Chunks of at least 16K elements (64 per thread), up to ~2 blocks per SM in all.
+      const int64_t chunks =
+          std::max<int64_t>(1, std::min<int64_t>({(264 + outer - 1) / outer, K / 16384, 65535}));
+      const int64_t k_chunk = (K + chunks - 1) / chunks;
+      Acc* partial =
+          chunks > 1 ? static_cast<Acc*>(allocate(sizeof(Acc) * chunks * outer)) : nullptr;
+      const dim3 grid(static_cast<unsigned>(outer), static_cast<unsigned>(chunks));
+      reduce_rows_kernel<T>
+          <<<grid, kThreads, 0, stream()>>>(kind, o, partial, in, K, k_chunk, scale);
+      LAUNCH_CHECK();
+      if (partial != nullptr) {
+        reduce_merge_kernel<T>
+            <<<grid_for(outer), kThreads, 0, stream()>>>(kind, o, partial, chunks, outer, K, scale);
+        LAUNCH_CHECK();
+        release(partial);
+      }
+      return;
     }
-    LAUNCH_CHECK();
+    // gridDim.y is at most 65535: larger `outer` goes in slices of that many rows.
+    for (int64_t o0 = 0; o0 < outer; o0 += 65535) {
+      const int64_t rows = std::min<int64_t>(65535, outer - o0);
+      const int64_t blocks = (inner + 31) / 32 * rows;
+      // Split K until there are ~2 blocks per SM (264 on an H100), keeping >= 256 rows of K
+      // per chunk so that each thread still loops 32+ times.
+      const int64_t chunks =
+          std::max<int64_t>(1, std::min<int64_t>({(264 + blocks - 1) / blocks, K / 256, 65535}));
+      const int64_t k_chunk = (K + chunks - 1) / chunks;
+      Acc* partial =
+          chunks > 1 ? static_cast<Acc*>(allocate(sizeof(Acc) * chunks * rows * inner)) : nullptr;
+      const dim3 grid(unsigned((inner + 31) / 32), unsigned(rows), unsigned(chunks));
+      reduce_cols_kernel<T><<<grid, dim3(32, kColSlices), 0, stream()>>>(
+          kind, o + o0 * inner, partial, in + o0 * K * inner, K, inner, k_chunk, scale);
+      LAUNCH_CHECK();
+      if (partial != nullptr) {
+        reduce_merge_kernel<T><<<grid_for(rows * inner), kThreads, 0, stream()>>>(
+            kind, o + o0 * inner, partial, chunks, rows * inner, K, scale);
+        LAUNCH_CHECK();
+        release(partial);  // stream-ordered: later users queue behind the merge
+      }
+    }
   });
 }
 

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "cuda/nvtx.h"
 #include "ops/reduce.h"
 
 #ifdef MT_WITH_CUDA
@@ -65,7 +64,6 @@ void adamw_cpu(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
 void adamw_step_(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                  std::vector<Tensor>& exp_avg, std::vector<Tensor>& exp_avg_sq, const Tensor& lr,
                  int64_t step, const AdamWHyper& hyper, const Tensor& grad_scale) {
-  cuda::NvtxRange range("optimizer");
   check_lists(params, grads, exp_avg, exp_avg_sq, lr);
   CHECK(step >= 1, "adamw_step_: step counts from 1, got {}", step);
   CHECK(!grad_scale.defined() || (grad_scale.numel() == 1 && grad_scale.dtype() == kFloat32 &&
@@ -95,7 +93,6 @@ void adamw_step_(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
 }
 
 Tensor grad_global_norm(const std::vector<Tensor>& grads) {
-  cuda::NvtxRange range("grad_norm");
   // global_l2_norm dispatches to the device kernel for CUDA tensors (float64 partial sums).
   return global_l2_norm(grads);
 }

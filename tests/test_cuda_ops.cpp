@@ -139,8 +139,16 @@ TEST_SUITE("cuda") {
         check_float_types([&](auto& t) { return ops::var(t[0], dims, true, keep); }, {x}, "var");
       }
     }
-    // A large flat sum: 2^21 + 3 elements.
-    check_float_types([](auto& t) { return ops::sum(t[0]); }, {rnd({(1 << 21) + 3}, 11)}, "sum");
+    // Long reductions, split over K chunks and merged: a flat 2^21 + 3 (rows path) and a bias
+    // gradient's [4099, 70] -> [70] (columns path).
+    for (const auto& [shape, dims] : std::vector<std::pair<Shape, std::vector<int>>>{
+             {{(1 << 21) + 3}, {}}, {{4099, 70}, {0}}, {{3, 40000}, {1}}}) {
+      const Tensor big = rnd(shape, 11, -1.0, 3.0);
+      const std::vector<int> d = dims;
+      check_float_types([&](auto& t) { return ops::sum(t[0], d); }, {big}, "long sum");
+      check_float_types([&](auto& t) { return ops::max(t[0], d); }, {big}, "long max");
+      check_float_types([&](auto& t) { return ops::var(t[0], d); }, {big}, "long var");
+    }
     Poisoned poison;
     for (int dim : {0, 2, 3}) {
       const Tensor cpu = ops::argmax(x.to(kFloat32), dim);

@@ -67,4 +67,31 @@ TEST_SUITE("cuda") {
     cuda::set_poison_allocations(false);
   }
 
+  CUDA_TEST_CASE("cuda: more than 48 tensors: AdamW and the norm take several launches") {
+    cuda::set_poison_allocations(true);
+    Generator gen(5);
+    std::vector<Tensor> pc, gc, mc, vc, pg, gg, mg, vg;
+    for (int k = 0; k < 101; ++k) {  // 101 = 48 + 48 + 5: three batches, the last one partial
+      const Shape s = {int64_t(k) * 37 % 1000 + 1};
+      pc.push_back(Tensor::randn(s, gen));
+      gc.push_back(Tensor::randn(s, gen));
+      mc.push_back(Tensor::randn(s, gen));
+      vc.push_back(Tensor::rand(s, gen));  // the second moment is never negative
+      pg.push_back(pc.back().cuda());
+      gg.push_back(gc.back().cuda());
+      mg.push_back(mc.back().cuda());
+      vg.push_back(vc.back().cuda());
+    }
+    const double norm_c = ops::grad_global_norm(gc).item();
+    CHECK(ops::grad_global_norm(gg).item() == doctest::Approx(norm_c).epsilon(1e-6));
+    ops::AdamWHyper h;
+    ops::adamw_step_(pc, gc, mc, vc, Tensor::scalar(3e-3), 7, h);
+    ops::adamw_step_(pg, gg, mg, vg, Tensor::scalar(3e-3).cuda(), 7, h);
+    for (size_t k = 0; k < pc.size(); ++k) {
+      CHECK(testing::max_abs_diff(pg[k].cpu(), pc[k]) <= 1e-6);
+      CHECK(testing::max_abs_diff(mg[k].cpu(), mc[k]) <= 1e-6);
+    }
+    cuda::set_poison_allocations(false);
+  }
+
 }  // TEST_SUITE

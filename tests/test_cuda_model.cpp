@@ -1,0 +1,96 @@
+// The whole model on the GPU: the tiny BTCTransformer's forward, loss and backward in float32
+// on the GPU against the same model in float64 on the CPU (the same initial weights), and in
+// bf16-mixed. The bf16 bound is design.md's: the GPU may be at most twice (loss) or three
+// times (gradients) as far from the float64 reference as the CPU's own bf16-mixed run. This is the
+// end-to-end check that every op the model uses has a working CUDA path, not only each op alone.
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "autograd/functions_nn.h"
+#include "cuda/debug.h"
+#include "models/transformer.h"
+#include "tensor/random.h"
+#include "tests/test_util.h"
+
+using namespace mt;
+
+namespace {
+
+ModelConfig tiny_config() {
+  std::ifstream f("models/configs/tiny.json");
+  REQUIRE(f.good());
+  return ModelConfig::from_json(nlohmann::json::parse(f).at("model"));
+}
+
+struct StepResult {
+  double loss;
+  std::map<std::string, Tensor> grads;  // on the CPU, float64
+};
+
+StepResult run_step(BTCTransformer& model, const Tensor& x, const Tensor& y, Device device) {
+  model.zero_grad();
+  const Var pred = model(Var(x.to(device)));
+  const Var loss = smooth_l1_loss(pred, Var(y.to(device).to(pred.dtype())), 0.5f);
+  loss.backward();
+  StepResult r{loss.item(), {}};
+  for (const auto& [name, p] : model.named_parameters()) {
+    if (p.grad().defined()) r.grads[name] = p.grad().cpu().to(kFloat64);
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_SUITE("cuda") {
+  CUDA_TEST_CASE("cuda: tiny transformer forward/backward on the GPU matches float64 on the CPU") {
+    const ModelConfig cfg = tiny_config();
+    Generator gen_ref(42), gen_gpu(42), data_gen(7);
+    BTCTransformer ref(cfg, gen_ref, kFloat64);
+    BTCTransformer gpu(cfg, gen_gpu, kFloat32);
+    gpu.load_state_dict(ref.state_dict());  // the float64 weights rounded once to float32
+    ref.eval();
+    gpu.eval();  // no dropout: the comparison is of the arithmetic
+    gpu.to(Device::cuda());
+    const Tensor x = Tensor::randn({3, 37, cfg.n_features}, data_gen, kFloat64);
+    const Tensor y = Tensor::randn({3, 37, cfg.n_features}, data_gen, kFloat64);
+
+    // The CPU reference runs on the float32-rounded weights too (in float64 arithmetic).
+    ref.load_state_dict(gpu.state_dict());
+    cuda::set_poison_allocations(true);
+    const StepResult r_ref = run_step(ref, x, y, Device::cpu());
+    const StepResult r_gpu = run_step(gpu, x.to(kFloat32), y, Device::cuda());
+
+    // bf16-mixed: float32 master weights, bf16 GEMM operands.
+    Generator gen_cpu16(42);
+    BTCTransformer cpu16(cfg, gen_cpu16, kFloat32);
+    cpu16.load_state_dict(gpu.state_dict());
+    cpu16.eval();
+    cpu16.set_model_precision(Precision::BF16Mixed);
+    gpu.set_model_precision(Precision::BF16Mixed);
+    const StepResult r_cpu16 = run_step(cpu16, x.to(kFloat32), y, Device::cpu());
+    const StepResult r_gpu16 = run_step(gpu, x.to(kFloat32), y, Device::cuda());
+    cuda::set_poison_allocations(false);
+    // float32 on the GPU: the loss to 1e-5. The gradients cannot meet float32's 1e-4 here: the
+    // CUDA attention (ops/attention.cpp, FlashAttention) computes in bf16 whatever the input
+    // dtype, so they are held to the bf16 rule below (measured: 1e-4 to 1.3e-3 relative).
+    CHECK(r_gpu.loss == doctest::Approx(r_ref.loss).epsilon(1e-5));
+    REQUIRE(r_gpu.grads.size() == r_ref.grads.size());
+    for (const auto& [name, g_ref] : r_ref.grads) {
+      INFO(name);
+      REQUIRE(r_gpu.grads.count(name) == 1);
+      CHECK(testing::all_written(r_gpu.grads.at(name)));
+      const double naive = testing::rel_error(r_cpu16.grads.at(name), g_ref);
+      CHECK(testing::rel_error(r_gpu.grads.at(name), g_ref) <= 3 * naive);
+    }
+
+    const double naive_loss = std::abs(r_cpu16.loss - r_ref.loss);
+    CHECK(std::abs(r_gpu16.loss - r_ref.loss) <= 2 * naive_loss + 1e-6 * std::abs(r_ref.loss));
+    for (const auto& [name, g_ref] : r_ref.grads) {
+      INFO(name);
+      const double naive = testing::rel_error(r_cpu16.grads.at(name), g_ref);
+      CHECK(testing::rel_error(r_gpu16.grads.at(name), g_ref) <= 3 * naive + 1e-6);
+    }
+  }
+
+}  // TEST_SUITE
