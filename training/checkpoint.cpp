@@ -78,6 +78,8 @@ json TrainerState::to_json() const {
               {"nonfinite_in_a_row", nonfinite_in_a_row},
               {"epoch_loss_sum", epoch_loss_sum},
               {"epoch_loss_count", epoch_loss_count},
+              {"pending_loss_sum", pending_loss_sum},
+              {"pending_steps", pending_steps},
               {"elapsed_s", elapsed_s},
               {"finished", finished},
               {"scheduler", scheduler},
@@ -99,6 +101,8 @@ TrainerState TrainerState::from_json(const json& j) {
   s.nonfinite_in_a_row = get_key<int64_t>(j, "nonfinite_in_a_row");
   s.epoch_loss_sum = get_key<double>(j, "epoch_loss_sum");
   s.epoch_loss_count = get_key<int64_t>(j, "epoch_loss_count");
+  s.pending_loss_sum = get_key<double>(j, "pending_loss_sum");
+  s.pending_steps = get_key<int64_t>(j, "pending_steps");
   s.elapsed_s = get_key<double>(j, "elapsed_s");
   s.finished = get_key<bool>(j, "finished");
   s.scheduler = get_key<json>(j, "scheduler");

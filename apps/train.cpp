@@ -1,0 +1,97 @@
+// train: trains the BTC Transformer from a JSON config (see docs/training.md).
+//
+//   build/bin/train --config models/configs/tiny.json [--set trainer.epochs=3 ...]
+//   build/bin/train --resume runs/tiny-20260101-120000 [--set trainer.epochs=20]
+//   build/bin/train --help        every config key with its default
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "cuda/runtime.h"
+#include "training/config.h"
+#include "training/interrupt.h"
+#include "training/run_config.h"
+#include "training/trainer.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: train [--config FILE] [--set key=value]... [--resume RUN_DIR] [--help]\n"
+    "\n"
+    "  --config FILE    JSON config (default: models/configs/btc_seed.json with a GPU,\n"
+    "                   models/configs/tiny.json without)\n"
+    "  --set key=value  override one key (dotted, e.g. trainer.epochs=3); repeatable\n"
+    "  --resume DIR     continue the run in DIR from its last checkpoint (its config.json,\n"
+    "                   plus any --set)\n"
+    "  --help           this text and every config key with its default\n"
+    "\n"
+    "Ctrl-C stops after the current step and saves the last checkpoint.\n";
+
+struct Args {
+  std::string config, resume;
+  std::vector<std::string> sets;
+};
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&](const char* flag) {
+      CHECK(i + 1 < argc, "{} needs a value (see --help)", flag);
+      return std::string(argv[++i]);
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::printf("%s\nconfig keys (default, help):\n%s", kUsage,
+                  mt::training::run_schema().help_text().c_str());
+      std::exit(0);
+    } else if (arg == "--config") {
+      a.config = value("--config");
+    } else if (arg == "--set") {
+      a.sets.push_back(value("--set"));
+    } else if (arg.rfind("--set=", 0) == 0) {
+      a.sets.push_back(arg.substr(6));
+    } else if (arg == "--resume") {
+      a.resume = value("--resume");
+    } else {
+      FAIL("unknown argument '{}' (see --help)", arg);
+    }
+  }
+  CHECK(a.config.empty() || a.resume.empty(),
+        "--config and --resume exclude each other: a resumed run uses its own config.json");
+  return a;
+}
+
+int run(int argc, char** argv) {
+  using namespace mt::training;
+  const Args args = parse_args(argc, argv);
+  install_interrupt_handler();
+  std::unique_ptr<Trainer> trainer;
+  if (!args.resume.empty()) {
+    trainer = Trainer::resume(args.resume, args.sets);
+  } else {
+    std::string path = args.config;
+    if (path.empty()) {
+      path = mt::cuda::available() ? "models/configs/btc_seed.json" : "models/configs/tiny.json";
+      std::printf("[train] no --config: using %s\n", path.c_str());
+    }
+    const json config = run_schema().resolve(read_json_file(path), args.sets);
+    trainer = Trainer::create(config, std::filesystem::path(path).stem().string());
+  }
+  std::printf("%s", trainer->model().summary().c_str());
+  const TrainResult result = trainer->fit();
+  return result.stop_reason == "nonfinite" ? 3 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const mt::Error& e) {
+    std::fprintf(stderr, "train: error: %s\n", e.message().c_str());
+    return 2;
+  }
+}

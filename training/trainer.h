@@ -1,0 +1,113 @@
+// The training loop: a BTCTransformer, its optimizer and scheduler, the data, and the run folder.
+//
+//   auto t = Trainer::create(config, "tiny");      // a new run folder under runs/ (or out_dir)
+//   auto t = Trainer::resume("runs/tiny-...", {}); // continue from checkpoints/last
+//   TrainResult r = t->fit();
+//
+// One optimizer step = `accumulation` micro-batches of forward (NVTX "forward"), loss ("loss"),
+// backward ("backward"), then clipping and the update ("optimizer"); batches come under "data",
+// each epoch under "epoch". On the GPU the step never waits for the host: the loss is summed
+// into a device scalar and read every `log_every` steps; the one exception is the non-finite
+// check (trainer.skip_nonfinite), which reads the 4-byte gradient norm each step.
+//
+// The run folder: config.json (the resolved config), metrics.jsonl, checkpoints/{last,best},
+// and after the run metrics.json, metrics.md, predictions.csv and plots/.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/transform.h"
+#include "models/transformer.h"
+#include "optim/clip.h"
+#include "optim/optimizer.h"
+#include "optim/scheduler.h"
+#include "training/checkpoint.h"
+#include "training/data_source.h"
+#include "training/progress.h"
+#include "training/run_config.h"
+#include "training/run_log.h"
+
+namespace mt::training {
+
+struct TrainResult {
+  std::string run_dir;
+  std::string stop_reason;  // "finished", "early_stopping", "max_steps", "interrupted", "nonfinite"
+  int64_t steps = 0;
+  int epochs_done = 0;
+  double best_val_loss = 0;
+  std::vector<std::pair<int64_t, double>> logged_losses;  // (step, mean loss) as logged
+  std::vector<double> val_losses;                          // per epoch, this session
+  int64_t nonfinite_skipped = 0;
+};
+
+// The train/val/test loaders and the inverse transform of one dataset.
+struct RunData {
+  std::unique_ptr<SplitLoader> train, val, test;
+  data::FeatureStats stats;
+  std::string description;  // printed at the start ("prepared data_prepared: 1234 windows ...")
+};
+
+// Opens the prepared dataset of `opts.data_dir` with windows of opts.window every opts.stride
+// (re-cut from the manifest's split rows when they differ from the prepared windows).
+RunData open_prepared_data(const TrainerOptions& opts, Device device);
+
+class Trainer {
+ public:
+  // config: a resolved config (run_schema().resolve). data: null to open the prepared dataset.
+  static std::unique_ptr<Trainer> create(const nlohmann::json& config, const std::string& name,
+                                         std::unique_ptr<RunData> data = nullptr);
+  static std::unique_ptr<Trainer> resume(const std::string& run_dir,
+                                         const std::vector<std::string>& overrides,
+                                         std::unique_ptr<RunData> data = nullptr);
+  ~Trainer();
+
+  TrainResult fit();
+
+  const std::string& run_dir() const { return run_dir_; }
+  BTCTransformer& model() { return *model_; }
+  const TrainerState& state() const { return state_; }
+  const TrainerOptions& options() const { return opts_; }
+
+ private:
+  Trainer(nlohmann::json config, std::string run_dir, std::unique_ptr<RunData> data);
+  void build();
+  void restore(const Checkpoint& ck);
+  void save(const std::string& which);
+  Tensor micro_step(const Tensor& batch);  // returns the (scaled) loss, a device scalar
+  Tensor target_of(const Tensor& batch) const;
+  bool optimizer_step();                   // false when skipped as non-finite
+  std::string train_epoch(TrainResult& result);  // "" or a stop reason
+  std::string end_epoch(TrainResult& result, double epoch_seconds);
+  double validate();
+  bool log_train(TrainResult& result, Progress& progress, int64_t step_in_epoch);
+  void flush_pending();
+  void finish(TrainResult& result);
+
+  nlohmann::json config_;
+  TrainerOptions opts_;
+  std::string run_dir_;
+  Device device_;
+  Precision precision_ = Precision::Float32;
+  bool delta_target_ = false;
+  Generator gen_;
+  std::unique_ptr<RunData> data_;
+  std::unique_ptr<BTCTransformer> model_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<EarlyStopping> early_;
+  Tensor loss_weights_;
+  TrainerState state_;
+  RunLog log_;
+  // The loss of the steps since the last log line, summed on the device and read at log time
+  // (state_.pending_* hold the host copy a checkpoint needs).
+  Tensor pending_loss_;
+  int64_t tokens_since_log_ = 0;
+  std::chrono::steady_clock::time_point session_start_, last_log_;
+};
+
+}  // namespace mt::training

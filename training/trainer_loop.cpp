@@ -1,0 +1,277 @@
+// The training loop proper: one micro-batch, one optimizer step, one epoch, validation, and
+// fit() around them. Trainer's construction and checkpoints are in training/trainer.cpp.
+#include <cmath>
+#include <cstdio>
+
+#include "autograd/functions_basic.h"
+#include "autograd/functions_nn.h"
+#include "base/error.h"
+#include "cuda/nvtx.h"
+#include "ops/elementwise.h"
+#include "ops/loss.h"
+#include "training/interrupt.h"
+#include "training/progress.h"
+#include "training/trainer.h"
+
+namespace mt::training {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+}  // namespace
+
+// The forecast target for positions 0 .. T-2 of a batch [B, T, F]:
+//   level: x[:, 1:]                 (the seed: the next minute's normalized values)
+//   delta: x[:, 1:] - x[:, :-1]     (the change from this minute; float32, see issue 4)
+Tensor Trainer::target_of(const Tensor& batch) const {
+  const int64_t T = batch.size(1);
+  Tensor next = batch.narrow(1, 1, T - 1);
+  return delta_target_ ? ops::sub(next, batch.narrow(1, 0, T - 1)) : next;
+}
+
+Tensor Trainer::micro_step(const Tensor& batch) {
+  const int64_t T = batch.size(1);
+  Var pred;
+  {
+    cuda::NvtxRange range("forward");
+    pred = narrow((*model_)(Var(batch)), 1, 0, T - 1);  // position t forecasts minute t + 1
+  }
+  Var loss;
+  {
+    cuda::NvtxRange range("loss");
+    loss = smooth_l1_loss(pred, Var(target_of(batch)), static_cast<float>(opts_.loss_beta),
+                          loss_weights_);
+    // Accumulated micro-batches sum their gradients: 1/k each makes the sum their mean.
+    if (opts_.accumulation > 1) loss = mul_scalar(loss, 1.0 / opts_.accumulation);
+  }
+  {
+    cuda::NvtxRange range("backward");
+    loss.backward();
+  }
+  return loss.value();
+}
+
+bool Trainer::optimizer_step() {
+  cuda::NvtxRange range("optimizer");
+  const std::vector<Var> params = model_->parameters();
+  Tensor coef;
+  if (opts_.clip > 0 || opts_.skip_nonfinite) {
+    const ClipResult clip = clip_grad_norm(params, opts_.clip > 0 ? opts_.clip : INFINITY);
+    // The one host read of a step (4 bytes): a NaN or Inf gradient must not reach the weights
+    // or the Adam moments, and only the host can decide to skip the update.
+    if (opts_.skip_nonfinite && !std::isfinite(clip.norm.item())) {
+      optimizer_->zero_grad();
+      return false;
+    }
+    if (opts_.clip > 0) coef = clip.coef;
+  }
+  optimizer_->step(coef);
+  optimizer_->zero_grad();
+  scheduler_->on_step();
+  return true;
+}
+
+// Reads the summed loss of the steps since the last log line (the host sync of a GPU run) and
+// writes the line. Returns false when the mean is not finite.
+bool Trainer::log_train(TrainResult& result, Progress& progress, int64_t step_in_epoch) {
+  if (state_.pending_steps == 0) return true;
+  const double sum = pending_loss_.item();
+  const double loss = sum / static_cast<double>(state_.pending_steps);
+  const double seconds = seconds_since(last_log_);
+  const double tokens_per_s = seconds > 0 ? static_cast<double>(tokens_since_log_) / seconds : 0;
+  state_.epoch_loss_sum += sum;
+  state_.epoch_loss_count += state_.pending_steps;
+  const double lr = optimizer_->lr();
+  log_.append(json{{"kind", "train"},
+                   {"epoch", state_.epoch},
+                   {"step", state_.step},
+                   {"loss", std::isfinite(loss) ? json(loss) : json(nullptr)},
+                   {"lr", lr},
+                   {"tokens_per_s", tokens_per_s},
+                   {"time_s", state_.elapsed_s + seconds_since(session_start_)}});
+  progress.update(step_in_epoch, loss, lr, tokens_per_s);
+  result.logged_losses.emplace_back(state_.step, loss);
+  pending_loss_ = Tensor();
+  state_.pending_steps = 0;
+  state_.pending_loss_sum = 0;
+  tokens_since_log_ = 0;
+  last_log_ = Clock::now();
+  return std::isfinite(loss);
+}
+
+// Runs the rest of the current epoch. Returns "" at its end, or why it stopped early.
+std::string Trainer::train_epoch(TrainResult& result) {
+  cuda::NvtxRange epoch_range("epoch");
+  SplitLoader& loader = *data_->train;
+  const int acc = opts_.accumulation;
+  const int64_t steps_in_epoch = loader.batches_per_epoch() / acc;
+  // Micro-batches left over after the last whole group are not used (a partial group would
+  // step with a differently scaled gradient).
+  const int64_t usable = steps_in_epoch * acc;
+  loader.start_epoch(state_.epoch, state_.batch_in_epoch);
+  Progress progress(parse_progress_mode(opts_.progress), state_.epoch, opts_.epochs,
+                    steps_in_epoch);
+  last_log_ = Clock::now();
+  Tensor batch;
+  while (state_.batch_in_epoch + acc <= usable) {
+    Tensor group_loss;
+    for (int i = 0; i < acc; ++i) {
+      {
+        cuda::NvtxRange range("data");
+        CHECK(loader.next(batch), "data: the training loader ended at batch {} of {}",
+              state_.batch_in_epoch, usable);
+      }
+      const Tensor loss = micro_step(batch);
+      group_loss = group_loss.defined() ? ops::add(group_loss, loss) : loss;
+      ++state_.batch_in_epoch;
+      tokens_since_log_ += batch.size(0) * batch.size(1);
+    }
+    if (!optimizer_step()) {
+      ++state_.nonfinite_total;
+      ++state_.nonfinite_in_a_row;
+      ++result.nonfinite_skipped;
+      log_.append(json{{"kind", "skip"}, {"epoch", state_.epoch}, {"step", state_.step},
+                       {"reason", "non-finite gradient norm"},
+                       {"in_a_row", state_.nonfinite_in_a_row}});
+      progress.finish();
+      std::printf("[train] step %lld skipped: non-finite gradient norm (%lld in a row, %lld in "
+                  "all)\n", static_cast<long long>(state_.step + 1),
+                  static_cast<long long>(state_.nonfinite_in_a_row),
+                  static_cast<long long>(state_.nonfinite_total));
+      if (state_.nonfinite_in_a_row >= opts_.max_nonfinite) return "nonfinite";
+      continue;
+    }
+    state_.nonfinite_in_a_row = 0;
+    ++state_.step;
+    pending_loss_ = pending_loss_.defined() ? ops::add(pending_loss_, group_loss) : group_loss;
+    ++state_.pending_steps;
+    const int64_t step_in_epoch = state_.batch_in_epoch / acc;
+    if (state_.pending_steps >= opts_.log_every || step_in_epoch == steps_in_epoch) {
+      if (!log_train(result, progress, step_in_epoch)) return "nonfinite";
+    }
+    if (opts_.checkpoint_every > 0 && state_.step % opts_.checkpoint_every == 0) save("last");
+    if (interrupt_requested()) return "interrupted";
+    if (opts_.max_steps > 0 && state_.step >= opts_.max_steps) return "max_steps";
+  }
+  progress.finish();
+  return "";
+}
+
+// The mean loss per window over the validation split, in eval mode (no dropout), no graph.
+double Trainer::validate() {
+  cuda::NvtxRange range("validate");
+  NoGradGuard no_grad;
+  model_->eval();
+  SplitLoader& loader = *data_->val;
+  loader.start_epoch(0);
+  Tensor batch, total;
+  int64_t windows = 0, batches = 0;
+  while (loader.next(batch)) {
+    const int64_t B = batch.size(0), T = batch.size(1);
+    const Tensor pred = (*model_)(Var(batch)).value().narrow(1, 0, T - 1);
+    const Tensor loss = ops::mul_scalar(
+        ops::smooth_l1_loss(pred, target_of(batch), static_cast<float>(opts_.loss_beta),
+                            loss_weights_),
+        static_cast<double>(B));
+    total = total.defined() ? ops::add(total, loss) : loss;
+    windows += B;
+    if (opts_.val_batches > 0 && ++batches >= opts_.val_batches) break;
+  }
+  model_->train();
+  return total.item() / static_cast<double>(windows);
+}
+
+// Validation, scheduler, early stopping and checkpoints after the last step of an epoch.
+// Returns "early_stopping" or "".
+std::string Trainer::end_epoch(TrainResult& result, double epoch_seconds) {
+  const double val_loss = validate();
+  const double train_loss = state_.epoch_loss_count > 0
+                                ? state_.epoch_loss_sum / static_cast<double>(state_.epoch_loss_count)
+                                : NAN;
+  scheduler_->on_epoch_end(val_loss);
+  const bool stop = early_->update(val_loss);
+  const bool best = std::isfinite(val_loss) && val_loss < state_.best_val_loss;
+  if (best) {
+    state_.best_val_loss = val_loss;
+    state_.best_epoch = state_.epoch;
+  }
+  log_.append(json{{"kind", "epoch"},
+                   {"epoch", state_.epoch},
+                   {"step", state_.step},
+                   {"train_loss", std::isfinite(train_loss) ? json(train_loss) : json(nullptr)},
+                   {"val_loss", std::isfinite(val_loss) ? json(val_loss) : json(nullptr)},
+                   {"lr", optimizer_->lr()},
+                   {"best", best},
+                   {"time_s", state_.elapsed_s + seconds_since(session_start_)}});
+  std::printf("[train] epoch %d/%d  train %.6g  val %.6g%s  lr %.3g  %s\n", state_.epoch + 1,
+              opts_.epochs, train_loss, val_loss, best ? " (best)" : "", optimizer_->lr(),
+              format_duration(epoch_seconds).c_str());
+  std::fflush(stdout);
+  result.val_losses.push_back(val_loss);
+  ++result.epochs_done;
+  state_.epoch += 1;
+  state_.batch_in_epoch = 0;
+  state_.epoch_loss_sum = 0;
+  state_.epoch_loss_count = 0;
+  if (best) save("best");
+  save("last");
+  return stop ? "early_stopping" : "";
+}
+
+TrainResult Trainer::fit() {
+  TrainResult result;
+  result.run_dir = run_dir_;
+  session_start_ = Clock::now();
+  std::printf("[train] run %s on %s, %s, target %s\n", run_dir_.c_str(), device_.str().c_str(),
+              precision_name(precision_), delta_target_ ? "delta" : "level");
+  std::printf("[train] %s\n", data_->description.c_str());
+  std::printf("[train] %lld parameters; %lld optimizer steps per epoch\n",
+              static_cast<long long>(model_->num_parameters()),
+              static_cast<long long>(data_->train->batches_per_epoch() / opts_.accumulation));
+  if (state_.step > 0 || state_.epoch > 0) {
+    std::printf("[train] resuming at epoch %d, batch %lld, step %lld\n", state_.epoch + 1,
+                static_cast<long long>(state_.batch_in_epoch),
+                static_cast<long long>(state_.step));
+  }
+  std::string stop;
+  while (stop.empty() && !state_.finished && state_.epoch < opts_.epochs) {
+    const Clock::time_point epoch_start = Clock::now();
+    stop = train_epoch(result);
+    if (stop.empty()) stop = end_epoch(result, seconds_since(epoch_start));
+    if (stop.empty() && opts_.max_steps > 0 && state_.step >= opts_.max_steps) stop = "max_steps";
+  }
+  if (stop.empty()) stop = "finished";
+  result.stop_reason = stop;
+  result.steps = state_.step;
+  result.best_val_loss = state_.best_val_loss;
+  state_.elapsed_s += seconds_since(session_start_);
+  if (stop == "nonfinite") {
+    // The weights may hold the bad values: keep the checkpoints already on disk as they are.
+    std::printf("[train] stopped: %lld non-finite steps in a row (limit trainer.max_nonfinite = "
+                "%lld). Checkpoints left untouched; the last good one is %s/checkpoints/last\n",
+                static_cast<long long>(state_.nonfinite_in_a_row),
+                static_cast<long long>(opts_.max_nonfinite), run_dir_.c_str());
+    return result;
+  }
+  if (stop == "interrupted" || stop == "max_steps") {
+    save("last");
+    std::printf("[train] stopped (%s) at step %lld; continue with: build/bin/train --resume %s\n",
+                stop.c_str(), static_cast<long long>(state_.step), run_dir_.c_str());
+    return result;
+  }
+  state_.finished = true;
+  save("last");
+  std::printf("[train] %s after %d epochs, %lld steps; best val loss %.6g (epoch %d)\n",
+              stop.c_str(), state_.epoch, static_cast<long long>(state_.step),
+              state_.best_val_loss, state_.best_epoch + 1);
+  finish(result);
+  return result;
+}
+
+}  // namespace mt::training
