@@ -22,6 +22,7 @@
 
 #include "cuda/attention_dropout.h"
 #include "cuda/flash_attention.cuh"
+#include "cuda/flash_attention_bwd.cuh"
 #include "ops/attention.h"
 #endif
 
@@ -66,7 +67,7 @@ std::string bench_one(const Shape4& s, int iters) {
   Tensor dk = Tensor::empty(shape, kBFloat16, Device::cuda());
   Tensor dv = Tensor::empty(shape, kBFloat16, Device::cuda());
   Tensor lse = Tensor::empty({s.B, s.H, s.T}, kFloat32, Device::cuda());
-  Tensor delta = Tensor::empty({s.B, s.H, s.T}, kFloat32, Device::cuda());
+  Tensor delta = Tensor::empty({2, s.B, s.H, s.T}, kFloat32, Device::cuda());
   cuda::FlashAttentionParams p;
   p.B = s.B, p.T = s.T, p.H = s.H, p.D = s.D;
   p.scale = 1.0f / std::sqrt(float(s.D));
@@ -82,13 +83,18 @@ std::string bench_one(const Shape4& s, int iters) {
   p.delta = delta.data<float>();
   const double fwd = time_ms([&] { cuda::flash_attention_forward(p); }, iters);
   const double bwd = time_ms([&] { cuda::flash_attention_backward(p); }, iters);
+  // The backward's three kernels one by one (delta must be filled before dK/dV and dQ run).
+  const double t_delta = time_ms([&] { cuda::fa::launch_backward_delta(p); }, iters);
+  const double t_kv = time_ms([&] { cuda::fa::launch_backward_kv(p); }, iters);
+  const double t_q = time_ms([&] { cuda::fa::launch_backward_q(p); }, iters);
   const double flops = 4.0 * s.B * s.H * double(s.T) * s.T * s.D / 2.0;
   // Exponentials the causal forward must compute: one per visible score, B H T (T + 1) / 2.
   const double exps = double(s.B) * s.H * s.T * (s.T + 1.0) / 2.0;
   std::printf("B=%-3d H=%-3d T=%-5d D=%-4d p=%.2f  fwd %8.3f ms %6.1f TF/s  bwd %8.3f ms %6.1f TF/s"
               "  fwd exp %.2fe12/s\n",
               s.B, s.H, s.T, s.D, s.dropout, fwd, flops / fwd / 1e9, bwd,
-              2.5 * flops / bwd / 1e9, exps / fwd / 1e9 / 1e3);
+              2.5 * flops / bwd / 1e9, exps / fwd * 1e3 / 1e12);
+  std::printf("    backward = delta %.3f + dK/dV %.3f + dQ %.3f ms\n", t_delta, t_kv, t_q);
   return fmt::format(
       "{{\"B\":{},\"H\":{},\"T\":{},\"D\":{},\"dropout\":{},\"fwd_ms\":{:.4f},\"bwd_ms\":{:.4f},"
       "\"fwd_TF\":{:.1f},\"bwd_TF\":{:.1f},\"fwd_exp_per_s\":{:.4e}}}",

@@ -3,7 +3,7 @@
 //
 // Layout [B, T, H, D] for every tensor; q, k, v, out and dout may be strided views (the head
 // dim contiguous, every stride and the base a multiple of 8 elements, i.e. 16-byte aligned
-// rows); dq, dk, dv are written contiguous. lse and delta are [B, H, T] float32.
+// rows); dq, dk, dv are written contiguous. lse is [B, H, T] float32.
 // docs/flash_attention.md explains the algorithm; flash_attention_traits.cuh the tile sizes.
 #pragma once
 
@@ -37,7 +37,9 @@ struct FlashAttentionParams {
   const void* dout = nullptr;
   AttnStrides dout_strides;
   void *dq = nullptr, *dk = nullptr, *dv = nullptr;  // contiguous [B, T, H, D]
-  float* delta = nullptr;                            // workspace [B, H, T]: rowsum(dout * out)
+  // Workspace [2, B, H, T] float32: [0] = rowsum(dout * out), [1] = lse * log2(e) (the
+  // backward kernels' exponent offset, precomputed once so that they can cp.async it).
+  float* delta = nullptr;
 };
 
 // out, lse <- attention(q, k, v).

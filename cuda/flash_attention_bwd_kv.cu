@@ -23,16 +23,19 @@ namespace mt::cuda::fa {
 
 namespace {
 
-// Loads the log2-domain lse and delta of query rows [m0, m0 + M) into shared memory. Rows past
-// T get 0 (their scores are masked to -inf, so p = 2^(-inf - 0) = 0, never a NaN).
+// Queues the copies of the log2-domain lse and the delta of query rows [m0, m0 + M) into
+// shared memory (part of the caller's cp.async group). Rows past T get 0: their scores are
+// masked to -inf, so p = 2^(-inf - 0) = 0, never a NaN.
 template <int M, int THREADS>
 __device__ __forceinline__ void load_stats(float* s_lse, float* s_delta,
                                            const FlashAttentionParams& p, int64_t bh, int m0) {
+  const int64_t plane = static_cast<int64_t>(p.B) * p.H * p.T;
   for (int i = threadIdx.x; i < M; i += THREADS) {
     const int row = m0 + i;
     const bool valid = row < p.T;
-    s_lse[i] = valid ? p.lse[bh * p.T + row] * kLog2e : 0.0f;
-    s_delta[i] = valid ? p.delta[bh * p.T + row] : 0.0f;
+    const int64_t at = valid ? bh * p.T + row : 0;
+    cp_async4(smem_addr(s_lse + i), p.delta + plane + at, valid);
+    cp_async4(smem_addr(s_delta + i), p.delta + at, valid);
   }
 }
 
@@ -109,12 +112,12 @@ template <typename E, int D>
 __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads)
     flash_bwd_kv_kernel(const FlashAttentionParams p) {
   using Tr = BwdKVTraits<D>;
-  constexpr int MT = Tr::kBlockM / 8, DT = D / 8, S = Tr::kStride, A = a_steps<D>();
+  constexpr int MT = Tr::kBlockM / 8, DT = acc_tiles<D>(), S = Tr::kStride, A = a_steps<D>();
   extern __shared__ __align__(16) unsigned char smem[];
   E* sK = reinterpret_cast<E*>(smem);
   E* sV = sK + Tr::kBlockN * S;
-  E* sQ = sV + Tr::kBlockN * S;                  // [stage][kBlockM][S]
-  E* sdO = sQ + Tr::kStages * Tr::kBlockM * S;   // [stage][kBlockM][S]
+  E* sQ = sV + Tr::kBlockN * S;                 // [stage][kBlockM][S]
+  E* sdO = sQ + Tr::kStages * Tr::kBlockM * S;  // [stage][kBlockM][S]
   float* sLse = reinterpret_cast<float*>(sdO + Tr::kStages * Tr::kBlockM * S);
   float* sDelta = sLse + Tr::kStages * Tr::kBlockM;
   uint8_t* sMask = reinterpret_cast<uint8_t*>(sDelta + Tr::kStages * Tr::kBlockM);
@@ -133,8 +136,8 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads)
   load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sV, v, p.v_strides.t, n0, p.T);
   load_tile<Tr::kBlockM, D, S, Tr::kThreads>(sQ, q, p.q_strides.t, m_begin, p.T);
   load_tile<Tr::kBlockM, D, S, Tr::kThreads>(sdO, dout, p.dout_strides.t, m_begin, p.T);
-  cp_async_commit();
   load_stats<Tr::kBlockM, Tr::kThreads>(sLse, sDelta, p, blockIdx.y, m_begin);
+  cp_async_commit();
 
   const AttentionDropout drop{p.seed, p.offset, p.dropout_threshold};
   const bool dropout = drop.threshold != 0;
@@ -150,10 +153,9 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads)
                                                  m0 + Tr::kBlockM, p.T);
       load_tile<Tr::kBlockM, D, S, Tr::kThreads>(sdO + next * Tr::kBlockM * S, dout,
                                                  p.dout_strides.t, m0 + Tr::kBlockM, p.T);
+      load_stats<Tr::kBlockM, Tr::kThreads>(sLse + next * Tr::kBlockM, sDelta + next * Tr::kBlockM,
+                                            p, blockIdx.y, m0 + Tr::kBlockM);
       cp_async_commit();
-      load_stats<Tr::kBlockM, Tr::kThreads>(sLse + next * Tr::kBlockM,
-                                            sDelta + next * Tr::kBlockM, p, blockIdx.y,
-                                            m0 + Tr::kBlockM);
       cp_async_wait<1>();
     } else {
       cp_async_wait<0>();
@@ -167,8 +169,8 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads)
     const E* do_tile = sdO + stage * Tr::kBlockM * S;
 
     float st[MT][4] = {}, dpt[MT][4] = {};
-    gemm_rows_nk<D, MT, S>(st, ka, q_tile, 0, lane);   // S^T = K Q^T
-    gemm_rows_nk<D, MT, S>(dpt, va, do_tile, 0, lane); // dP^T = V dO^T (before dropout)
+    gemm_rows_nk<D, MT, S>(st, ka, q_tile, 0, lane);    // S^T = K Q^T
+    gemm_rows_nk<D, MT, S>(dpt, va, do_tile, 0, lane);  // dP^T = V dO^T (before dropout)
     if (m0 + Tr::kBlockM > p.T || (p.causal && m0 < k0 + 15)) {
       // Transposed: a score is hidden when its query (column) is past T or before the key.
       const int g = lane / 4, t = lane % 4;
@@ -184,12 +186,14 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads)
         dropout ? dropout_keys<MT>(sMask + warp * Tr::kBlockM * 16, drop,
                                    static_cast<uint32_t>(blockIdx.y), m0, k0, lane)
                 : 0u;
-    probs_and_ds<MT>(st, dpt, sLse + stage * Tr::kBlockM, sDelta + stage * Tr::kBlockM,
-                     scale_log2, keep_bits, keep_scale, dropout, lane);
-    gemm_p_kn<D, MT, S>(dv, st, do_tile, 0, lane);   // dV += drop(P)^T dO
-    gemm_p_kn<D, MT, S>(dk, dpt, q_tile, 0, lane);   // dK += dS^T Q
+    probs_and_ds<MT>(st, dpt, sLse + stage * Tr::kBlockM, sDelta + stage * Tr::kBlockM, scale_log2,
+                     keep_bits, keep_scale, dropout, lane);
+    gemm_p_kn<D, MT, S>(dv, st, do_tile, 0, lane);  // dV += drop(P)^T dO
+    gemm_p_kn<D, MT, S>(dk, dpt, q_tile, 0, lane);  // dK += dS^T Q
     __syncthreads();
   }
+  fold_acc<D>(dk);
+  fold_acc<D>(dv);
   store_rows<E, D>(p.dk, p, dk, p.scale, b, h, k0, lane);
   store_rows<E, D>(p.dv, p, dv, keep_scale, b, h, k0, lane);
 }
@@ -199,8 +203,8 @@ void launch_kv(const FlashAttentionParams& p) {
   using Tr = BwdKVTraits<D>;
   auto kernel = flash_bwd_kv_kernel<E, D>;
   if (Tr::kSmemBytes > 48 * 1024) {
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    Tr::kSmemBytes));
+    CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));
   }
   dim3 grid((p.T + Tr::kBlockN - 1) / Tr::kBlockN, p.B * p.H);
   kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream()>>>(p);
@@ -210,12 +214,18 @@ void launch_kv(const FlashAttentionParams& p) {
 template <typename E>
 void dispatch_kv(const FlashAttentionParams& p) {
   switch (p.D) {
-    case 8: return launch_kv<E, 8>(p);
-    case 16: return launch_kv<E, 16>(p);
-    case 32: return launch_kv<E, 32>(p);
-    case 64: return launch_kv<E, 64>(p);
-    case 128: return launch_kv<E, 128>(p);
-    default: FAIL("flash_attention_backward: unsupported head dim {}", p.D);
+    case 8:
+      return launch_kv<E, 8>(p);
+    case 16:
+      return launch_kv<E, 16>(p);
+    case 32:
+      return launch_kv<E, 32>(p);
+    case 64:
+      return launch_kv<E, 64>(p);
+    case 128:
+      return launch_kv<E, 128>(p);
+    default:
+      FAIL("flash_attention_backward: unsupported head dim {}", p.D);
   }
 }
 

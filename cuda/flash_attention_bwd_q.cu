@@ -21,21 +21,37 @@ namespace fa {
 
 namespace {
 
+// D / 8 lanes a row, each with one 16-byte load of O and of dO, reduced by shuffles: the
+// loads are coalesced (a warp reads 512 contiguous bytes when the rows are dense).
+constexpr int kDeltaThreads = 256;
+
 template <typename E, int D>
-__global__ void flash_bwd_delta_kernel(const FlashAttentionParams p) {
+__global__ void __launch_bounds__(kDeltaThreads)
+    flash_bwd_delta_kernel(const FlashAttentionParams p) {
+  constexpr int L = D / 8;
   const int64_t rows = static_cast<int64_t>(p.B) * p.H * p.T;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < rows;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int t = static_cast<int>(i % p.T);
-    const int bh = static_cast<int>(i / p.T), b = bh / p.H, h = bh % p.H;
-    const E* o = static_cast<const E*>(p.out) + b * p.out_strides.b + t * p.out_strides.t +
-                 h * p.out_strides.h;
-    const E* d = static_cast<const E*>(p.dout) + b * p.dout_strides.b + t * p.dout_strides.t +
-                 h * p.dout_strides.h;
-    float acc = 0.0f;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (kDeltaThreads / L) + threadIdx.x / L;
+  const int part = threadIdx.x % L;
+  float acc = 0.0f;
+  if (row < rows) {
+    const int t = static_cast<int>(row % p.T);
+    const int bh = static_cast<int>(row / p.T), b = bh / p.H, h = bh % p.H;
+    const uint4 o = *reinterpret_cast<const uint4*>(static_cast<const E*>(p.out) +
+                                                    b * p.out_strides.b + t * p.out_strides.t +
+                                                    h * p.out_strides.h + part * 8);
+    const uint4 d = *reinterpret_cast<const uint4*>(static_cast<const E*>(p.dout) +
+                                                    b * p.dout_strides.b + t * p.dout_strides.t +
+                                                    h * p.dout_strides.h + part * 8);
+    const E* oe = reinterpret_cast<const E*>(&o);
+    const E* de = reinterpret_cast<const E*>(&d);
 #pragma unroll
-    for (int c = 0; c < D; ++c) acc += Elem<E>::to_float(o[c]) * Elem<E>::to_float(d[c]);
-    p.delta[i] = acc;
+    for (int c = 0; c < 8; ++c) acc += Elem<E>::to_float(oe[c]) * Elem<E>::to_float(de[c]);
+  }
+#pragma unroll
+  for (int off = L / 2; off > 0; off /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+  if (row < rows && part == 0) {
+    p.delta[row] = acc;
+    p.delta[rows + row] = p.lse[row] * kLog2e;
   }
 }
 
@@ -43,12 +59,12 @@ template <typename E, int D>
 __global__ void __launch_bounds__(BwdQTraits<D>::kThreads)
     flash_bwd_q_kernel(const FlashAttentionParams p) {
   using Tr = BwdQTraits<D>;
-  constexpr int NT = Tr::kBlockN / 8, DT = D / 8, S = Tr::kStride, A = a_steps<D>();
+  constexpr int NT = Tr::kBlockN / 8, DT = acc_tiles<D>(), S = Tr::kStride, A = a_steps<D>();
   extern __shared__ __align__(16) unsigned char smem[];
   E* sQ = reinterpret_cast<E*>(smem);
   E* sdO = sQ + Tr::kBlockM * S;
-  E* sK = sdO + Tr::kBlockM * S;                // [stage][kBlockN][S]
-  E* sV = sK + Tr::kStages * Tr::kBlockN * S;   // [stage][kBlockN][S]
+  E* sK = sdO + Tr::kBlockM * S;               // [stage][kBlockN][S]
+  E* sV = sK + Tr::kStages * Tr::kBlockN * S;  // [stage][kBlockN][S]
   uint8_t* sMask = reinterpret_cast<uint8_t*>(sV + Tr::kStages * Tr::kBlockN * S);
 
   const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest causal blocks first
@@ -123,6 +139,7 @@ __global__ void __launch_bounds__(BwdQTraits<D>::kThreads)
     gemm_p_kn<D, NT, S>(dq, s, k_tile, 0, lane);  // dQ += dS K
     __syncthreads();
   }
+  fold_acc<D>(dq);
   const int t = lane % 4;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -130,7 +147,7 @@ __global__ void __launch_bounds__(BwdQTraits<D>::kThreads)
     if (row >= p.T) continue;
     E* out = static_cast<E*>(p.dq) + ((static_cast<int64_t>(b) * p.T + row) * p.H + h) * D;
 #pragma unroll
-    for (int dt = 0; dt < DT; ++dt) {
+    for (int dt = 0; dt < D / 8; ++dt) {
       *reinterpret_cast<uint32_t*>(out + dt * 8 + 2 * t) =
           Elem<E>::pack(dq[dt][2 * r] * p.scale, dq[dt][2 * r + 1] * p.scale);
     }
@@ -142,8 +159,8 @@ void launch_q(const FlashAttentionParams& p) {
   using Tr = BwdQTraits<D>;
   auto kernel = flash_bwd_q_kernel<E, D>;
   if (Tr::kSmemBytes > 48 * 1024) {
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    Tr::kSmemBytes));
+    CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));
   }
   dim3 grid((p.T + Tr::kBlockM - 1) / Tr::kBlockM, p.B * p.H);
   kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream()>>>(p);
@@ -153,21 +170,28 @@ void launch_q(const FlashAttentionParams& p) {
 template <typename E, int D>
 void launch_delta(const FlashAttentionParams& p) {
   const int64_t rows = static_cast<int64_t>(p.B) * p.H * p.T;
-  const int threads = 256;
-  const int64_t blocks = std::min<int64_t>((rows + threads - 1) / threads, 132 * 16);
-  flash_bwd_delta_kernel<E, D><<<static_cast<unsigned>(blocks), threads, 0, stream()>>>(p);
+  const int64_t per_block = kDeltaThreads / (D / 8);
+  const int64_t blocks = (rows + per_block - 1) / per_block;
+  CHECK(blocks < (int64_t(1) << 31), "flash_attention_backward: {} rows is too many", rows);
+  flash_bwd_delta_kernel<E, D><<<static_cast<unsigned>(blocks), kDeltaThreads, 0, stream()>>>(p);
   LAUNCH_CHECK();
 }
 
 template <typename E>
 void dispatch(const FlashAttentionParams& p, bool delta) {
   switch (p.D) {
-    case 8: return delta ? launch_delta<E, 8>(p) : launch_q<E, 8>(p);
-    case 16: return delta ? launch_delta<E, 16>(p) : launch_q<E, 16>(p);
-    case 32: return delta ? launch_delta<E, 32>(p) : launch_q<E, 32>(p);
-    case 64: return delta ? launch_delta<E, 64>(p) : launch_q<E, 64>(p);
-    case 128: return delta ? launch_delta<E, 128>(p) : launch_q<E, 128>(p);
-    default: FAIL("flash_attention_backward: unsupported head dim {}", p.D);
+    case 8:
+      return delta ? launch_delta<E, 8>(p) : launch_q<E, 8>(p);
+    case 16:
+      return delta ? launch_delta<E, 16>(p) : launch_q<E, 16>(p);
+    case 32:
+      return delta ? launch_delta<E, 32>(p) : launch_q<E, 32>(p);
+    case 64:
+      return delta ? launch_delta<E, 64>(p) : launch_q<E, 64>(p);
+    case 128:
+      return delta ? launch_delta<E, 128>(p) : launch_q<E, 128>(p);
+    default:
+      FAIL("flash_attention_backward: unsupported head dim {}", p.D);
   }
 }
 

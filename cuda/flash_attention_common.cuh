@@ -117,6 +117,11 @@ __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool v
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
                "r"(valid ? 16 : 0));
 }
+// 4 bytes global -> shared (the per-row statistics); src_bytes = 0 writes zero.
+__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src),
+               "r"(valid ? 4 : 0));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -127,8 +132,8 @@ __device__ __forceinline__ void cp_async_wait() {
 // STRIDE elements), all threads of the CTA cooperating, 16 bytes a thread a step. Rows >= T are
 // zero-filled so that they contribute nothing to any product.
 template <int ROWS, int D, int STRIDE, int THREADS, typename E>
-__device__ __forceinline__ void load_tile(E* smem, const E* head_base, int64_t row_stride,
-                                          int row0, int T) {
+__device__ __forceinline__ void load_tile(E* smem, const E* head_base, int64_t row_stride, int row0,
+                                          int T) {
   constexpr int kChunks = D / 8;  // 16-byte chunks a row
   for (int c = threadIdx.x; c < ROWS * kChunks; c += THREADS) {
     const int r = c / kChunks, part = c % kChunks;
@@ -175,8 +180,7 @@ __device__ __forceinline__ void load_b_kn(uint32_t* b, const E* tile, int k0, in
 // The B fragments of one n-tile (n0..n0 + 8) for two k-steps (k0.., k0 + 16..) from a [k][n]
 // tile: b[0..1] for k-step k0, b[2..3] for k0 + 16 (D = 8 has a single n-tile).
 template <int STRIDE, typename E>
-__device__ __forceinline__ void load_b_kn_2k(uint32_t* b, const E* tile, int k0, int n0,
-                                             int lane) {
+__device__ __forceinline__ void load_b_kn_2k(uint32_t* b, const E* tile, int k0, int n0, int lane) {
   ldmatrix_x4_trans(b, smem_addr(tile + (k0 + lane) * STRIDE + n0));
 }
 
@@ -230,10 +234,14 @@ __device__ __forceinline__ void gemm_p_kn(float (*out)[4], const float (*p)[4], 
     c_to_a<E>(a0, p[2 * kk], p[2 * kk + 1]);
     c_to_a<E>(a1, p[2 * kk + 2], p[2 * kk + 3]);
     if constexpr (D == 8) {
+      // One 16 x 8 output tile: chaining every mma into it would serialize them on the
+      // tensor core's latency (~30 cycles each), so they rotate over acc_tiles<8>() = 4
+      // partial accumulators, summed once at the end by fold_acc.
       uint32_t b[4];
       load_b_kn_2k<STRIDE>(b, v_tile, k0 + kk * 16, 0, lane);
-      mma16816<E>(out[0], a0, b);
-      mma16816<E>(out[0], a1, b + 2);
+      const int slot = (kk / 2) % 2 * 2;
+      mma16816<E>(out[slot], a0, b);
+      mma16816<E>(out[slot + 1], a1, b + 2);
     } else {
 #pragma unroll
       for (int dt = 0; dt < D / 8; dt += 2) {
@@ -263,6 +271,20 @@ __device__ __forceinline__ void load_rows_a(uint32_t (*a)[4], const E* tile, int
 template <int D>
 constexpr int a_steps() {
   return D == 8 ? 1 : D / 16;
+}
+
+// fp32 C tiles a warp keeps for a 16 x D product: D / 8, but 4 partial sums at D = 8 (see
+// gemm_p_kn). fold_acc adds the partials into tile 0 before the epilogue.
+template <int D>
+constexpr int acc_tiles() {
+  return D == 8 ? 4 : D / 8;
+}
+template <int D>
+__device__ __forceinline__ void fold_acc(float (*acc)[4]) {
+  if constexpr (D == 8) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[0][i] += acc[1][i] + acc[2][i] + acc[3][i];
+  }
 }
 
 }  // namespace mt::cuda::fa

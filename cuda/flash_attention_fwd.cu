@@ -38,8 +38,8 @@ using fa::FwdTraits;
 // Writes the warp's 16 x D output rows (normalized) and their log-sum-exp.
 template <typename E, int D>
 __device__ __forceinline__ void store_output(const FlashAttentionParams& p, float (*o)[4],
-                                             const float* m_run, const float* l_run, int b,
-                                             int h, int r0, float keep_scale, int lane) {
+                                             const float* m_run, const float* l_run, int b, int h,
+                                             int r0, float keep_scale, int lane) {
   const int g = lane / 4, t = lane % 4;
   E* out = static_cast<E*>(p.out) + b * p.out_strides.b + h * p.out_strides.h;
 #pragma unroll
@@ -64,11 +64,11 @@ template <typename E, int D>
 __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
     flash_fwd_kernel(const FlashAttentionParams p) {
   using Tr = FwdTraits<D>;
-  constexpr int NT = Tr::kBlockN / 8, DT = D == 8 ? 1 : D / 8, S = Tr::kStride;
+  constexpr int NT = Tr::kBlockN / 8, DT = fa::acc_tiles<D>(), S = Tr::kStride;
   extern __shared__ __align__(16) unsigned char smem[];
   E* sQ = reinterpret_cast<E*>(smem);
-  E* sK = sQ + Tr::kBlockM * S;                    // [stage][kBlockN][S]
-  E* sV = sK + Tr::kStages * Tr::kBlockN * S;      // [stage][kBlockN][S]
+  E* sK = sQ + Tr::kBlockM * S;                // [stage][kBlockN][S]
+  E* sV = sK + Tr::kStages * Tr::kBlockN * S;  // [stage][kBlockN][S]
   uint8_t* sMask = reinterpret_cast<uint8_t*>(sV + Tr::kStages * Tr::kBlockN * S);
 
   const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest causal blocks first
@@ -122,6 +122,7 @@ __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
   const float keep_scale = drop.threshold != 0 ? drop.keep_scale() : 1.0f;
+  fa::fold_acc<D>(o);
   store_output<E, D>(p, o, m_run, l_run, b, h, r0, keep_scale, lane);
 }
 
@@ -130,8 +131,8 @@ void launch_forward(const FlashAttentionParams& p) {
   using Tr = FwdTraits<D>;
   auto kernel = flash_fwd_kernel<E, D>;
   if (Tr::kSmemBytes > 48 * 1024) {
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    Tr::kSmemBytes));
+    CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));
   }
   dim3 grid((p.T + Tr::kBlockM - 1) / Tr::kBlockM, p.B * p.H);
   kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream()>>>(p);
@@ -141,12 +142,18 @@ void launch_forward(const FlashAttentionParams& p) {
 template <typename E>
 void dispatch_forward(const FlashAttentionParams& p) {
   switch (p.D) {
-    case 8: return launch_forward<E, 8>(p);
-    case 16: return launch_forward<E, 16>(p);
-    case 32: return launch_forward<E, 32>(p);
-    case 64: return launch_forward<E, 64>(p);
-    case 128: return launch_forward<E, 128>(p);
-    default: FAIL("flash_attention_forward: unsupported head dim {}", p.D);
+    case 8:
+      return launch_forward<E, 8>(p);
+    case 16:
+      return launch_forward<E, 16>(p);
+    case 32:
+      return launch_forward<E, 32>(p);
+    case 64:
+      return launch_forward<E, 64>(p);
+    case 128:
+      return launch_forward<E, 128>(p);
+    default:
+      FAIL("flash_attention_forward: unsupported head dim {}", p.D);
   }
 }
 

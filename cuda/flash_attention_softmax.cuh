@@ -30,6 +30,16 @@ __device__ __forceinline__ void mask_scores(float (*s)[4], int r0, int n0, int T
   }
 }
 
+// part[0] = op over part[0 .. 2 W): pairwise, log2(2 W) levels, every index a constant.
+template <int W, typename Op>
+__device__ __forceinline__ void tree_reduce(float* part, Op op) {
+  if constexpr (W > 0) {
+#pragma unroll
+    for (int i = 0; i < W; ++i) part[i] = op(part[i], part[i + W]);
+    tree_reduce<W / 2>(part, op);
+  }
+}
+
 // The online-softmax step for the thread's two rows (g and g + 8) of a new score tile:
 //   m' = max(m, scale_log2 * max_j s_j)          (log2 domain: exp(x) = 2^(x log2 e))
 //   alpha = 2^(m - m'),  p_j = 2^(scale_log2 s_j - m'),  l = alpha l + sum_j p_j,  o *= alpha
@@ -40,9 +50,12 @@ __device__ __forceinline__ void online_softmax(float (*s)[4], float (*o)[4], flo
                                                float* l_run, float scale_log2) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    float mx = -INFINITY;
+    // Tree reductions (depth log2 NT instead of a chain of NT dependent instructions).
+    float part[NT];
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
+    for (int nt = 0; nt < NT; ++nt) part[nt] = fmaxf(s[nt][2 * r], s[nt][2 * r + 1]);
+    tree_reduce<NT / 2>(part, [](float a, float b) { return fmaxf(a, b); });
+    float mx = part[0];
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float m_new = fmaxf(m_run[r], mx * scale_log2);
@@ -51,14 +64,14 @@ __device__ __forceinline__ void online_softmax(float (*s)[4], float (*o)[4], flo
     const float m_use = m_new == -INFINITY ? 0.0f : m_new;
     const float alpha = ex2(m_run[r] - m_use);
     m_run[r] = m_new;
-    float sum = 0.0f;
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
       s[nt][2 * r] = ex2(fmaf(s[nt][2 * r], scale_log2, -m_use));
       s[nt][2 * r + 1] = ex2(fmaf(s[nt][2 * r + 1], scale_log2, -m_use));
-      sum += s[nt][2 * r] + s[nt][2 * r + 1];
+      part[nt] = s[nt][2 * r] + s[nt][2 * r + 1];
     }
-    l_run[r] = l_run[r] * alpha + sum;
+    tree_reduce<NT / 2>(part, [](float a, float b) { return a + b; });
+    l_run[r] = l_run[r] * alpha + part[0];
 #pragma unroll
     for (int dt = 0; dt < DT; ++dt) {
       o[dt][2 * r] *= alpha;
@@ -87,8 +100,8 @@ __device__ __forceinline__ void dropout_rows(float (*s)[4], uint8_t* buf,
 #pragma unroll
   for (int i = 0; i < NT / 4; ++i) {
     const int c = lane + 32 * i, row = c % 16, col16 = c / 16;
-    Philox4 r = drop.bytes16(bh, static_cast<uint32_t>(r0 + row),
-                             static_cast<uint32_t>(n0 / 16 + col16));
+    Philox4 r =
+        drop.bytes16(bh, static_cast<uint32_t>(r0 + row), static_cast<uint32_t>(n0 / 16 + col16));
     *reinterpret_cast<uint4*>(buf + row * STRIDE + col16 * 16) =
         make_uint4(r.v[0], r.v[1], r.v[2], r.v[3]);
   }
@@ -96,8 +109,7 @@ __device__ __forceinline__ void dropout_rows(float (*s)[4], uint8_t* buf,
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
     const uint32_t lo = *reinterpret_cast<const uint16_t*>(buf + g * STRIDE + nt * 8 + 2 * t);
-    const uint32_t hi =
-        *reinterpret_cast<const uint16_t*>(buf + (g + 8) * STRIDE + nt * 8 + 2 * t);
+    const uint32_t hi = *reinterpret_cast<const uint16_t*>(buf + (g + 8) * STRIDE + nt * 8 + 2 * t);
     s[nt][0] = (lo & 0xFFu) >= drop.threshold ? s[nt][0] : 0.0f;
     s[nt][1] = (lo >> 8) >= drop.threshold ? s[nt][1] : 0.0f;
     s[nt][2] = (hi & 0xFFu) >= drop.threshold ? s[nt][2] : 0.0f;

@@ -316,7 +316,7 @@ AttentionGrads backward_cuda(const Tensor& q0, const Tensor& k0, const Tensor& v
   AttentionGrads g{Tensor::empty(q.shape(), kBFloat16, q.device()),
                    Tensor::empty(q.shape(), kBFloat16, q.device()),
                    Tensor::empty(q.shape(), kBFloat16, q.device())};
-  Tensor delta = Tensor::empty(lse.shape(), kFloat32, q.device());
+  Tensor delta = Tensor::empty({2, q.size(0), q.size(2), q.size(1)}, kFloat32, q.device());
   p.out = out.raw_data();
   p.out_strides = strides_of(out);
   p.lse = lse.data<float>();
