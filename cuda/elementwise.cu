@@ -71,35 +71,35 @@ __device__ __forceinline__ A apply_unary(UnaryKind op, A v, A p0, A p1) {
 }
 
 // Operand 0 of each indexer is the dense output.
-template <typename T>
+template <typename T, typename Index>
 __global__ void binary_kernel(BinaryKind op, T* out, const T* a, const T* b, int64_t n,
                               StridedIndexer<3> ix, bool dense) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t off[3] = {i, i, i};
-    if (!dense) ix.offsets(i, off);
+    Index off[3] = {Index(i), Index(i), Index(i)};
+    if (!dense) ix.offsets(Index(i), off);
     store(out, i, apply_binary(op, load(a, off[1]), load(b, off[2])));
   }
 }
 
-template <typename T>
+template <typename T, typename Index>
 __global__ void unary_kernel(UnaryKind op, T* out, const T* x, int64_t n, StridedIndexer<2> ix,
                              bool dense, compute_t<T> p0, compute_t<T> p1) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t off[2] = {i, i};
-    if (!dense) ix.offsets(i, off);
+    Index off[2] = {Index(i), Index(i)};
+    if (!dense) ix.offsets(Index(i), off);
     store(out, i, apply_unary(op, load(x, off[1]), p0, p1));
   }
 }
 
-template <typename T>
+template <typename T, typename Index>
 __global__ void where_kernel(T* out, const T* cond, const T* a, const T* b, int64_t n,
                              StridedIndexer<4> ix, bool dense) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t off[4] = {i, i, i, i};
-    if (!dense) ix.offsets(i, off);
+    Index off[4] = {Index(i), Index(i), Index(i), Index(i)};
+    if (!dense) ix.offsets(Index(i), off);
     out[i] = load(cond, off[1]) != compute_t<T>(0) ? a[off[2]] : b[off[3]];
   }
 }
@@ -135,9 +135,10 @@ void binary(BinaryKind op, ElemType type, void* out, const int64_t* sizes, int n
   const auto ix = make_indexer<3>(sizes, ndim, strides);
   dispatch_float(type, "binary", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    binary_kernel<T>
-        <<<grid_for(n), kThreads, 0, stream()>>>(op, static_cast<T*>(out), static_cast<const T*>(a),
-                                                 static_cast<const T*>(b), n, ix, ix.dense());
+    auto kernel = ix.fits_32bit(n) ? binary_kernel<T, uint32_t> : binary_kernel<T, int64_t>;
+    kernel<<<grid_for(n), kThreads, 0, stream()>>>(op, static_cast<T*>(out),
+                                                   static_cast<const T*>(a),
+                                                   static_cast<const T*>(b), n, ix, ix.dense());
     LAUNCH_CHECK();
   });
 }
@@ -153,7 +154,8 @@ void unary(UnaryKind op, ElemType type, void* out, const int64_t* sizes, int ndi
   dispatch_float(type, "unary", [&](auto tag) {
     using T = typename decltype(tag)::type;
     using A = compute_t<T>;
-    unary_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(
+    auto kernel = ix.fits_32bit(n) ? unary_kernel<T, uint32_t> : unary_kernel<T, int64_t>;
+    kernel<<<grid_for(n), kThreads, 0, stream()>>>(
         op, static_cast<T*>(out), static_cast<const T*>(x), n, ix, ix.dense(), A(p0), A(p1));
     LAUNCH_CHECK();
   });
@@ -170,7 +172,8 @@ void where(ElemType type, void* out, const int64_t* sizes, int ndim, const void*
   const auto ix = make_indexer<4>(sizes, ndim, strides);
   dispatch_float(type, "where", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    where_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(
+    auto kernel = ix.fits_32bit(n) ? where_kernel<T, uint32_t> : where_kernel<T, int64_t>;
+    kernel<<<grid_for(n), kThreads, 0, stream()>>>(
         static_cast<T*>(out), static_cast<const T*>(cond), static_cast<const T*>(a),
         static_cast<const T*>(b), n, ix, ix.dense());
     LAUNCH_CHECK();

@@ -127,15 +127,31 @@ struct StridedIndexer {
   int64_t sizes[kMaxCopyDims];
   int64_t strides[N][kMaxCopyDims];
 
-  __device__ __forceinline__ void offsets(int64_t i, int64_t (&off)[N]) const {
+  // Index is int64_t, or uint32_t when fits_32bit(): 32-bit div/mod is a few instructions,
+  // 64-bit a ~40-instruction software routine, and this loop is the broadcast path's cost.
+  template <typename Index>
+  __device__ __forceinline__ void offsets(Index i, Index (&off)[N]) const {
 #pragma unroll
     for (int k = 0; k < N; ++k) off[k] = 0;
     for (int d = ndim - 1; d >= 0; --d) {
-      const int64_t coord = i % sizes[d];
-      i /= sizes[d];
+      const Index size = Index(sizes[d]);
+      const Index coord = i % size;
+      i /= size;
 #pragma unroll
-      for (int k = 0; k < N; ++k) off[k] += coord * strides[k][d];
+      for (int k = 0; k < N; ++k) off[k] += coord * Index(strides[k][d]);
     }
+  }
+  // True when the element count and every operand's largest offset fit 31 bits (strides are
+  // never negative here: views are made by permute, narrow, slice with step > 0 and expand).
+  bool fits_32bit(int64_t n) const {
+    constexpr int64_t kMax = 2147483647;
+    if (n > kMax) return false;
+    for (int k = 0; k < N; ++k) {
+      int64_t extent = 0;
+      for (int d = 0; d < ndim; ++d) extent += (sizes[d] - 1) * strides[k][d];
+      if (extent > kMax) return false;
+    }
+    return true;
   }
   // True when every operand is dense in the same order: the kernel can use i itself.
   bool dense() const {

@@ -3,6 +3,7 @@
 //
 // Every CUDA call goes through CUDA_CHECK. The one exception is the probe in device_count(): a
 // CUDA build running on a machine with no GPU or no driver (CI) must report 0 devices, not throw.
+#include <cstring>
 #include <mutex>
 
 #include "cuda/allocator.cuh"
@@ -22,6 +23,26 @@ struct RuntimeState {
   cublasLtHandle_t cublaslt = nullptr;
   void* workspace = nullptr;
 };
+
+// Pinned staging for host-to-device copies. cudaMemcpyAsync from pageable memory first
+// synchronizes the stream (the host waits for every queued kernel), which would stall a
+// training step at each batch upload. A copy of up to 8 MiB instead goes through one of 4
+// pinned buffers: memcpy into it, an asynchronous DMA, an event marking when the buffer is free
+// again. The host waits only if the copy 4 uploads ago is still in flight.
+constexpr size_t kStagingBytes = size_t(8) << 20;
+constexpr int kStagingSlots = 4;
+
+struct Staging {
+  std::mutex mutex;
+  void* host[kStagingSlots] = {};
+  cudaEvent_t done[kStagingSlots] = {};
+  int next = 0;
+};
+
+Staging& staging() {
+  static Staging* s = new Staging();  // never destroyed: see caching_allocator()
+  return *s;
+}
 
 RuntimeState& state() {
   static RuntimeState* s = new RuntimeState();  // never destroyed: see caching_allocator()
@@ -91,8 +112,26 @@ void release(void* ptr) { caching_allocator().release(ptr); }
 
 void copy_host_to_device(void* dst, const void* src, size_t nbytes) {
   if (nbytes == 0) return;
-  // From pageable memory the call returns once the source is staged, so `src` may be reused.
-  CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, ensure_stream()));
+  cudaStream_t s = ensure_stream();
+  if (nbytes > kStagingBytes) {
+    // Large copies (a whole dataset upload) take the pageable path: it returns once `src` is
+    // staged by the driver, after synchronizing the stream.
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, s));
+    return;
+  }
+  Staging& st = staging();
+  std::lock_guard<std::mutex> lock(st.mutex);
+  const int slot = st.next;
+  st.next = (st.next + 1) % kStagingSlots;
+  if (st.host[slot] == nullptr) {
+    CUDA_CHECK(cudaHostAlloc(&st.host[slot], kStagingBytes, cudaHostAllocDefault));
+    CUDA_CHECK(cudaEventCreateWithFlags(&st.done[slot], cudaEventDisableTiming));
+  } else {
+    CUDA_CHECK(cudaEventSynchronize(st.done[slot]));  // its previous DMA has finished
+  }
+  std::memcpy(st.host[slot], src, nbytes);
+  CUDA_CHECK(cudaMemcpyAsync(dst, st.host[slot], nbytes, cudaMemcpyHostToDevice, s));
+  CUDA_CHECK(cudaEventRecord(st.done[slot], s));
 }
 
 void copy_device_to_host(void* dst, const void* src, size_t nbytes) {

@@ -31,6 +31,31 @@ TEST_SUITE("cuda") {
     CHECK_THROWS_WITH_TEXT(cuda::set_device(cuda::device_count()), "device(s) visible");
   }
 
+  CUDA_TEST_CASE("cuda: uploads through the pinned staging ring arrive intact") {
+    // 20 uploads cycle 5 times through the 4 staging buffers, each overwritten on the host right
+    // after its copy is queued; a 9 MiB upload takes the pageable path.
+    std::vector<void*> blocks;
+    std::vector<float> host(1000);
+    for (int k = 0; k < 20; ++k) {
+      for (size_t i = 0; i < host.size(); ++i) host[i] = float(k * 1000 + int(i));
+      blocks.push_back(cuda::allocate(host.size() * sizeof(float)));
+      cuda::copy_host_to_device(blocks.back(), host.data(), host.size() * sizeof(float));
+    }
+    std::vector<float> big((size_t(9) << 20) / sizeof(float), 2.5f);
+    void* big_block = cuda::allocate(big.size() * sizeof(float));
+    cuda::copy_host_to_device(big_block, big.data(), big.size() * sizeof(float));
+    for (int k = 0; k < 20; ++k) {
+      cuda::copy_device_to_host(host.data(), blocks[k], host.size() * sizeof(float));
+      CHECK(host.front() == float(k * 1000));
+      CHECK(host.back() == float(k * 1000 + 999));
+      cuda::release(blocks[k]);
+    }
+    std::vector<float> big_back(big.size(), 0.0f);
+    cuda::copy_device_to_host(big_back.data(), big_block, big.size() * sizeof(float));
+    CHECK(big_back == big);
+    cuda::release(big_block);
+  }
+
   CUDA_TEST_CASE("cuda: the caching allocator reuses blocks: no cudaMalloc in a steady state") {
     // A "training step": the same set of sizes allocated and released again and again.
     const std::vector<size_t> sizes = {4, 1000, 513, 1 << 20, (3 << 20) + 7, 12345678};
