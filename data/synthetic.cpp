@@ -68,7 +68,9 @@ std::string synthetic_csv(const SyntheticOptions& o) {
       low = std::min(low, std::exp(log_p));
     }
     close = std::exp(log_p);
-    r_prev = r;
+    // GARCH sees the deseasonalized return: fed the raw one, the 1.4x peak hours would push
+    // alpha * 1.4^2 + beta above 1 and the volatility would explode.
+    r_prev = r / season;
     const double volume = 5.0 * season * std::exp(0.6 * rng.next()) * (1.0 + 200.0 * std::fabs(r));
     if (missing[static_cast<size_t>(m)]) continue;
     // Cents for prices (floor the low and ceil the high, so low <= open, close <= high holds after
