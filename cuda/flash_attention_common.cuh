@@ -193,6 +193,13 @@ __device__ __forceinline__ void c_to_a(uint32_t* a, const float* c0, const float
   a[3] = Elem<E>::pack(c1[2], c1[3]);
 }
 
+template <int D>
+constexpr int a_steps() {
+  return D == 8 ? 1 : D / 16;
+}
+template <int D>
+constexpr int a_steps_v = a_steps<D>();
+
 // ---- the products every kernel needs --------------------------------------------------------
 
 // acc[16 x 8 NT] = A[16 x D] (fragments in registers, D / 16 k-steps) * B^T, B stored [n][d]
@@ -257,6 +264,59 @@ __device__ __forceinline__ void gemm_p_kn(float (*out)[4], const float (*p)[4], 
   }
 }
 
+// The two products above for a warp that owns MW tiles of 16 rows: each B fragment loaded
+// from shared memory feeds MW mma instead of one, dividing the shared-memory traffic per
+// FLOP by MW (at D = 64 ldmatrix bandwidth, not the tensor cores, limits one row tile).
+template <int D, int NT, int STRIDE, int MW, typename E>
+__device__ __forceinline__ void gemm_rows_nk_mw(float (*acc)[NT][4],
+                                                const uint32_t (*a)[a_steps_v<D>][4],
+                                                const E* b_tile, int lane) {
+  if constexpr (MW == 1 || D == 8) {
+#pragma unroll
+    for (int mw = 0; mw < MW; ++mw) gemm_rows_nk<D, NT, STRIDE>(acc[mw], a[mw], b_tile, 0, lane);
+  } else {
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+#pragma unroll
+      for (int nt = 0; nt < NT; nt += 2) {
+        uint32_t b[4];
+        load_b_nk<STRIDE>(b, b_tile, nt * 8, ks * 16, lane);
+#pragma unroll
+        for (int mw = 0; mw < MW; ++mw) {
+          mma16816<E>(acc[mw][nt], a[mw][ks], b);
+          mma16816<E>(acc[mw][nt + 1], a[mw][ks], b + 2);
+        }
+      }
+    }
+  }
+}
+
+template <int D, int NT, int DT, int STRIDE, int MW, typename E>
+__device__ __forceinline__ void gemm_p_kn_mw(float (*out)[DT][4], const float (*p)[NT][4],
+                                             const E* v_tile, int lane) {
+  if constexpr (MW == 1 || D == 8) {
+#pragma unroll
+    for (int mw = 0; mw < MW; ++mw) gemm_p_kn<D, NT, STRIDE>(out[mw], p[mw], v_tile, 0, lane);
+  } else {
+#pragma unroll
+    for (int kk = 0; kk < NT / 2; ++kk) {  // 16-key steps
+      uint32_t a[MW][4];
+#pragma unroll
+      for (int mw = 0; mw < MW; ++mw) c_to_a<E>(a[mw], p[mw][2 * kk], p[mw][2 * kk + 1]);
+#pragma unroll
+      for (int dt = 0; dt < D / 8; dt += 2) {
+        uint32_t b[4];
+        load_b_kn<STRIDE>(b, v_tile, kk * 16, dt * 8, lane);
+#pragma unroll
+        for (int mw = 0; mw < MW; ++mw) {
+          mma16816<E>(out[mw][dt], a[mw], b);
+          mma16816<E>(out[mw][dt + 1], a[mw], b + 2);
+        }
+      }
+    }
+  }
+}
+
 // Loads the A fragments of a warp's 16 rows x D (D / 16 k-steps; one m16n8k8 step at D = 8).
 template <int D, int STRIDE, typename E>
 __device__ __forceinline__ void load_rows_a(uint32_t (*a)[4], const E* tile, int r0, int lane) {
@@ -268,10 +328,6 @@ __device__ __forceinline__ void load_rows_a(uint32_t (*a)[4], const E* tile, int
   }
 }
 
-template <int D>
-constexpr int a_steps() {
-  return D == 8 ? 1 : D / 16;
-}
 
 // fp32 C tiles a warp keeps for a 16 x D product: D / 8, but 4 partial sums at D = 8 (see
 // gemm_p_kn). fold_acc adds the partials into tile 0 before the epilogue.

@@ -65,6 +65,7 @@ __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
     flash_fwd_kernel(const FlashAttentionParams p) {
   using Tr = FwdTraits<D>;
   constexpr int NT = Tr::kBlockN / 8, DT = fa::acc_tiles<D>(), S = Tr::kStride;
+  constexpr int MW = Tr::kRowTiles;
   extern __shared__ __align__(16) unsigned char smem[];
   E* sQ = reinterpret_cast<E*>(smem);
   E* sK = sQ + Tr::kBlockM * S;                // [stage][kBlockN][S]
@@ -74,7 +75,7 @@ __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
   const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest causal blocks first
   const int b = blockIdx.y / p.H, h = blockIdx.y % p.H;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int m0 = m_block * Tr::kBlockM, r0 = m0 + 16 * warp;
+  const int m0 = m_block * Tr::kBlockM, r0 = m0 + 16 * MW * warp;  // the warp's first row
   const E* q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
   const E* k = static_cast<const E*>(p.k) + b * p.k_strides.b + h * p.k_strides.h;
   const E* v = static_cast<const E*>(p.v) + b * p.v_strides.b + h * p.v_strides.h;
@@ -88,8 +89,10 @@ __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
 
   AttentionDropout drop{p.seed, p.offset, p.dropout_threshold};
   const float scale_log2 = p.scale * fa::kLog2e;
-  float o[DT][4] = {}, m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
-  uint32_t qa[fa::a_steps<D>()][4];
+  float o[MW][DT][4] = {}, m_run[MW][2], l_run[MW][2] = {};
+#pragma unroll
+  for (int mw = 0; mw < MW; ++mw) m_run[mw][0] = m_run[mw][1] = -INFINITY;
+  uint32_t qa[MW][fa::a_steps<D>()][4];
   for (int j = 0; j < n_tiles; ++j) {
     const int stage = j % 2, n0 = j * Tr::kBlockN;
     if (j + 1 < n_tiles) {  // prefetch the next K/V tile into the other stage
@@ -104,26 +107,36 @@ __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
       fa::cp_async_wait<0>();
     }
     __syncthreads();
-    if (j == 0) fa::load_rows_a<D, S>(qa, sQ, 16 * warp, lane);
+    if (j == 0) {
+#pragma unroll
+      for (int mw = 0; mw < MW; ++mw) fa::load_rows_a<D, S>(qa[mw], sQ, r0 - m0 + 16 * mw, lane);
+    }
     const E* k_tile = sK + stage * Tr::kBlockN * S;
     const E* v_tile = sV + stage * Tr::kBlockN * S;
 
-    float s[NT][4] = {};
-    fa::gemm_rows_nk<D, NT, S>(s, qa, k_tile, 0, lane);
-    if (n0 + Tr::kBlockN > p.T || (p.causal && n0 + Tr::kBlockN - 1 > r0)) {
-      fa::mask_scores<NT>(s, r0, n0, p.T, p.causal, lane);
+    float s[MW][NT][4] = {};
+    fa::gemm_rows_nk_mw<D, NT, S, MW>(s, qa, k_tile, lane);
+#pragma unroll
+    for (int mw = 0; mw < MW; ++mw) {
+      const int rm = r0 + 16 * mw;
+      if (n0 + Tr::kBlockN > p.T || (p.causal && n0 + Tr::kBlockN - 1 > rm)) {
+        fa::mask_scores<NT>(s[mw], rm, n0, p.T, p.causal, lane);
+      }
+      fa::online_softmax<NT, DT>(s[mw], o[mw], m_run[mw], l_run[mw], scale_log2);
+      if (drop.threshold != 0) {
+        fa::dropout_rows<NT, Tr::kMaskStride>(s[mw], sMask + warp * 16 * Tr::kMaskStride, drop,
+                                              static_cast<uint32_t>(blockIdx.y), rm, n0, lane);
+      }
     }
-    fa::online_softmax<NT, DT>(s, o, m_run, l_run, scale_log2);
-    if (drop.threshold != 0) {
-      fa::dropout_rows<NT, Tr::kMaskStride>(s, sMask + warp * 16 * Tr::kMaskStride, drop,
-                                            static_cast<uint32_t>(blockIdx.y), r0, n0, lane);
-    }
-    fa::gemm_p_kn<D, NT, S>(o, s, v_tile, 0, lane);
+    fa::gemm_p_kn_mw<D, NT, DT, S, MW>(o, s, v_tile, lane);
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
   const float keep_scale = drop.threshold != 0 ? drop.keep_scale() : 1.0f;
-  fa::fold_acc<D>(o);
-  store_output<E, D>(p, o, m_run, l_run, b, h, r0, keep_scale, lane);
+#pragma unroll
+  for (int mw = 0; mw < MW; ++mw) {
+    fa::fold_acc<D>(o[mw]);
+    store_output<E, D>(p, o[mw], m_run[mw], l_run[mw], b, h, r0 + 16 * mw, keep_scale, lane);
+  }
 }
 
 template <typename E, int D>

@@ -23,7 +23,11 @@ template <int D>
 struct FwdTraits {
   static constexpr int kWarps = 4;
   static constexpr int kThreads = 32 * kWarps;
-  static constexpr int kBlockM = 16 * kWarps;  // 64 query rows
+  // Row tiles of 16 a warp: 2 at D = 64, so that each K/V fragment read from shared memory
+  // serves two mma (the S and O tiles of 32 rows, 64 + 64 registers, still fit); 1 elsewhere
+  // (D <= 32 is bound by the exponentials, D = 128 has no registers left).
+  static constexpr int kRowTiles = D == 64 ? 2 : 1;
+  static constexpr int kBlockM = 16 * kWarps * kRowTiles;  // 64 or 128 query rows
   // 128 keys for D <= 32: the S tile is 64 fp32 registers a thread and each key tile's row
   // max/rescale is paid once per 128 keys; 64 for D >= 64 where the O accumulator (D / 2
   // registers) and the Q fragments (D / 4) need the room.
