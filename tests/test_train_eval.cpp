@@ -1,0 +1,166 @@
+// Forecast metrics against hand-computed values, the evaluator's model-vs-persistence report,
+// metrics.jsonl round trips and the gnuplot plots.
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "data/metrics.h"
+#include "tests/test_util.h"
+#include "training/files.h"
+#include "training/forecast_eval.h"
+#include "training/plots.h"
+#include "training/progress.h"
+#include "training/run_log.h"
+
+using namespace mt;
+using namespace mt::training;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+TEST_SUITE("train") {
+  TEST_CASE("metrics: MSE, RMSE, MAE, MAPE and R2 by hand") {
+    data::ForecastAccumulator acc(2);
+    // feature 0: p = [1, 2, 3], t = [2, 2, 5]: errors -1, 0, -2
+    // feature 1: p = [0, 0, 0], t = [1, -1, 0]: MAPE's |t| floor makes the last term 0 / 1e-8
+    acc.add({1, 0, 2, 0, 3, 0}, {2, 1, 2, -1, 5, 0});
+    const data::ForecastMetrics m = acc.feature(0);
+    CHECK(m.count == 3);
+    CHECK(m.mse == doctest::Approx(5.0 / 3).epsilon(1e-15));
+    CHECK(m.rmse == doctest::Approx(std::sqrt(5.0 / 3)).epsilon(1e-15));
+    CHECK(m.mae == doctest::Approx(1.0).epsilon(1e-15));
+    CHECK(m.mape == doctest::Approx(100.0 * (0.5 + 0 + 0.4) / 3).epsilon(1e-15));
+    CHECK(m.r2 == doctest::Approx(1.0 - (5.0 / 3) / 2.0).epsilon(1e-15));  // SS_tot/n = 6/3
+    const data::ForecastMetrics m1 = acc.feature(1);
+    CHECK(m1.mse == doctest::Approx(2.0 / 3).epsilon(1e-15));
+    CHECK(m1.mape == doctest::Approx(100.0 * 2 / 3).epsilon(1e-15));
+    CHECK(m1.r2 == doctest::Approx(0.0).epsilon(1e-15));  // predicting the mean (0)
+    const data::ForecastMetrics avg = acc.average();
+    CHECK(avg.mse == doctest::Approx((5.0 / 3 + 2.0 / 3) / 2).epsilon(1e-15));
+    // A zero target with a non-zero error: the 1e-8 floor, not a division by zero.
+    data::ForecastAccumulator z(1);
+    z.add({0.5}, {0.0});
+    CHECK(z.feature(0).mape == doctest::Approx(100.0 * 0.5 / 1e-8));
+    CHECK(std::isfinite(z.feature(0).mape));
+    CHECK_THROWS_WITH_TEXT(acc.add({1, 2, 3}, {1, 2, 3}), "must hold the same whole number of rows");
+    CHECK(data::skill(1.0, 4.0) == 0.75);
+    CHECK(data::skill(4.0, 2.0) == -1.0);
+  }
+
+  TEST_CASE("metrics: directional accuracy leaves flat minutes out") {
+    data::DirectionAccumulator d;
+    d.add(10, 11, 12);  // up, up: right
+    d.add(10, 9, 12);   // down, up: wrong
+    d.add(10, 9, 8);    // down, down: right
+    d.add(10, 10, 9);   // no predicted move, actual down: wrong
+    d.add(10, 11, 10);  // actual flat: not counted
+    CHECK(d.count() == 4);
+    CHECK(d.flat() == 1);
+    CHECK(d.accuracy() == doctest::Approx(0.5));
+  }
+
+  TEST_CASE("evaluator: model against persistence in z-space and prices") {
+    // One window, T = 3, F = 5; feature f of row t is x[t] * (f + 1), prices = 2 * z.
+    const std::vector<double> base = {1, 2, 4}, pred = {2, 3};
+    std::vector<double> x, p;
+    for (double v : base) for (int f = 0; f < 5; ++f) x.push_back(v * (f + 1));
+    for (double v : pred) for (int f = 0; f < 5; ++f) p.push_back(v * (f + 1));
+    ForecastEvaluator ev({"open", "high", "low", "close", "volume"},
+                         [](std::vector<double>& rows, int64_t) {
+                           for (double& v : rows) v *= 2;
+                         });
+    ev.add(x, p, 1, 3);
+    const json r = ev.report();
+    CHECK(r["windows"] == 1);
+    CHECK(r["positions"] == 2);
+    // open: model errors (2-2, 3-4) -> MSE 0.5; persistence (1-2, 2-4) -> MSE 2.5; skill 0.8.
+    CHECK(r["z"]["model"]["open"]["mse"].get<double>() == doctest::Approx(0.5));
+    CHECK(r["z"]["persistence"]["open"]["mse"].get<double>() == doctest::Approx(2.5));
+    CHECK(r["z"]["skill"]["open"]["mse"].get<double>() == doctest::Approx(0.8));
+    CHECK(r["z"]["skill"]["open"]["mae"].get<double>() == doctest::Approx(1 - 0.5 / 1.5));
+    // close = 4 x: model MSE 16 * 0.5 = 8; in prices (x 2) 32.
+    CHECK(r["z"]["model"]["close"]["mse"].get<double>() == doctest::Approx(8.0));
+    CHECK(r["price"]["model"]["close"]["mse"].get<double>() == doctest::Approx(32.0));
+    CHECK(r["price"]["skill"]["close"]["mse"].get<double>() == doctest::Approx(0.8));
+    // mean over features of MSE: 0.5 * (1 + 4 + 9 + 16 + 25) / 5 = 5.5
+    CHECK(r["z"]["model"]["mean"]["mse"].get<double>() == doctest::Approx(5.5));
+    // Both predicted close moves (+4, +4) go the actual way (+4, +8).
+    CHECK(r["directional_accuracy"]["accuracy"].get<double>() == doctest::Approx(1.0));
+    CHECK(r["directional_accuracy"]["counted"] == 2);
+    const std::string md = ev.markdown("test");
+    CHECK(md.find("| open | 0.5 |") != std::string::npos);
+    CHECK(md.find("| **mean** |") != std::string::npos);
+    CHECK(md.find("100.00 % of 2 moves") != std::string::npos);
+    CHECK_THROWS_WITH_TEXT(ev.add(x, p, 1, 4), "ForecastEvaluator::add: expected x [1, 4, 5]");
+  }
+
+  TEST_CASE("run log: append, read back, truncate after a step") {
+    const fs::path dir = fs::temp_directory_path() / "mt_test_runlog";
+    fs::remove_all(dir);
+    make_dirs(dir.string());
+    RunLog log((dir / "metrics.jsonl").string());
+    for (int s = 1; s <= 5; ++s) log.append({{"kind", "train"}, {"step", s}, {"loss", 1.0 / s}});
+    log.append({{"kind", "epoch"}, {"step", 5}, {"val_loss", 0.3}, {"epoch", 0}});
+    CHECK(read_run_log(log.path()).size() == 6);
+    log.truncate_after(3);
+    const auto kept = read_run_log(log.path());
+    REQUIRE(kept.size() == 3);
+    CHECK(kept[2]["step"] == 3);
+    CHECK(kept[2]["loss"].get<double>() == 1.0 / 3);  // doubles round-trip exactly
+    // A torn last line (a run killed mid-write) is dropped; a torn line before it is an error.
+    { std::ofstream(log.path(), std::ios::app) << "{\"kind\":\"tr"; }
+    CHECK(read_run_log(log.path()).size() == 3);
+    { std::ofstream(log.path(), std::ios::app) << "\n{\"kind\":\"train\",\"step\":4}\n"; }
+    CHECK_THROWS_WITH_TEXT(read_run_log(log.path()), "metrics.jsonl:4: not a JSON object");
+    fs::remove_all(dir);
+  }
+
+  TEST_CASE("progress: the bar and plain lines carry step, loss, lr, rate and ETA") {
+    Progress bar(ProgressMode::Bar, 0, 3, 100, nullptr);
+    const std::string line = bar.line(50, 0.0123, 5e-5, 81234, 10.0);
+    CHECK(line.find("epoch 1/3 [############------------] 50/100") == 0);
+    CHECK(line.find("loss 0.0123") != std::string::npos);
+    CHECK(line.find("lr 5.00e-05") != std::string::npos);
+    CHECK(line.find("81.2k tok/s") != std::string::npos);
+    CHECK(line.find("ETA 0:10") != std::string::npos);  // 50 steps in 10 s, 50 to go
+    Progress plain(ProgressMode::Plain, 1, 3, 10, nullptr);
+    CHECK(plain.line(5, 1.5, 1e-3, 2.5e6, 5.0).find("epoch 2/3 5/10  loss 1.5") == 0);
+    CHECK(format_duration(3725) == "1:02:05");
+    CHECK(format_duration(65) == "1:05");
+    CHECK_THROWS_WITH_TEXT(parse_progress_mode("fancy"), "progress mode must be");
+  }
+
+  TEST_CASE("plots: loss and prediction charts as PNG and SVG") {
+    if (!gnuplot_available()) {
+      MESSAGE("gnuplot with pngcairo not installed: plot test skipped");
+      return;
+    }
+    const fs::path dir = fs::temp_directory_path() / "mt_test_plots";
+    fs::remove_all(dir);
+    make_dirs(dir.string());
+    RunLog log((dir / "metrics.jsonl").string());
+    for (int s = 1; s <= 20; ++s) {
+      log.append({{"kind", "train"}, {"epoch", s / 10}, {"step", s}, {"loss", 1.0 / s}});
+      if (s % 10 == 0) log.append({{"kind", "epoch"}, {"epoch", s / 10 - 1}, {"step", s},
+                                   {"val_loss", 2.0 / s}});
+    }
+    std::string csv = "window,t,actual_open,actual_high,actual_low,actual_close,actual_volume,"
+                      "predicted_open,predicted_high,predicted_low,predicted_close,"
+                      "predicted_volume\n";
+    for (int w = 0; w < 2; ++w) {
+      for (int t = 1; t < 20; ++t) {
+        csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", w, t, 100 + t, 101 + t,
+                           99 + t, 100 + t, 5, 100.5 + t, 101 + t, 99 + t, 100 + t, 4);
+      }
+    }
+    write_file_atomic((dir / "predictions.csv").string(), csv);
+    const PlotResult r = make_plots(dir.string());
+    CHECK(r.notes.empty());
+    CHECK(r.files.size() == 2 + 2 * 5 + 2);
+    for (const std::string& f : r.files) {
+      INFO(f);
+      CHECK(fs::exists(f));
+      CHECK(fs::file_size(f) > 1000);
+    }
+    fs::remove_all(dir);
+  }
+}

@@ -1,0 +1,245 @@
+// End to end on the CPU: a tiny model trained a few steps on a small synthetic series gives a
+// recorded loss curve, and resuming from a checkpoint reproduces an uninterrupted run bit for
+// bit. Also: non-finite steps, Ctrl-C, the evaluation of a run, and target "delta".
+#include <cmath>
+#include <omp.h>
+
+#include <filesystem>
+
+#include "tests/test_util.h"
+#include "training/evaluate.h"
+#include "training/interrupt.h"
+#include "training/run_log.h"
+#include "training/trainer.h"
+
+using namespace mt;
+using namespace mt::training;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kWindow = 32, kStride = 16, kBatch = 4;
+
+// 600 minutes of five correlated features from a fixed integer generator (no libm calls, so the
+// series is the same everywhere): a random walk and offsets of it, and a noisy "volume".
+// Rows [0, 400) train (24 windows, 6 steps of 4), [400, 500) val, [500, 600) test (5 each).
+std::unique_ptr<RunData> synthetic_data(uint64_t seed, bool nan_train = false) {
+  const int64_t rows = 600, F = 5;
+  std::vector<float> v(static_cast<size_t>(rows * F));
+  uint64_t state = 12345;
+  auto uniform = [&] {  // splitmix64 -> [0, 1)
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+  };
+  double walk = -1.0;
+  for (int64_t t = 0; t < rows; ++t) {
+    walk += 0.1 * (uniform() - 0.5);
+    const double u = uniform();
+    float* r = &v[static_cast<size_t>(t * F)];
+    r[0] = static_cast<float>(walk);
+    r[1] = static_cast<float>(walk + 0.05 + 0.02 * u);
+    r[2] = static_cast<float>(walk - 0.05 - 0.02 * u);
+    r[3] = static_cast<float>(walk + 0.01 * (u - 0.5));
+    r[4] = static_cast<float>(2.0 * uniform() - 1.0);
+    if (nan_train && t < 400) r[3] = NAN;
+  }
+  Series s;
+  s.values = std::make_shared<const std::vector<float>>(std::move(v));
+  auto starts = [&](int64_t b, int64_t e) { return window_starts({{b, e}}, kWindow, kStride); };
+  auto d = std::make_unique<RunData>();
+  d->train = std::make_unique<ArrayLoader>(s, starts(0, 400), kWindow, kBatch, true, seed, true,
+                                           Device::cpu());
+  d->val = std::make_unique<ArrayLoader>(s, starts(400, 500), kWindow, kBatch, false, 0, false,
+                                         Device::cpu());
+  d->test = std::make_unique<ArrayLoader>(s, starts(500, 600), kWindow, kBatch, false, 0, false,
+                                          Device::cpu());
+  d->description = "synthetic test series";
+  return d;
+}
+
+json tiny_config(const std::string& out_dir, std::vector<std::string> extra = {}) {
+  std::vector<std::string> sets = {
+      "model.d_model=16", "model.n_heads=2", "model.n_layers=1", "model.d_ff=32",
+      "model.attn_dropout=0.05", "optimizer.lr=0.003", "optimizer.weight_decay=0.001",
+      "scheduler.name=plateau", "scheduler.factor=0.5", "scheduler.patience=0",
+      "data.window=32", "data.stride=16", "trainer.epochs=2", "trainer.batch_size=4",
+      "trainer.precision=fp32", "trainer.device=cpu", "trainer.seed=7", "trainer.log_every=1",
+      "trainer.evaluate=false", "trainer.plots=false", "trainer.progress=none",
+      "trainer.out_dir=" + out_dir};
+  sets.insert(sets.end(), extra.begin(), extra.end());
+  return run_schema().resolve(json::object(), sets);
+}
+
+std::vector<double> losses_of(const TrainResult& r) {
+  std::vector<double> out;
+  for (const auto& [step, loss] : r.logged_losses) out.push_back(loss);
+  return out;
+}
+
+// The tiny model gains nothing from threads, and on a loaded 2-core CI machine OpenMP's barriers
+// cost seconds per epoch: each case runs single-threaded and restores the count afterwards.
+struct OneThread {
+  int previous = omp_get_max_threads();
+  OneThread() { omp_set_num_threads(1); }
+  ~OneThread() { omp_set_num_threads(previous); }
+};
+
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const char* name) : path(fs::temp_directory_path() / name) {
+    fs::remove_all(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string sub(const char* s) const { return (path / s).string(); }
+};
+
+}  // namespace
+
+TEST_SUITE("train") {
+  TEST_CASE("golden run: a recorded loss curve, and resume reproduces it exactly") {
+    OneThread one;
+    TempDir tmp("mt_test_golden");
+    auto full = Trainer::create(tiny_config(tmp.sub("full")), "golden", synthetic_data(7));
+    const TrainResult a = full->fit();
+    CHECK(a.stop_reason == "finished");
+    CHECK(a.steps == 12);
+    REQUIRE(a.logged_losses.size() == 12);
+    REQUIRE(a.val_losses.size() == 2);
+    // Recorded on x86-64 (g++ 12, fp32 CPU ops). The slack covers another CPU's vector width
+    // and FMA contraction, not a changed algorithm: one wrong gradient moves these by > 1e-3.
+    const std::vector<double> golden = {
+        3.8007137775421143, 2.6570439338684082, 2.3910748958587646, 2.1266722679138184,
+        1.6170234680175781, 1.6249212026596069, 1.3895498514175415, 1.2018947601318359,
+        1.0843324661254883, 1.2385643720626831, 1.140351414680481,  1.3176941871643066};
+    const std::vector<double> got = losses_of(a);
+    for (size_t i = 0; i < golden.size(); ++i) {
+      INFO("step " << i + 1 << ": " << got[i]);
+      CHECK(got[i] == doctest::Approx(golden[i]).epsilon(1e-5));
+    }
+    CHECK(a.val_losses[0] == doctest::Approx(1.8248401641845704).epsilon(1e-5));
+    CHECK(a.val_losses[1] == doctest::Approx(1.775222396850586).epsilon(1e-5));
+    CHECK(got.back() < got.front());  // it learns
+
+    // Stop mid-epoch (step 8 of 12) and at an epoch's last step (6), then resume: the rest of
+    // the curve, the validation losses and the final weights match the uninterrupted run.
+    for (int64_t stop_at : {8, 6}) {
+      CAPTURE(stop_at);
+      const std::string dir = tmp.sub(stop_at == 8 ? "cut8" : "cut6");
+      auto first = Trainer::create(
+          tiny_config(dir, {"trainer.max_steps=" + std::to_string(stop_at)}), "golden",
+          synthetic_data(7));
+      const TrainResult b1 = first->fit();
+      CHECK(b1.stop_reason == "max_steps");
+      CHECK(b1.steps == stop_at);
+      first.reset();
+      auto resumed = Trainer::resume(dir, {"trainer.max_steps=0"}, synthetic_data(7));
+      CHECK(resumed->state().step == stop_at);
+      const TrainResult b2 = resumed->fit();
+      CHECK(b2.stop_reason == "finished");
+      const std::vector<double> tail = losses_of(b2);
+      REQUIRE(tail.size() == static_cast<size_t>(12 - stop_at));
+      for (size_t i = 0; i < tail.size(); ++i) CHECK(tail[i] == got[stop_at + i]);  // bitwise
+      CHECK(b2.val_losses.back() == a.val_losses.back());
+      const auto wa = full->model().state_dict();
+      const auto wb = resumed->model().state_dict();
+      for (const auto& [name, t] : wa) {
+        INFO(name);
+        CHECK(testing::max_abs_diff(t, wb.at(name)) == 0.0);
+      }
+      // The resumed run's log is one curve: 12 train lines, 2 epoch lines.
+      int train_lines = 0, epoch_lines = 0;
+      for (const auto& r : read_run_log(dir + "/metrics.jsonl")) {
+        train_lines += r["kind"] == "train";
+        epoch_lines += r["kind"] == "epoch";
+      }
+      CHECK(train_lines == 12);
+      CHECK(epoch_lines == 2);
+    }
+    CHECK_THROWS_WITH_TEXT(Trainer::create(tiny_config(tmp.sub("full")), "g", synthetic_data(7)),
+                           "already holds a run");
+  }
+
+  TEST_CASE("golden run: the same seed gives the same losses, another seed others") {
+    OneThread one;
+    TempDir tmp("mt_test_determinism");
+    auto r1 = Trainer::create(tiny_config(tmp.sub("a"), {"trainer.epochs=1"}), "d",
+                              synthetic_data(7))->fit();
+    auto r2 = Trainer::create(tiny_config(tmp.sub("b"), {"trainer.epochs=1"}), "d",
+                              synthetic_data(7))->fit();
+    auto r3 = Trainer::create(tiny_config(tmp.sub("c"), {"trainer.epochs=1", "trainer.seed=8"}),
+                              "d", synthetic_data(8))->fit();
+    CHECK(losses_of(r1) == losses_of(r2));
+    CHECK(losses_of(r1) != losses_of(r3));
+  }
+
+  TEST_CASE("non-finite steps are skipped, counted, and stop the run; nothing saved is lost") {
+    OneThread one;
+    TempDir tmp("mt_test_nonfinite");
+    auto t = Trainer::create(tiny_config(tmp.sub("run"), {"trainer.max_nonfinite=3"}), "nan",
+                             synthetic_data(7, /*nan_train=*/true));
+    const TrainResult r = t->fit();
+    CHECK(r.stop_reason == "nonfinite");
+    CHECK(r.nonfinite_skipped == 3);
+    CHECK(r.steps == 0);
+    CHECK_FALSE(checkpoint_exists(tmp.sub("run") + "/checkpoints/last"));
+    int skips = 0;
+    for (const auto& rec : read_run_log(tmp.sub("run") + "/metrics.jsonl")) {
+      skips += rec["kind"] == "skip";
+    }
+    CHECK(skips == 3);
+    for (const Var& p : t->model().parameters()) {  // the weights never saw a NaN
+      for (float v : p.value().to_vector<float>()) REQUIRE(std::isfinite(v));
+    }
+  }
+
+  TEST_CASE("Ctrl-C: the step finishes, the last checkpoint is saved, resume continues") {
+    OneThread one;
+    TempDir tmp("mt_test_interrupt");
+    auto t = Trainer::create(tiny_config(tmp.sub("run")), "int", synthetic_data(7));
+    request_interrupt(true);
+    const TrainResult r = t->fit();
+    request_interrupt(false);
+    CHECK(r.stop_reason == "interrupted");
+    CHECK(r.steps == 1);
+    CHECK(load_checkpoint(tmp.sub("run") + "/checkpoints/last").state.step == 1);
+    const TrainResult r2 = Trainer::resume(tmp.sub("run"), {}, synthetic_data(7))->fit();
+    CHECK(r2.stop_reason == "finished");
+    CHECK(r2.steps == 12);
+  }
+
+  TEST_CASE("evaluation of a run; target delta reconstructs levels") {
+    OneThread one;
+    TempDir tmp("mt_test_eval_run");
+    const std::string dir = tmp.sub("delta");
+    auto t = Trainer::create(tiny_config(dir, {"model.target=delta", "trainer.epochs=1"}), "e",
+                             synthetic_data(7));
+    CHECK(t->fit().stop_reason == "finished");
+    auto data = synthetic_data(7);
+    EvalOptions o;
+    o.run_dir = dir;
+    json r = evaluate_run(o, data.get());
+    CHECK(r["windows"] == 5);
+    CHECK(r["positions"] == 5 * 31);
+    CHECK(r["target"] == "delta");
+    CHECK(fs::exists(dir + "/metrics.md"));
+    CHECK(fs::exists(dir + "/predictions.csv"));
+    // A delta model whose head outputs exactly 0 is the persistence forecast: same metrics.
+    Checkpoint ck = load_checkpoint(dir + "/checkpoints/best");
+    for (auto& [name, w] : ck.model) {
+      if (name.rfind("fc_out.", 0) == 0) w.zero_();
+    }
+    save_checkpoint(dir + "/checkpoints/best", ck.model, ck.optimizer, ck.state, ck.model_config);
+    r = evaluate_run(o, data.get());
+    for (const char* space : {"z", "price"}) {
+      for (const char* f : {"open", "close", "volume", "mean"}) {
+        CAPTURE(space);
+        CAPTURE(f);
+        CHECK(r[space]["model"][f]["mse"].get<double>() ==
+              doctest::Approx(r[space]["persistence"][f]["mse"].get<double>()).epsilon(1e-12));
+        CHECK(r[space]["skill"][f]["mse"].get<double>() == doctest::Approx(0.0).scale(1.0));
+      }
+    }
+  }
+}
