@@ -36,12 +36,12 @@ __global__ void __launch_bounds__(kDeltaThreads)
   if (row < rows) {
     const int t = static_cast<int>(row % p.T);
     const int bh = static_cast<int>(row / p.T), b = bh / p.H, h = bh % p.H;
-    const uint4 o = *reinterpret_cast<const uint4*>(static_cast<const E*>(p.out) +
-                                                    b * p.out_strides.b + t * p.out_strides.t +
-                                                    h * p.out_strides.h + part * 8);
-    const uint4 d = *reinterpret_cast<const uint4*>(static_cast<const E*>(p.dout) +
-                                                    b * p.dout_strides.b + t * p.dout_strides.t +
-                                                    h * p.dout_strides.h + part * 8);
+    const uint4 o =
+        *reinterpret_cast<const uint4*>(static_cast<const E*>(p.out) + b * p.out_strides.b +
+                                        t * p.out_strides.t + h * p.out_strides.h + part * 8);
+    const uint4 d =
+        *reinterpret_cast<const uint4*>(static_cast<const E*>(p.dout) + b * p.dout_strides.b +
+                                        t * p.dout_strides.t + h * p.dout_strides.h + part * 8);
     const E* oe = reinterpret_cast<const E*>(&o);
     const E* de = reinterpret_cast<const E*>(&d);
 #pragma unroll

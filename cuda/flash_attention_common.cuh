@@ -328,7 +328,6 @@ __device__ __forceinline__ void load_rows_a(uint32_t (*a)[4], const E* tile, int
   }
 }
 
-
 // fp32 C tiles a warp keeps for a 16 x D product: D / 8, but 4 partial sums at D = 8 (see
 // gemm_p_kn). fold_acc adds the partials into tile 0 before the epilogue.
 template <int D>

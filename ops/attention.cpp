@@ -40,14 +40,14 @@ struct Dims {
 Dims check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, const char* op) {
   CHECK(q.dim() == 4, "{}: expected q of shape [B, T, H, D], got {}", op, q.describe());
   CHECK(k.shape() == q.shape() && v.shape() == q.shape(),
-        "{}: q, k, v must have the same shape [B, T, H, D], got q {}, k {}, v {}", op,
-        q.describe(), k.describe(), v.describe());
+        "{}: q, k, v must have the same shape [B, T, H, D], got q {}, k {}, v {}", op, q.describe(),
+        k.describe(), v.describe());
   CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype(),
         "{}: q, k, v must have the same dtype, got q {}, k {}, v {}", op, q.describe(),
         k.describe(), v.describe());
   CHECK(k.device() == q.device() && v.device() == q.device(),
-        "{}: q, k, v must be on one device, got q {}, k {}, v {}", op, q.describe(),
-        k.describe(), v.describe());
+        "{}: q, k, v must be on one device, got q {}, k {}, v {}", op, q.describe(), k.describe(),
+        v.describe());
   CHECK(is_floating(q.dtype()), "{}: expected floating q, k, v, got {}", op, q.describe());
   CHECK(q.numel() > 0, "{}: empty input {}", op, q.describe());
   return {q.size(0), q.size(1), q.size(2), q.size(3)};
@@ -56,8 +56,8 @@ Dims check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, const char* op
 void check_options(const AttentionOptions& o, const char* op) {
   CHECK(o.dropout_p >= 0.0f && o.dropout_p < 1.0f, "{}: dropout_p must be in [0, 1), got {}", op,
         o.dropout_p);
-  CHECK(o.scale >= 0.0f && std::isfinite(o.scale), "{}: scale must be finite and >= 0, got {}",
-        op, o.scale);
+  CHECK(o.scale >= 0.0f && std::isfinite(o.scale), "{}: scale must be finite and >= 0, got {}", op,
+        o.scale);
 }
 
 AttentionDropout make_dropout(const AttentionOptions& o) {
@@ -159,7 +159,8 @@ struct BackwardCtx {
   bool recompute(int64_t b, int64_t h, int64_t i, int64_t j, scalar_t* pd, scalar_t* ds) const {
     if (causal && j > i) return false;
     const int64_t row = (b * s.H + h) * s.T + i;
-    const scalar_t p = std::exp(scale * dot(q + at(s, b, i, h), k + at(s, b, j, h), s.D) - lse[row]);
+    const scalar_t p =
+        std::exp(scale * dot(q + at(s, b, i, h), k + at(s, b, j, h), s.D) - lse[row]);
     const scalar_t keep = keep_factor<scalar_t>(drop, static_cast<uint32_t>(b * s.H + h), i, j);
     const scalar_t dp = keep * dot(dout + at(s, b, i, h), v + at(s, b, j, h), s.D);
     *pd = p * keep;
@@ -223,10 +224,16 @@ AttentionGrads backward_tiled(const Tensor& q, const Tensor& k, const Tensor& v,
       for (int64_t i = 0; i < s.T; ++i)
         dl[(b * s.H + h) * s.T + i] = dot(op + at(s, b, i, h), dop + at(s, b, i, h), s.D);
 
-  BackwardCtx<scalar_t> c{q.data<scalar_t>(),   k.data<scalar_t>(),   v.data<scalar_t>(),
-                          dop,                  lse.data<scalar_t>(), dl,
-                          s,                    static_cast<scalar_t>(scale),
-                          causal,               drop};
+  BackwardCtx<scalar_t> c{q.data<scalar_t>(),
+                          k.data<scalar_t>(),
+                          v.data<scalar_t>(),
+                          dop,
+                          lse.data<scalar_t>(),
+                          dl,
+                          s,
+                          static_cast<scalar_t>(scale),
+                          causal,
+                          drop};
   scalar_t *dq = g.dq.data<scalar_t>(), *dk = g.dk.data<scalar_t>(), *dv = g.dv.data<scalar_t>();
   const int64_t tiles = (s.T + kColTile - 1) / kColTile;
 #pragma omp parallel for collapse(2) schedule(dynamic)
@@ -237,8 +244,7 @@ AttentionGrads backward_tiled(const Tensor& q, const Tensor& k, const Tensor& v,
 #pragma omp parallel for collapse(2) schedule(dynamic)
   for (int64_t bh = 0; bh < s.B * s.H; ++bh)
     for (int64_t t = 0; t < tiles; ++t)
-      backward_row_tile(c, dq, bh / s.H, bh % s.H, t * kRowTile,
-                        std::min((t + 1) * kRowTile, s.T));
+      backward_row_tile(c, dq, bh / s.H, bh % s.H, t * kRowTile, std::min((t + 1) * kRowTile, s.T));
   return g;
 }
 
@@ -261,8 +267,7 @@ cuda::FlashAttentionParams cuda_params(const Tensor& q, const Tensor& k, const T
                                        const AttentionOptions& o) {
   const int64_t D = q.size(3);
   CHECK(D == 8 || D == 16 || D == 32 || D == 64 || D == 128,
-        "attention: the CUDA kernel supports head dims 8, 16, 32, 64, 128, got q {}",
-        q.describe());
+        "attention: the CUDA kernel supports head dims 8, 16, 32, 64, 128, got q {}", q.describe());
   CHECK(q.size(1) < (int64_t(1) << 31) && q.size(0) * q.size(2) < (int64_t(1) << 31),
         "attention: too large for the CUDA kernel: q {}", q.describe());
   cuda::FlashAttentionParams p;
@@ -382,9 +387,8 @@ AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor
   const double scale = attention_scale(options, s.D);
   AttentionGrads g = MT_DISPATCH_FLOAT(ct, "attention_backward", [&] {
     if constexpr (!std::is_same_v<scalar_t, bf16>) {
-      return backward_tiled<scalar_t>(prep(q), prep(k), prep(v), prep(out), prep(lse),
-                                      prep(dout), s, scale, options.causal,
-                                      make_dropout(options));
+      return backward_tiled<scalar_t>(prep(q), prep(k), prep(v), prep(out), prep(lse), prep(dout),
+                                      s, scale, options.causal, make_dropout(options));
     }
     return AttentionGrads{};
   });

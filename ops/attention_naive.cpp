@@ -55,8 +55,8 @@ struct Naive {
       for (int64_t j = 0; j < T; ++j) {
         scalar_t dotv = 0;
         for (int64_t d = 0; d < s.D; ++d) dotv += q[s.at(b, i, h) + d] * k[s.at(b, j, h) + d];
-        p[i * T + j] = (causal && j > i) ? -std::numeric_limits<scalar_t>::infinity()
-                                         : r(scale * dotv);
+        p[i * T + j] =
+            (causal && j > i) ? -std::numeric_limits<scalar_t>::infinity() : r(scale * dotv);
         mx = std::max(mx, p[i * T + j]);
       }
       scalar_t sum = 0;
@@ -127,8 +127,8 @@ Naive<scalar_t> make_naive(const Tensor& q, const AttentionOptions& o, bool emul
   drop.offset = o.offset;
   drop.threshold = AttentionDropout::threshold_for(o.dropout_p);
   NaiveDims s{q.size(0), q.size(1), q.size(2), q.size(3)};
-  return Naive<scalar_t>{s, static_cast<scalar_t>(attention_scale(o, s.D)), o.causal,
-                         emulate_bf16, drop};
+  return Naive<scalar_t>{s, static_cast<scalar_t>(attention_scale(o, s.D)), o.causal, emulate_bf16,
+                         drop};
 }
 
 void check_naive(const Tensor& q, const Tensor& k, const Tensor& v, const char* op) {

@@ -142,13 +142,15 @@ TEST_CASE("attention: float64 gradcheck through scaled_dot_product_attention") {
     bool causal;
     float p;
   };
-  for (Case c : {Case{5, true, 0.0f}, Case{5, false, 0.0f}, Case{7, true, 0.3f}, Case{1, true, 0.0f},
-                 Case{3, false, 0.25f}}) {
+  for (Case c : {Case{5, true, 0.0f}, Case{5, false, 0.0f}, Case{7, true, 0.3f},
+                 Case{1, true, 0.0f}, Case{3, false, 0.25f}}) {
     CAPTURE(c.T);
     CAPTURE(c.causal);
     CAPTURE(c.p);
     AttentionOptions o{c.causal, c.p, 5, 1, 0.0f};
-    auto f = [o](const std::vector<Var>& x) { return scaled_dot_product_attention(x[0], x[1], x[2], o); };
+    auto f = [o](const std::vector<Var>& x) {
+      return scaled_dot_product_attention(x[0], x[1], x[2], o);
+    };
     GradcheckResult r =
         gradcheck(f, {rnd({1, c.T, 2, 4}, 21), rnd({1, c.T, 2, 4}, 22), rnd({1, c.T, 2, 4}, 23)});
     CHECK(r.passed);
@@ -196,11 +198,10 @@ TEST_CASE("attention: errors name the shapes and dtypes") {
   AttentionOptions o;
   CHECK_THROWS_WITH_TEXT(ops::attention_forward(q, rnd({1, 5, 2, 8}, 2), q, o, nullptr),
                          "same shape [B, T, H, D]");
-  CHECK_THROWS_WITH_TEXT(ops::attention_forward(q.view({4, 2, 8}), q.view({4, 2, 8}),
-                                                q.view({4, 2, 8}), o, nullptr),
-                         "[B, T, H, D]");
-  CHECK_THROWS_WITH_TEXT(ops::attention_forward(q, q.to(kFloat32), q, o, nullptr),
-                         "same dtype");
+  CHECK_THROWS_WITH_TEXT(
+      ops::attention_forward(q.view({4, 2, 8}), q.view({4, 2, 8}), q.view({4, 2, 8}), o, nullptr),
+      "[B, T, H, D]");
+  CHECK_THROWS_WITH_TEXT(ops::attention_forward(q, q.to(kFloat32), q, o, nullptr), "same dtype");
   Tensor qi = Tensor::zeros({1, 4, 2, 8}, kInt32);
   CHECK_THROWS_WITH_TEXT(ops::attention_forward(qi, qi, qi, o, nullptr), "floating");
   AttentionOptions bad;
