@@ -69,7 +69,7 @@ GpuResult run_gpu(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
   return r;
 #else
   (void)q, (void)k, (void)v, (void)dout, (void)o, (void)backward;
-  FAIL("run_gpu: built without CUDA");
+  MT_FAIL("run_gpu: built without CUDA");
 #endif
 }
 
