@@ -4,12 +4,13 @@
 //   build/bin/evaluate --run runs/tiny-20260101-120000
 //   build/bin/evaluate --run runs/tiny-... --data btcusd_2024.csv   (the run's normalization)
 //   build/bin/evaluate --run runs/tiny-... --plots-only             (`make plots RUN=...`)
+#include "training/evaluate.h"
+
 #include <cstdio>
 #include <filesystem>
 #include <string>
 
 #include "base/error.h"
-#include "training/evaluate.h"
 #include "training/plots.h"
 
 namespace {
@@ -65,15 +66,16 @@ int run(int argc, char** argv) {
     const json report = evaluate_run(o);
     if (!o.csv.empty()) {
       out_dir = (std::filesystem::path(o.run_dir) /
-                 ("eval-" + std::filesystem::path(o.csv[0]).stem().string())).string();
+                 ("eval-" + std::filesystem::path(o.csv[0]).stem().string()))
+                    .string();
     }
-    std::printf("[evaluate] %lld windows; mean z-space RMSE %.6g (persistence %.6g); close "
-                "direction %.2f %%\n[evaluate] wrote %s/metrics.md\n",
-                static_cast<long long>(report["windows"].get<int64_t>()),
-                report["z"]["model"]["mean"]["rmse"].get<double>(),
-                report["z"]["persistence"]["mean"]["rmse"].get<double>(),
-                100.0 * report["directional_accuracy"]["accuracy"].get<double>(),
-                out_dir.c_str());
+    std::printf(
+        "[evaluate] %lld windows; mean z-space RMSE %.6g (persistence %.6g); close "
+        "direction %.2f %%\n[evaluate] wrote %s/metrics.md\n",
+        static_cast<long long>(report["windows"].get<int64_t>()),
+        report["z"]["model"]["mean"]["rmse"].get<double>(),
+        report["z"]["persistence"]["mean"]["rmse"].get<double>(),
+        100.0 * report["directional_accuracy"]["accuracy"].get<double>(), out_dir.c_str());
   }
   if (plots || plots_only) {
     const PlotResult r = make_plots(out_dir);

@@ -36,7 +36,8 @@ void save_sample(const std::string& dir, int64_t step) {
       {"fc_out.bias", Tensor::from_doubles({0.5, -0.5}, {2})}};
   StateDict opt;
   opt.meta = {{"name", "adamw"}, {"step", step}};
-  opt.tensors["fc_out.weight.exp_avg"] = Tensor::from_doubles({0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, {2, 3});
+  opt.tensors["fc_out.weight.exp_avg"] =
+      Tensor::from_doubles({0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, {2, 3});
   save_checkpoint(dir, model, opt, sample_state(step), {{"d_model", 4}});
 }
 

@@ -14,10 +14,10 @@ TEST_SUITE("train") {
     const json file = {{"trainer", {{"epochs", 3}, {"clip", 0.25}}}, {"model", {{"d_model", 32}}}};
     const json c = s.resolve(file, {"trainer.epochs=7", "trainer.device=cuda",
                                     "trainer.loss_weights=[1,2,3,4,5]", "model.target=delta"});
-    CHECK(c["trainer"]["epochs"] == 7);          // --set beats the file
-    CHECK(c["trainer"]["clip"] == 0.25);         // the file beats the default
-    CHECK(c["trainer"]["batch_size"] == 32);     // the default
-    CHECK(c["trainer"]["device"] == "cuda");     // a bare word is a string
+    CHECK(c["trainer"]["epochs"] == 7);       // --set beats the file
+    CHECK(c["trainer"]["clip"] == 0.25);      // the file beats the default
+    CHECK(c["trainer"]["batch_size"] == 32);  // the default
+    CHECK(c["trainer"]["device"] == "cuda");  // a bare word is a string
     CHECK(c["model"]["d_model"] == 32);
     CHECK(c["model"]["target"] == "delta");
     CHECK(c["trainer"]["loss_weights"] == json::array({1, 2, 3, 4, 5}));
@@ -44,8 +44,9 @@ TEST_SUITE("train") {
 
   TEST_CASE("config: wrong types, bad choices and malformed --set are errors") {
     const ConfigSchema& s = run_schema();
-    CHECK_THROWS_WITH_TEXT(s.resolve({{"trainer", {{"epochs", 2.5}}}}, {}),
-                           "config key 'trainer.epochs': expected integer (like 10), got number 2.5");
+    CHECK_THROWS_WITH_TEXT(
+        s.resolve({{"trainer", {{"epochs", 2.5}}}}, {}),
+        "config key 'trainer.epochs': expected integer (like 10), got number 2.5");
     CHECK_THROWS_WITH_TEXT(s.resolve({{"trainer", {{"clip", "big"}}}}, {}),
                            "config key 'trainer.clip': expected number");
     CHECK_THROWS_WITH_TEXT(s.resolve(json::object(), {"model.target=price"}),

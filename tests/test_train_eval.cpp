@@ -41,7 +41,8 @@ TEST_SUITE("train") {
     z.add({0.5}, {0.0});
     CHECK(z.feature(0).mape == doctest::Approx(100.0 * 0.5 / 1e-8));
     CHECK(std::isfinite(z.feature(0).mape));
-    CHECK_THROWS_WITH_TEXT(acc.add({1, 2, 3}, {1, 2, 3}), "must hold the same whole number of rows");
+    CHECK_THROWS_WITH_TEXT(acc.add({1, 2, 3}, {1, 2, 3}),
+                           "must hold the same whole number of rows");
     CHECK(data::skill(1.0, 4.0) == 0.75);
     CHECK(data::skill(4.0, 2.0) == -1.0);
   }
@@ -62,8 +63,10 @@ TEST_SUITE("train") {
     // One window, T = 3, F = 5; feature f of row t is x[t] * (f + 1), prices = 2 * z.
     const std::vector<double> base = {1, 2, 4}, pred = {2, 3};
     std::vector<double> x, p;
-    for (double v : base) for (int f = 0; f < 5; ++f) x.push_back(v * (f + 1));
-    for (double v : pred) for (int f = 0; f < 5; ++f) p.push_back(v * (f + 1));
+    for (double v : base)
+      for (int f = 0; f < 5; ++f) x.push_back(v * (f + 1));
+    for (double v : pred)
+      for (int f = 0; f < 5; ++f) p.push_back(v * (f + 1));
     ForecastEvaluator ev({"open", "high", "low", "close", "volume"},
                          [](std::vector<double>& rows, int64_t) {
                            for (double& v : rows) v *= 2;
@@ -140,16 +143,17 @@ TEST_SUITE("train") {
     RunLog log((dir / "metrics.jsonl").string());
     for (int s = 1; s <= 20; ++s) {
       log.append({{"kind", "train"}, {"epoch", s / 10}, {"step", s}, {"loss", 1.0 / s}});
-      if (s % 10 == 0) log.append({{"kind", "epoch"}, {"epoch", s / 10 - 1}, {"step", s},
-                                   {"val_loss", 2.0 / s}});
+      if (s % 10 == 0)
+        log.append({{"kind", "epoch"}, {"epoch", s / 10 - 1}, {"step", s}, {"val_loss", 2.0 / s}});
     }
-    std::string csv = "window,t,actual_open,actual_high,actual_low,actual_close,actual_volume,"
-                      "predicted_open,predicted_high,predicted_low,predicted_close,"
-                      "predicted_volume\n";
+    std::string csv =
+        "window,t,actual_open,actual_high,actual_low,actual_close,actual_volume,"
+        "predicted_open,predicted_high,predicted_low,predicted_close,"
+        "predicted_volume\n";
     for (int w = 0; w < 2; ++w) {
       for (int t = 1; t < 20; ++t) {
-        csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", w, t, 100 + t, 101 + t,
-                           99 + t, 100 + t, 5, 100.5 + t, 101 + t, 99 + t, 100 + t, 4);
+        csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", w, t, 100 + t, 101 + t, 99 + t,
+                           100 + t, 5, 100.5 + t, 101 + t, 99 + t, 100 + t, 4);
       }
     }
     write_file_atomic((dir / "predictions.csv").string(), csv);

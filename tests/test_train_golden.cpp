@@ -1,9 +1,9 @@
 // End to end on the CPU: a tiny model trained a few steps on a small synthetic series gives a
 // recorded loss curve, and resuming from a checkpoint reproduces an uninterrupted run bit for
 // bit. Also: non-finite steps, Ctrl-C, the evaluation of a run, and target "delta".
-#include <cmath>
 #include <omp.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "tests/test_util.h"
@@ -60,14 +60,28 @@ std::unique_ptr<RunData> synthetic_data(uint64_t seed, bool nan_train = false) {
 }
 
 json tiny_config(const std::string& out_dir, std::vector<std::string> extra = {}) {
-  std::vector<std::string> sets = {
-      "model.d_model=16", "model.n_heads=2", "model.n_layers=1", "model.d_ff=32",
-      "model.attn_dropout=0.05", "optimizer.lr=0.003", "optimizer.weight_decay=0.001",
-      "scheduler.name=plateau", "scheduler.factor=0.5", "scheduler.patience=0",
-      "data.window=32", "data.stride=16", "trainer.epochs=2", "trainer.batch_size=4",
-      "trainer.precision=fp32", "trainer.device=cpu", "trainer.seed=7", "trainer.log_every=1",
-      "trainer.evaluate=false", "trainer.plots=false", "trainer.progress=none",
-      "trainer.out_dir=" + out_dir};
+  std::vector<std::string> sets = {"model.d_model=16",
+                                   "model.n_heads=2",
+                                   "model.n_layers=1",
+                                   "model.d_ff=32",
+                                   "model.attn_dropout=0.05",
+                                   "optimizer.lr=0.003",
+                                   "optimizer.weight_decay=0.001",
+                                   "scheduler.name=plateau",
+                                   "scheduler.factor=0.5",
+                                   "scheduler.patience=0",
+                                   "data.window=32",
+                                   "data.stride=16",
+                                   "trainer.epochs=2",
+                                   "trainer.batch_size=4",
+                                   "trainer.precision=fp32",
+                                   "trainer.device=cpu",
+                                   "trainer.seed=7",
+                                   "trainer.log_every=1",
+                                   "trainer.evaluate=false",
+                                   "trainer.plots=false",
+                                   "trainer.progress=none",
+                                   "trainer.out_dir=" + out_dir};
   sets.insert(sets.end(), extra.begin(), extra.end());
   return run_schema().resolve(json::object(), sets);
 }
@@ -109,10 +123,10 @@ TEST_SUITE("train") {
     REQUIRE(a.val_losses.size() == 2);
     // Recorded on x86-64 (g++ 12, fp32 CPU ops). The slack covers another CPU's vector width
     // and FMA contraction, not a changed algorithm: one wrong gradient moves these by > 1e-3.
-    const std::vector<double> golden = {
-        3.8007137775421143, 2.6570439338684082, 2.3910748958587646, 2.1266722679138184,
-        1.6170234680175781, 1.6249212026596069, 1.3895498514175415, 1.2018947601318359,
-        1.0843324661254883, 1.2385643720626831, 1.140351414680481,  1.3176941871643066};
+    const std::vector<double> golden = {3.8007137775421143, 2.6570439338684082, 2.3910748958587646,
+                                        2.1266722679138184, 1.6170234680175781, 1.6249212026596069,
+                                        1.3895498514175415, 1.2018947601318359, 1.0843324661254883,
+                                        1.2385643720626831, 1.140351414680481,  1.3176941871643066};
     const std::vector<double> got = losses_of(a);
     for (size_t i = 0; i < golden.size(); ++i) {
       INFO("step " << i + 1 << ": " << got[i]);
@@ -127,9 +141,9 @@ TEST_SUITE("train") {
     for (int64_t stop_at : {8, 6}) {
       CAPTURE(stop_at);
       const std::string dir = tmp.sub(stop_at == 8 ? "cut8" : "cut6");
-      auto first = Trainer::create(
-          tiny_config(dir, {"trainer.max_steps=" + std::to_string(stop_at)}), "golden",
-          synthetic_data(7));
+      auto first =
+          Trainer::create(tiny_config(dir, {"trainer.max_steps=" + std::to_string(stop_at)}),
+                          "golden", synthetic_data(7));
       const TrainResult b1 = first->fit();
       CHECK(b1.stop_reason == "max_steps");
       CHECK(b1.steps == stop_at);
@@ -164,12 +178,15 @@ TEST_SUITE("train") {
   TEST_CASE("golden run: the same seed gives the same losses, another seed others") {
     OneThread one;
     TempDir tmp("mt_test_determinism");
-    auto r1 = Trainer::create(tiny_config(tmp.sub("a"), {"trainer.epochs=1"}), "d",
-                              synthetic_data(7))->fit();
-    auto r2 = Trainer::create(tiny_config(tmp.sub("b"), {"trainer.epochs=1"}), "d",
-                              synthetic_data(7))->fit();
+    auto r1 =
+        Trainer::create(tiny_config(tmp.sub("a"), {"trainer.epochs=1"}), "d", synthetic_data(7))
+            ->fit();
+    auto r2 =
+        Trainer::create(tiny_config(tmp.sub("b"), {"trainer.epochs=1"}), "d", synthetic_data(7))
+            ->fit();
     auto r3 = Trainer::create(tiny_config(tmp.sub("c"), {"trainer.epochs=1", "trainer.seed=8"}),
-                              "d", synthetic_data(8))->fit();
+                              "d", synthetic_data(8))
+                  ->fit();
     CHECK(losses_of(r1) == losses_of(r2));
     CHECK(losses_of(r1) != losses_of(r3));
   }

@@ -48,8 +48,10 @@ SafetensorsFile load_part(const std::string& dir, const char* file) {
 
 void check_format(const std::string& dir, const char* file, const SafetensorsFile& f) {
   const auto it = f.metadata.find("format");
-  CHECK(it != f.metadata.end(), "checkpoint '{}': {} has no 'format' metadata (not written by "
-        "the trainer?)", dir, file);
+  CHECK(it != f.metadata.end(),
+        "checkpoint '{}': {} has no 'format' metadata (not written by "
+        "the trainer?)",
+        dir, file);
   CHECK(it->second == std::to_string(kCheckpointFormat),
         "checkpoint '{}': {} has format version {}, this build reads version {}", dir, file,
         it->second, kCheckpointFormat);
@@ -166,8 +168,8 @@ Checkpoint load_checkpoint(const std::string& requested) {
     FAIL("checkpoint '{}': {}: {}", dir, kTrainerFile, e.message());
   }
   CHECK(ck.state.step == model_step,
-        "checkpoint '{}': {} is from step {} but {} from step {} (files from different saves)",
-        dir, kModelFile, model_step, kTrainerFile, ck.state.step);
+        "checkpoint '{}': {} is from step {} but {} from step {} (files from different saves)", dir,
+        kModelFile, model_step, kTrainerFile, ck.state.step);
   ck.optimizer.meta = parse_meta(dir, kTrainerFile, trainer, "optimizer");
   ck.optimizer.tensors = std::move(trainer.tensors);
   return ck;

@@ -15,11 +15,10 @@
 // previous or the new checkpoint whole; load finds <dir>.old when <dir> is missing.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "optim/optimizer.h"
@@ -31,9 +30,9 @@ namespace mt::training {
 constexpr int kCheckpointFormat = 1;
 
 struct TrainerState {
-  int epoch = 0;               // the epoch in progress (or the next one to start)
-  int64_t batch_in_epoch = 0;  // batches of `epoch` already consumed
-  int64_t step = 0;            // optimizer steps since the start of the run
+  int epoch = 0;                          // the epoch in progress (or the next one to start)
+  int64_t batch_in_epoch = 0;             // batches of `epoch` already consumed
+  int64_t step = 0;                       // optimizer steps since the start of the run
   uint64_t rng_seed = 0, rng_offset = 0;  // the dropout generator
   double best_val_loss = std::numeric_limits<double>::infinity();
   int best_epoch = -1;
@@ -42,8 +41,8 @@ struct TrainerState {
   int64_t epoch_loss_count = 0;
   double pending_loss_sum = 0;  // steps since the last log line: their summed loss and count
   int64_t pending_steps = 0;
-  double elapsed_s = 0;       // training time before this checkpoint, for throughput figures
-  bool finished = false;      // the run completed all epochs (or stopped early by design)
+  double elapsed_s = 0;   // training time before this checkpoint, for throughput figures
+  bool finished = false;  // the run completed all epochs (or stopped early by design)
   nlohmann::json scheduler = nlohmann::json::object();
   nlohmann::json early_stopping = nlohmann::json::object();
 

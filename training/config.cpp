@@ -66,8 +66,8 @@ bool is_section(const std::vector<ConfigOption>& options, const std::string& key
 
 }  // namespace
 
-ConfigSchema& ConfigSchema::add(const std::string& key, json default_value,
-                                const std::string& help, std::vector<std::string> choices) {
+ConfigSchema& ConfigSchema::add(const std::string& key, json default_value, const std::string& help,
+                                std::vector<std::string> choices) {
   CHECK(!key.empty() && find(key) == nullptr, "config schema: key '{}' is empty or added twice",
         key);
   CHECK(!default_value.is_object(), "config schema: default of '{}' must be a leaf, not an object",
@@ -101,8 +101,8 @@ std::string ConfigSchema::closest_key(const std::string& key) const {
 
 void ConfigSchema::check_value(const ConfigOption& option, const json& value) const {
   CHECK(same_kind(option.default_value, value), "config key '{}': expected {} (like {}), got {} {}",
-        option.key, type_name(option.default_value), option.default_value.dump(),
-        type_name(value), value.dump());
+        option.key, type_name(option.default_value), option.default_value.dump(), type_name(value),
+        value.dump());
   if (!option.choices.empty() && value.is_string()) {
     const bool ok = std::find(option.choices.begin(), option.choices.end(),
                               value.get<std::string>()) != option.choices.end();
@@ -111,7 +111,8 @@ void ConfigSchema::check_value(const ConfigOption& option, const json& value) co
   }
 }
 
-json ConfigSchema::resolve(const json& file_config, const std::vector<std::string>& overrides) const {
+json ConfigSchema::resolve(const json& file_config,
+                           const std::vector<std::string>& overrides) const {
   json config = defaults();
   // Walk the file, checking every leaf against the schema by its full dotted key.
   std::vector<std::pair<std::string, const json*>> stack{{"", &file_config}};
@@ -162,7 +163,8 @@ std::string ConfigSchema::help_text() const {
   for (const ConfigOption& o : options_) width = std::max(width, o.key.size());
   std::string out;
   for (const ConfigOption& o : options_) {
-    std::string line = fmt::format("  {:<{}}  {:<14} {}", o.key, width, o.default_value.dump(), o.help);
+    std::string line =
+        fmt::format("  {:<{}}  {:<14} {}", o.key, width, o.default_value.dump(), o.help);
     if (!o.choices.empty()) line += fmt::format(" [{}]", fmt::join(o.choices, "|"));
     out += line + "\n";
   }

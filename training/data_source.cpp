@@ -33,8 +33,14 @@ std::vector<int64_t> window_starts(const std::vector<data::Segment>& segments, i
 
 ArrayLoader::ArrayLoader(Series series, std::vector<int64_t> starts, int64_t window, int64_t batch,
                          bool shuffle, uint64_t seed, bool drop_last, Device device)
-    : series_(std::move(series)), starts_(std::move(starts)), window_(window), batch_(batch),
-      shuffle_(shuffle), drop_last_(drop_last), seed_(seed), device_(device) {
+    : series_(std::move(series)),
+      starts_(std::move(starts)),
+      window_(window),
+      batch_(batch),
+      shuffle_(shuffle),
+      drop_last_(drop_last),
+      seed_(seed),
+      device_(device) {
   CHECK(batch_ >= 1, "ArrayLoader: batch must be >= 1, got {}", batch_);
   for (int64_t s : starts_) {
     CHECK(s >= 0 && s + window_ <= series_.rows(),

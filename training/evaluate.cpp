@@ -68,8 +68,8 @@ void append_predictions(std::string& csv, int64_t window_index, const std::vecto
 
 json evaluate_run(const EvalOptions& o, RunData* data) {
   cuda::NvtxRange range("evaluate");
-  const json config = run_schema().resolve(
-      read_json_file((fs::path(o.run_dir) / "config.json").string()), {});
+  const json config =
+      run_schema().resolve(read_json_file((fs::path(o.run_dir) / "config.json").string()), {});
   TrainerOptions opts = TrainerOptions::from_config(config);
   if (!o.device.empty()) opts.device = o.device;
   const Device device = Device::parse(opts.device);
@@ -97,8 +97,8 @@ json evaluate_run(const EvalOptions& o, RunData* data) {
     CHECK(!starts.empty(), "evaluate: {} holds no gap-free run of {} minutes",
           fmt::join(o.csv, ", "), opts.window);
     owned = std::make_unique<RunData>();
-    owned->test = std::make_unique<ArrayLoader>(series, starts, opts.window, opts.batch_size,
-                                                false, 0, false, device);
+    owned->test = std::make_unique<ArrayLoader>(series, starts, opts.window, opts.batch_size, false,
+                                                0, false, device);
     loader = owned->test.get();
     out_dir = (fs::path(o.run_dir) / ("eval-" + fs::path(o.csv[0]).stem().string())).string();
     source = fmt::format("{}", fmt::join(o.csv, ", "));
@@ -110,8 +110,7 @@ json evaluate_run(const EvalOptions& o, RunData* data) {
     loader = owned->test.get();
     stats = owned->stats;
   }
-  CHECK(loader->windows() > 0, "evaluate: the {} has no window of {} minutes", source,
-        opts.window);
+  CHECK(loader->windows() > 0, "evaluate: the {} has no window of {} minutes", source, opts.window);
   make_dirs(out_dir);
 
   const InverseTransform to_prices = [stats](std::vector<double>& rows, int64_t n) {
@@ -123,8 +122,9 @@ json evaluate_run(const EvalOptions& o, RunData* data) {
     }
   };
   ForecastEvaluator eval({"open", "high", "low", "close", "volume"}, to_prices);
-  std::string csv = "window,t,actual_open,actual_high,actual_low,actual_close,actual_volume,"
-                    "predicted_open,predicted_high,predicted_low,predicted_close,predicted_volume\n";
+  std::string csv =
+      "window,t,actual_open,actual_high,actual_low,actual_close,actual_volume,"
+      "predicted_open,predicted_high,predicted_low,predicted_close,predicted_volume\n";
   NoGradGuard no_grad;
   loader->start_epoch(0);
   Tensor batch;
@@ -156,11 +156,10 @@ json evaluate_run(const EvalOptions& o, RunData* data) {
   report["data"] = source;
   report["window"] = opts.window;
   write_json_file((fs::path(out_dir) / "metrics.json").string(), report);
-  write_file_atomic((fs::path(out_dir) / "metrics.md").string(),
-                    eval.markdown(fmt::format("Forecast metrics: {} (target {}, {} at step {})",
-                                              source, mc.target,
-                                              fs::path(ck_dir).filename().string(),
-                                              ck.state.step)));
+  write_file_atomic(
+      (fs::path(out_dir) / "metrics.md").string(),
+      eval.markdown(fmt::format("Forecast metrics: {} (target {}, {} at step {})", source,
+                                mc.target, fs::path(ck_dir).filename().string(), ck.state.step)));
   write_file_atomic((fs::path(out_dir) / "predictions.csv").string(), csv);
   return report;
 }

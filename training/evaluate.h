@@ -1,7 +1,7 @@
 // Evaluating a trained run: the test split (or other CSV files) scored against persistence.
 //
-//   evaluate_run({.run_dir = "runs/tiny-..."})            -> <run>/metrics.{json,md}, predictions.csv
-//   evaluate_run({.run_dir = ..., .csv = {"2024.csv"}})   -> <run>/eval-2024/...
+//   evaluate_run({.run_dir = "runs/tiny-..."})            -> <run>/metrics.{json,md},
+//   predictions.csv evaluate_run({.run_dir = ..., .csv = {"2024.csv"}})   -> <run>/eval-2024/...
 //
 // The weights come from checkpoints/best (else last); the model config, precision and window
 // from the run's config.json; the normalization from the run's normalization.json, never refit,
@@ -11,7 +11,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
 

@@ -12,9 +12,8 @@
 // sign of the predicted close move p[t] - x[t] with the actual x[t+1] - x[t], in prices.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

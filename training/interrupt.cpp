@@ -15,8 +15,9 @@ std::atomic<bool> g_interrupted{false};
 extern "C" void on_signal(int signo) {
   g_interrupted.store(true);
   std::signal(signo, SIG_DFL);  // the next one terminates
-  const char msg[] = "\n[train] interrupt: finishing the step, saving the last checkpoint "
-                     "(press Ctrl-C again to quit at once)\n";
+  const char msg[] =
+      "\n[train] interrupt: finishing the step, saving the last checkpoint "
+      "(press Ctrl-C again to quit at once)\n";
   ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
   (void)ignored;
 }

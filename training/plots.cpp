@@ -55,7 +55,8 @@ bool loss_plot(const std::string& run_dir, const std::string& plot_dir) {
       "set title 'Loss'\nset xlabel 'optimizer step'\nset ylabel 'loss'\nset logscale y\n"
       "set grid\nset key top right\n"
       "plot 'loss_train.dat' using 1:2 with lines lw 1 title 'train (logged steps)'";
-  if (!val.empty()) body += ", 'loss_val.dat' using 1:2 with linespoints pt 7 lw 2 title 'validation (epoch end)'";
+  if (!val.empty())
+    body += ", 'loss_val.dat' using 1:2 with linespoints pt 7 lw 2 title 'validation (epoch end)'";
   body += "\n";
   const std::string script = plot_dir + "/loss.gp";
   write_file_atomic(script, "cd '" + plot_dir + "'\n" + both_terminals(body, "loss", 1000, 600));
@@ -84,9 +85,10 @@ bool prediction_plots(const std::string& plot_dir, const std::string& csv_name, 
   const std::string common = "set datafile separator ','\nset grid\nset key top left\n";
   for (int f = 0; f < F; ++f) {
     const int actual_col = 3 + f, pred_col = 3 + F + f;  // window, t, actual..., predicted...
-    std::string body = common + fmt::format("set multiplot layout {},1 title '{}: next minute, "
-                                            "actual vs predicted ({})'\n",
-                                            windows, features[f], unit_of(features[f]));
+    std::string body = common + fmt::format(
+                                    "set multiplot layout {},1 title '{}: next minute, "
+                                    "actual vs predicted ({})'\n",
+                                    windows, features[f], unit_of(features[f]));
     for (int w = 0; w < windows; ++w) {
       body += fmt::format(
           "set title 'test window {}'\nplot '{}' using ($1=={} ? $2 : NaN):{} with lines lw 1.5 "
@@ -96,8 +98,10 @@ bool prediction_plots(const std::string& plot_dir, const std::string& csv_name, 
     body += "unset multiplot\n";
     script += both_terminals(body, "predictions_" + features[f], 1100, 300 * windows);
   }
-  std::string body = common + fmt::format("set multiplot layout {},1 title 'test window 0, all "
-                                          "features'\n", F);
+  std::string body = common + fmt::format(
+                                  "set multiplot layout {},1 title 'test window 0, all "
+                                  "features'\n",
+                                  F);
   for (int f = 0; f < F; ++f) {
     body += fmt::format(
         "set title '{} ({})'\nplot '{}' using ($1==0 ? $2 : NaN):{} with lines lw 1.5 title "

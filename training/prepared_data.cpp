@@ -85,19 +85,19 @@ RunData open_prepared_data(const TrainerOptions& opts, Device device) {
     CHECK(split.contains("rows"),
           "data: '{}' was prepared with windows of {} every {} in '{}' mode; windows of {} every "
           "{} can only be re-cut from a chronological split: prepare it again with the config's "
-          "window and stride", dir, manifest.at("window").get<int64_t>(),
-          manifest.at("stride").get<int64_t>(), split.value("mode", "?"), opts.window,
-          opts.stride);
+          "window and stride",
+          dir, manifest.at("window").get<int64_t>(), manifest.at("stride").get<int64_t>(),
+          split.value("mode", "?"), opts.window, opts.stride);
     const int64_t rows = data::prepared_shape(manifest, "series").at(0);
-    Tensor series = Tensor::from_vector(read_array<float>(dir, manifest, "series"),
-                                        {rows, data::kFeatures});
+    Tensor series =
+        Tensor::from_vector(read_array<float>(dir, manifest, "series"), {rows, data::kFeatures});
     const int64_t max_gap = manifest.at("gaps").value("max_gap_minutes", int64_t{1});
     const auto segs = segments_of(read_array<int64_t>(dir, manifest, "timestamps"), max_gap);
     for (int k = 0; k < data::kSplits; ++k) {
       const json& r = split.at("rows").at(data::split_name(static_cast<data::Split>(k)));
       sets[k] = data::WindowDataset::from_series(
-          series, recut(segs, {r.at(0).get<int64_t>(), r.at(1).get<int64_t>()}, opts.window,
-                        opts.stride),
+          series,
+          recut(segs, {r.at(0).get<int64_t>(), r.at(1).get<int64_t>()}, opts.window, opts.stride),
           opts.window, out.stats, static_cast<data::Split>(k));
     }
   }

@@ -34,9 +34,12 @@ std::string format_rate(double tokens_per_s) {
 
 }  // namespace
 
-Progress::Progress(ProgressMode mode, int epoch, int epochs, int64_t steps_in_epoch,
-                   std::FILE* out)
-    : mode_(mode), epoch_(epoch), epochs_(epochs), steps_in_epoch_(steps_in_epoch), out_(out),
+Progress::Progress(ProgressMode mode, int epoch, int epochs, int64_t steps_in_epoch, std::FILE* out)
+    : mode_(mode),
+      epoch_(epoch),
+      epochs_(epochs),
+      steps_in_epoch_(steps_in_epoch),
+      out_(out),
       start_(std::chrono::steady_clock::now()) {}
 
 std::string Progress::line(int64_t step_in_epoch, double loss, double lr, double tokens_per_s,
@@ -47,10 +50,11 @@ std::string Progress::line(int64_t step_in_epoch, double loss, double lr, double
   std::string s = fmt::format("epoch {}/{} ", epoch_ + 1, epochs_);
   if (mode_ == ProgressMode::Bar) {
     constexpr int kWidth = 24;  // leaves room for the figures in an 80-column terminal
-    const int filled = steps_in_epoch_ > 0
-                           ? static_cast<int>(kWidth * std::min<int64_t>(step_in_epoch, steps_in_epoch_) /
-                                              steps_in_epoch_)
-                           : 0;
+    const int filled =
+        steps_in_epoch_ > 0
+            ? static_cast<int>(kWidth * std::min<int64_t>(step_in_epoch, steps_in_epoch_) /
+                               steps_in_epoch_)
+            : 0;
     s += "[" + std::string(filled, '#') + std::string(kWidth - filled, '-') + "] ";
   }
   s += fmt::format("{}/{}  loss {:.5g}  lr {:.2e}  {}  ETA {}", step_in_epoch, steps_in_epoch_,

@@ -129,8 +129,10 @@ TrainerOptions TrainerOptions::from_config(const json& c) {
   CHECK(o.clip >= 0, "trainer.clip must be >= 0 (0: off), got {}", o.clip);
   CHECK(o.log_every >= 1, "trainer.log_every must be >= 1, got {}", o.log_every);
   CHECK(o.max_nonfinite >= 1, "trainer.max_nonfinite must be >= 1, got {}", o.max_nonfinite);
-  CHECK(o.window >= 2 && o.stride >= 1, "data.window must be >= 2 and data.stride >= 1, got {} "
-        "and {}", o.window, o.stride);
+  CHECK(o.window >= 2 && o.stride >= 1,
+        "data.window must be >= 2 and data.stride >= 1, got {} "
+        "and {}",
+        o.window, o.stride);
   CHECK(o.loss_beta >= 0, "trainer.loss_beta must be >= 0, got {}", o.loss_beta);
   const int64_t features = at_path(c, "model.n_features").get<int64_t>();
   CHECK(static_cast<int64_t>(o.loss_weights.size()) == features,

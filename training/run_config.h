@@ -34,7 +34,7 @@ struct TrainerOptions {
   int64_t checkpoint_every = 0;  // steps; 0: at epoch ends only
   int64_t max_nonfinite = 0;     // consecutive skipped steps that stop the run
   bool skip_nonfinite = true;
-  int64_t val_batches = 0;  // 0: the whole validation split
+  int64_t val_batches = 0;          // 0: the whole validation split
   int early_stopping_patience = 0;  // 0: off
   double early_stopping_min_delta = 0;
   double loss_beta = 0;

@@ -9,9 +9,8 @@
 // checkpoint's step (written after it, then lost with the interrupted run) are dropped first.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

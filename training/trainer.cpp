@@ -39,8 +39,10 @@ std::string checkpoint_dir(const std::string& run_dir, const std::string& which)
 }  // namespace
 
 Trainer::Trainer(json config, std::string run_dir, std::unique_ptr<RunData> data)
-    : config_(std::move(config)), opts_(TrainerOptions::from_config(config_)),
-      run_dir_(std::move(run_dir)), data_(std::move(data)),
+    : config_(std::move(config)),
+      opts_(TrainerOptions::from_config(config_)),
+      run_dir_(std::move(run_dir)),
+      data_(std::move(data)),
       log_((fs::path(run_dir_) / "metrics.jsonl").string()) {}
 
 Trainer::~Trainer() = default;
@@ -51,7 +53,8 @@ std::unique_ptr<Trainer> Trainer::create(const json& config, const std::string& 
   const std::string dir = opts.out_dir.empty() ? "runs/" + name + "-" + utc_stamp() : opts.out_dir;
   CHECK(!checkpoint_exists(checkpoint_dir(dir, "last")),
         "run folder '{}' already holds a run: continue it with --resume {}, or pick another "
-        "trainer.out_dir", dir, dir);
+        "trainer.out_dir",
+        dir, dir);
   make_dirs(dir);
   write_json_file((fs::path(dir) / "config.json").string(), config);
   // A fresh run starts a fresh log (a folder reused after a run that never checkpointed).
@@ -69,8 +72,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir,
                                          const std::vector<std::string>& overrides,
                                          std::unique_ptr<RunData> data) {
   const std::string config_path = (fs::path(run_dir) / "config.json").string();
-  CHECK(path_exists(config_path), "--resume {}: no config.json there (not a run folder?)",
-        run_dir);
+  CHECK(path_exists(config_path), "--resume {}: no config.json there (not a run folder?)", run_dir);
   json config = run_schema().resolve(read_json_file(config_path), overrides);
   config["trainer"]["out_dir"] = run_dir;
   write_json_file(config_path, config);  // later resumes see the overrides too
@@ -106,18 +108,19 @@ void Trainer::build() {
         data_->train->windows(), opts_.window, opts_.batch_size, opts_.accumulation);
   CHECK(data_->val->windows() >= 1,
         "data: the validation split has no window of {} rows (lower data.window or prepare more "
-        "data)", opts_.window);
-  optimizer_ = make_optimizer(section_without_nulls(config_, "optimizer"),
-                              model_->named_parameters());
+        "data)",
+        opts_.window);
+  optimizer_ =
+      make_optimizer(section_without_nulls(config_, "optimizer"), model_->named_parameters());
   scheduler_ = make_scheduler(section_without_nulls(config_, "scheduler"), *optimizer_,
                               steps_per_epoch * opts_.epochs);
   // Patience 0 means off: an EarlyStopping that never fires.
   early_ = std::make_unique<EarlyStopping>(
       opts_.early_stopping_patience > 0 ? opts_.early_stopping_patience : 1 << 30,
       opts_.early_stopping_min_delta);
-  loss_weights_ = Tensor::from_doubles(opts_.loss_weights,
-                                       {static_cast<int64_t>(opts_.loss_weights.size())})
-                      .to(device_);
+  loss_weights_ =
+      Tensor::from_doubles(opts_.loss_weights, {static_cast<int64_t>(opts_.loss_weights.size())})
+          .to(device_);
   state_ = TrainerState{};
   state_.rng_seed = gen_.seed();
 }
@@ -132,8 +135,8 @@ void Trainer::save(const std::string& which) {
   state_.rng_offset = gen_.offset();
   state_.scheduler = scheduler_->state_dict();
   state_.early_stopping = early_->state_dict();
-  save_checkpoint(checkpoint_dir(run_dir_, which), model_->state_dict(),
-                  optimizer_->state_dict(), state_, config_.at("model"));
+  save_checkpoint(checkpoint_dir(run_dir_, which), model_->state_dict(), optimizer_->state_dict(),
+                  state_, config_.at("model"));
 }
 
 void Trainer::restore(const Checkpoint& ck) {

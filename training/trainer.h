@@ -14,10 +14,9 @@
 // and after the run metrics.json, metrics.md, predictions.csv and plots/.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -41,7 +40,7 @@ struct TrainResult {
   int epochs_done = 0;
   double best_val_loss = 0;
   std::vector<std::pair<int64_t, double>> logged_losses;  // (step, mean loss) as logged
-  std::vector<double> val_losses;                          // per epoch, this session
+  std::vector<double> val_losses;                         // per epoch, this session
   int64_t nonfinite_skipped = 0;
 };
 
@@ -80,7 +79,7 @@ class Trainer {
   void save(const std::string& which);
   Tensor micro_step(const Tensor& batch);  // returns the (scaled) loss, a device scalar
   Tensor target_of(const Tensor& batch) const;
-  bool optimizer_step();                   // false when skipped as non-finite
+  bool optimizer_step();                         // false when skipped as non-finite
   std::string train_epoch(TrainResult& result);  // "" or a stop reason
   std::string end_epoch(TrainResult& result, double epoch_seconds);
   double validate();

@@ -136,14 +136,18 @@ std::string Trainer::train_epoch(TrainResult& result) {
       ++state_.nonfinite_total;
       ++state_.nonfinite_in_a_row;
       ++result.nonfinite_skipped;
-      log_.append(json{{"kind", "skip"}, {"epoch", state_.epoch}, {"step", state_.step},
+      log_.append(json{{"kind", "skip"},
+                       {"epoch", state_.epoch},
+                       {"step", state_.step},
                        {"reason", "non-finite gradient norm"},
                        {"in_a_row", state_.nonfinite_in_a_row}});
       progress.finish();
-      std::printf("[train] step %lld skipped: non-finite gradient norm (%lld in a row, %lld in "
-                  "all)\n", static_cast<long long>(state_.step + 1),
-                  static_cast<long long>(state_.nonfinite_in_a_row),
-                  static_cast<long long>(state_.nonfinite_total));
+      std::printf(
+          "[train] step %lld skipped: non-finite gradient norm (%lld in a row, %lld in "
+          "all)\n",
+          static_cast<long long>(state_.step + 1),
+          static_cast<long long>(state_.nonfinite_in_a_row),
+          static_cast<long long>(state_.nonfinite_total));
       if (state_.nonfinite_in_a_row >= opts_.max_nonfinite) return "nonfinite";
       continue;
     }
@@ -175,10 +179,10 @@ double Trainer::validate() {
   while (loader.next(batch)) {
     const int64_t B = batch.size(0), T = batch.size(1);
     const Tensor pred = (*model_)(Var(batch)).value().narrow(1, 0, T - 1);
-    const Tensor loss = ops::mul_scalar(
-        ops::smooth_l1_loss(pred, target_of(batch), static_cast<float>(opts_.loss_beta),
-                            loss_weights_),
-        static_cast<double>(B));
+    const Tensor loss =
+        ops::mul_scalar(ops::smooth_l1_loss(pred, target_of(batch),
+                                            static_cast<float>(opts_.loss_beta), loss_weights_),
+                        static_cast<double>(B));
     total = total.defined() ? ops::add(total, loss) : loss;
     windows += B;
     if (opts_.val_batches > 0 && ++batches >= opts_.val_batches) break;
@@ -191,9 +195,10 @@ double Trainer::validate() {
 // Returns "early_stopping" or "".
 std::string Trainer::end_epoch(TrainResult& result, double epoch_seconds) {
   const double val_loss = validate();
-  const double train_loss = state_.epoch_loss_count > 0
-                                ? state_.epoch_loss_sum / static_cast<double>(state_.epoch_loss_count)
-                                : NAN;
+  const double train_loss =
+      state_.epoch_loss_count > 0
+          ? state_.epoch_loss_sum / static_cast<double>(state_.epoch_loss_count)
+          : NAN;
   scheduler_->on_epoch_end(val_loss);
   const bool stop = early_->update(val_loss);
   const bool best = std::isfinite(val_loss) && val_loss < state_.best_val_loss;
@@ -236,8 +241,7 @@ TrainResult Trainer::fit() {
               static_cast<long long>(data_->train->batches_per_epoch() / opts_.accumulation));
   if (state_.step > 0 || state_.epoch > 0) {
     std::printf("[train] resuming at epoch %d, batch %lld, step %lld\n", state_.epoch + 1,
-                static_cast<long long>(state_.batch_in_epoch),
-                static_cast<long long>(state_.step));
+                static_cast<long long>(state_.batch_in_epoch), static_cast<long long>(state_.step));
   }
   std::string stop;
   while (stop.empty() && !state_.finished && state_.epoch < opts_.epochs) {
@@ -253,10 +257,11 @@ TrainResult Trainer::fit() {
   state_.elapsed_s += seconds_since(session_start_);
   if (stop == "nonfinite") {
     // The weights may hold the bad values: keep the checkpoints already on disk as they are.
-    std::printf("[train] stopped: %lld non-finite steps in a row (limit trainer.max_nonfinite = "
-                "%lld). Checkpoints left untouched; the last good one is %s/checkpoints/last\n",
-                static_cast<long long>(state_.nonfinite_in_a_row),
-                static_cast<long long>(opts_.max_nonfinite), run_dir_.c_str());
+    std::printf(
+        "[train] stopped: %lld non-finite steps in a row (limit trainer.max_nonfinite = "
+        "%lld). Checkpoints left untouched; the last good one is %s/checkpoints/last\n",
+        static_cast<long long>(state_.nonfinite_in_a_row),
+        static_cast<long long>(opts_.max_nonfinite), run_dir_.c_str());
     return result;
   }
   if (stop == "interrupted" || stop == "max_steps") {
@@ -268,8 +273,8 @@ TrainResult Trainer::fit() {
   state_.finished = true;
   save("last");
   std::printf("[train] %s after %d epochs, %lld steps; best val loss %.6g (epoch %d)\n",
-              stop.c_str(), state_.epoch, static_cast<long long>(state_.step),
-              state_.best_val_loss, state_.best_epoch + 1);
+              stop.c_str(), state_.epoch, static_cast<long long>(state_.step), state_.best_val_loss,
+              state_.best_epoch + 1);
   finish(result);
   return result;
 }
