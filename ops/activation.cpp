@@ -1,8 +1,9 @@
 #include "ops/activation.h"
-#include "ops/cuda_ops.h"
 
 #include <cmath>
 #include <type_traits>
+
+#include "ops/cuda_ops.h"
 
 namespace mt::ops {
 namespace {

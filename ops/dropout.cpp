@@ -1,9 +1,9 @@
 #include "ops/dropout.h"
-#include "ops/cuda_ops.h"
 
 #include <type_traits>
 
 #include "base/philox.h"
+#include "ops/cuda_ops.h"
 
 namespace mt::ops {
 namespace {

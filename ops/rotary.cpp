@@ -1,9 +1,10 @@
 #include "ops/rotary.h"
-#include "ops/cuda_ops.h"
 
 #include <cmath>
 #include <type_traits>
 #include <vector>
+
+#include "ops/cuda_ops.h"
 
 namespace mt::ops {
 namespace {

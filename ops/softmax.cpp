@@ -1,10 +1,11 @@
 #include "ops/softmax.h"
-#include "ops/cuda_ops.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
+
+#include "ops/cuda_ops.h"
 
 namespace mt::ops {
 namespace {
