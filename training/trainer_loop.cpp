@@ -120,6 +120,8 @@ std::string Trainer::train_epoch(TrainResult& result) {
   last_log_ = Clock::now();
   Tensor batch;
   while (state_.batch_in_epoch + acc <= usable) {
+    // A resumed run may already be at its (new) step limit.
+    if (opts_.max_steps > 0 && state_.step >= opts_.max_steps) return "max_steps";
     Tensor group_loss;
     for (int i = 0; i < acc; ++i) {
       {
