@@ -41,7 +41,7 @@ namespace {
 template <typename T>
 void read(const json& j, const std::string& where, const char* key, T& out) {
   auto it = j.find(key);
-  if (it == j.end()) return;
+  if (it == j.end() || it->is_null()) return;  // null: "use the default"
   try {
     out = it->get<T>();
   } catch (const json::exception&) {

@@ -26,7 +26,7 @@ void check_known_keys(const json& j, const std::string& where,
 template <typename T>
 T get_or(const json& j, const char* where, const char* key, T fallback) {
   auto it = j.find(key);
-  if (it == j.end()) return fallback;
+  if (it == j.end() || it->is_null()) return fallback;  // null: "use the default"
   try {
     return it->get<T>();
   } catch (const json::exception&) {

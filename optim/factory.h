@@ -19,6 +19,8 @@
 // Unknown keys, unknown names and bad values are Errors naming "optimizer.<key>" /
 // "scheduler.<key>". A known key that the chosen optimizer or scheduler does not use (betas for
 // sgd, patience for cosine) is ignored: the trainer's schema fills every key with its default.
+// A null value means "the default" (the trainer's schema writes null for keys whose default
+// depends on the optimizer or scheduler).
 #pragma once
 
 #include <memory>
