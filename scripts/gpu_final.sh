@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The whole project's check on the GPU machine, in one call (device time is scarce):
+#   1. build everything and run `make test` (GPU suites included; they must run, not skip);
+#   2. compute-sanitizer memcheck and racecheck on the CUDA suites;
+#   3. prepare real data (a carried 2022-2023 slice of ../shared/data) and train the seed
+#      config end to end on the GPU with both forecast targets (level, delta);
+#   4. bench-train: our training step beside PyTorch eager and torch.compile, same session.
+# Logs and the run folders' small files go to $OUT.
+#   usage: bash scripts/gpu_final.sh [steps...]  (steps: test sanitize train bench; default all)
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu_final}
+mkdir -p "$OUT"
+BUILD=build/dev
+STEPS=${*:-test sanitize train bench}
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+
+echo "=== build"
+time make -j16 BUILD=$BUILD all $BUILD/bin/tests > "$OUT/build.log" 2>&1 ||
+  { grep -E "error" "$OUT/build.log" | head -20; exit 1; }
+grep -c "warning" "$OUT/build.log" | sed 's/^/build warnings: /'
+
+if has test; then
+  echo "=== make test"
+  time make test BUILD=$BUILD > "$OUT/make_test.log" 2>&1; echo "make test rc=$?"
+  grep -E "^\[tests\]|passed, .* failed|test cases:|Status" "$OUT/make_test.log"
+  grep -B2 -A8 "ERROR\|FAILED" "$OUT/make_test.log" | head -60
+fi
+
+if has sanitize; then
+  echo "=== memcheck (CUDA suites)"
+  time timeout 420 $SAN --tool memcheck --leak-check no --error-exitcode 3 $BUILD/bin/tests -ts=cuda \
+    -tce='*out of memory*' > "$OUT/memcheck.log" 2>&1; echo "memcheck rc=$?"
+  grep -E "ERROR SUMMARY|test cases:" "$OUT/memcheck.log" | tail -3
+  echo "=== racecheck (CUDA suites)"
+  time timeout 420 $SAN --tool racecheck --error-exitcode 3 $BUILD/bin/tests -ts=cuda \
+    -tce='*out of memory*,*large*' > "$OUT/racecheck.log" 2>&1; echo "racecheck rc=$?"
+  grep -E "RACECHECK SUMMARY|ERROR SUMMARY|test cases:" "$OUT/racecheck.log" | tail -3
+fi
+
+if has train; then
+  echo "=== prepare the 2022-2023 slice"
+  time $BUILD/bin/prepare --csv .carry/btcusd_1-min_2022-2023.csv.gz --out /tmp/btc > "$OUT/prepare.log" 2>&1
+  tail -15 "$OUT/prepare.log"
+  for target in level delta; do
+    echo "=== train seed config, target $target"
+    time $BUILD/bin/train --config models/configs/btc_seed.json --set data.dir=/tmp/btc \
+      --set model.target=$target --set trainer.epochs=${EPOCHS:-20} --set trainer.progress=plain \
+      --set trainer.log_every=25 --set trainer.out_dir=/tmp/run_$target > "$OUT/train_$target.log" 2>&1
+    echo "train rc=$?"
+    grep -vE "^\[train\] step" "$OUT/train_$target.log" | tail -30
+    mkdir -p "$OUT/run_$target"
+    cp /tmp/run_$target/{metrics.md,metrics.json,config.json} "$OUT/run_$target/" 2>/dev/null
+    cp /tmp/run_$target/metrics.jsonl "$OUT/run_$target/" 2>/dev/null
+  done
+fi
+
+if has bench; then
+  echo "=== bench-train"
+  $BUILD/bin/bench_train 2>&1 | tee "$OUT/bench_train.log"
+  python3 scripts/bench_train_torch.py 2>&1 | grep -v Warning | tee -a "$OUT/bench_train.log"
+fi
