@@ -5,11 +5,14 @@
 #   3. prepare real data (a carried 2022-2023 slice of ../shared/data) and train the seed
 #      config end to end on the GPU with both forecast targets (level, delta);
 #   4. bench-train: our training step beside PyTorch eager and torch.compile, same session.
-# Logs and the run folders' small files go to $OUT.
+# Logs and the run folders' small files go to $LOGS, packed at the end into $OUT/final.tar.gz
+# (the device tool returns at most 8 files).
 #   usage: bash scripts/gpu_final.sh [steps...]  (steps: test sanitize train bench; default all)
 set -uo pipefail
-OUT=${OUT:-/tmp/gpu_final}
+FINAL_OUT=${OUT:-/tmp}
+OUT=/tmp/gpu_final
 mkdir -p "$OUT"
+trap 'tar czf "$FINAL_OUT/final.tar.gz" -C /tmp gpu_final' EXIT
 BUILD=build/dev
 STEPS=${*:-test sanitize train bench}
 has() { [[ " $STEPS " == *" $1 "* ]]; }
