@@ -9,13 +9,14 @@
 // the micro-kernel reads them, so the inner loop streams two unit-stride buffers whatever the
 // operands' strides, and the B sliver (KC x NR) stays in L1 while the A block stays in L2.
 #include "ops/matmul.h"
-#include "ops/cuda_ops.h"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <type_traits>
 #include <vector>
+
+#include "ops/cuda_ops.h"
 
 namespace mt::ops {
 
@@ -121,6 +122,38 @@ void micro_kernel(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, int64
   }
 }
 
+// A small C over a long K (the weight gradient dW = dy^T . x: 256 x 64 over K = 65536) splits K
+// over the threads instead of rows: each thread sums its K range into a private C, and the
+// partial Cs are added in thread order at the end (deterministic for a given thread count). One
+// join in place of two barriers per KC step, which matters on a loaded machine where a barrier
+// can wait a whole scheduler slice for a descheduled thread.
+constexpr int64_t kSplitKMaxOutput = 128 * 1024;  // C up to 512 KiB of floats: adds cost little
+constexpr int64_t kSplitKMinDepth = 1024;         // each thread gets at least 4 KC steps
+
+template <typename T>
+void gemm_split_k(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_cs,
+                  const T* B, int64_t b_rs, int64_t b_cs, T* C, int64_t ldc, bool accumulate,
+                  int threads) {
+  std::vector<T> partial(static_cast<size_t>((threads - 1) * M * N));
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    const int64_t k0 = K * t / threads, k1 = K * (t + 1) / threads;
+    if (t == 0) {
+      gemm_cpu(M, N, k1, A, a_rs, a_cs, B, b_rs, b_cs, C, ldc, accumulate, false);
+    } else {
+      gemm_cpu(M, N, k1 - k0, A + k0 * a_cs, a_rs, a_cs, B + k0 * b_rs, b_rs, b_cs,
+               partial.data() + (t - 1) * M * N, N, false, false);
+    }
+  }
+  for (int t = 1; t < threads; ++t) {
+    const T* p = partial.data() + (t - 1) * M * N;
+    for (int64_t i = 0; i < M; ++i) {
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] += p[i * N + j];
+    }
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -136,7 +169,19 @@ void gemm_cpu(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t
     }
     return;
   }
-  const int threads = parallel ? omp_get_max_threads() : 1;
+  // Threads only for products big enough to repay them: a fork/join costs microseconds (and
+  // far more on a loaded machine, where a barrier waits for a descheduled thread), as much as a
+  // 2^17 multiply-add product takes on one core. A thread gets at least that much work.
+  constexpr int64_t kWorkPerThread = int64_t(1) << 17;
+  const int64_t work = M * N * K;
+  const int threads = parallel
+                          ? static_cast<int>(std::max<int64_t>(
+                                1, std::min<int64_t>(omp_get_max_threads(), work / kWorkPerThread)))
+                          : 1;
+  if (threads > 1 && M * N <= kSplitKMaxOutput && K >= threads * kSplitKMinDepth) {
+    gemm_split_k(M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, ldc, accumulate, threads);
+    return;
+  }
   // Enough row blocks for every thread: a 256-row dW product on 2 threads gets 2 blocks of 128
   // rather than 3 of 120 (one thread idle a third of the time).
   const int64_t rows_per_thread = (M + threads - 1) / threads;
@@ -224,7 +269,9 @@ void batched_gemm(const Tensor& a, const Tensor& b, Tensor& out) {
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
   T* pc = out.data<T>();
-  const bool per_thread = count >= 2 * omp_get_max_threads() && M * N * K < (int64_t(1) << 21);
+  const int64_t work = M * N * K;
+  const bool per_thread = count >= 2 * omp_get_max_threads() && work < (int64_t(1) << 21) &&
+                          count * work >= (int64_t(1) << 18);
 #pragma omp parallel for schedule(dynamic) if (per_thread)
   for (int64_t n = 0; n < count; ++n) {
     gemm_cpu<T>(M, N, K, pa + a_off[n], a.stride(r - 2), a.stride(r - 1), pb + b_off[n],
@@ -255,20 +302,18 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
   if (a.is_cuda()) {
     cuda_ops::matmul(a.expand(a_shape), b.expand(b_shape), out);
-    if (b_vec) out = out.squeeze(-1);
-    if (a_vec) out = out.squeeze(-2);
-    return out;
-  }
-  if (a.dtype() == kBFloat16) {  // widen, multiply in float32, round once
+  } else if (a.dtype() == kBFloat16) {  // widen, multiply in float32, round once
     out = matmul(a.to(kFloat32), b.to(kFloat32)).to(kBFloat16).reshape(out_shape);
   } else if (a.dtype() == kFloat32) {
     batched_gemm<float>(a.expand(a_shape), b.expand(b_shape), out);
   } else {
     batched_gemm<double>(a.expand(a_shape), b.expand(b_shape), out);
   }
-  if (b_vec) out = out.squeeze(-1);
-  if (a_vec) out = out.squeeze(-2);
-  return out;
+  if (!a_vec && !b_vec) return out;
+  Shape final_shape = batch;  // drop the dims that the 1-D operands stood in for
+  if (!a_vec) final_shape.push_back(M);
+  if (!b_vec) final_shape.push_back(N);
+  return out.view(final_shape);
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b) {
