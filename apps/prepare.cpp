@@ -82,7 +82,8 @@ Args parse_args(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       std::exit(0);
     } else if (flag == "--csv") {
-      while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) a.csv.push_back(argv[++i]);
+      while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0)
+        a.csv.push_back(argv[++i]);
       CHECK(!a.csv.empty(), "--csv needs at least one file");
     } else if (flag == "--out") {
       a.out = value(i);
@@ -132,19 +133,19 @@ void bench(const Args& a) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::clock_t c0 = std::clock();
     Candles rows = read_candles({a.bench}, a.options.read, &report);
-    const double s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (s < best) {
       best = s;
       best_cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
     }
   }
   const SourceInfo& src = report.sources.front();
-  std::printf("bench-data: reader %s: %lld rows, %.1f MB text (%.1f MB on disk), best of %d: "
-              "%.3f s wall (%.3f s cpu), %.2f M rows/s, %.0f MB/s of text\n",
-              a.bench.c_str(), static_cast<long long>(report.rows_read), src.text_bytes / 1e6,
-              src.file_bytes / 1e6, std::max(1, a.repeat), best, best_cpu,
-              report.rows_read / best / 1e6, src.text_bytes / best / 1e6);
+  std::printf(
+      "bench-data: reader %s: %lld rows, %.1f MB text (%.1f MB on disk), best of %d: "
+      "%.3f s wall (%.3f s cpu), %.2f M rows/s, %.0f MB/s of text\n",
+      a.bench.c_str(), static_cast<long long>(report.rows_read), src.text_bytes / 1e6,
+      src.file_bytes / 1e6, std::max(1, a.repeat), best, best_cpu, report.rows_read / best / 1e6,
+      src.text_bytes / best / 1e6);
 }
 
 int run(int argc, char** argv) {
@@ -163,18 +164,19 @@ int run(int argc, char** argv) {
     so.minutes = a.synthetic_minutes;
     so.seed = a.options.split.seed;
     write_synthetic_csv(path, so);
-    print_line(fmt::format("SYNTHETIC DATA: no CSV given, so {} minutes of a simulated market "
-                           "(GARCH volatility, intraday seasonality, {} gaps) were written to {}. "
-                           "This is not Bitcoin data; see docs/data.md for the real Kaggle file.",
-                           so.minutes, so.gaps, path));
+    print_line(
+        fmt::format("SYNTHETIC DATA: no CSV given, so {} minutes of a simulated market "
+                    "(GARCH volatility, intraday seasonality, {} gaps) were written to {}. "
+                    "This is not Bitcoin data; see docs/data.md for the real Kaggle file.",
+                    so.minutes, so.gaps, path));
     a.csv = {path};
     a.options.synthetic = true;
   }
   const auto t0 = std::chrono::steady_clock::now();
   prepare_dataset(a.csv, a.out, a.options, print_line);
-  print_line(fmt::format("done in {:.2f} s",
-                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
-                             .count()));
+  print_line(
+      fmt::format("done in {:.2f} s",
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
   return 0;
 }
 

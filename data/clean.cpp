@@ -69,7 +69,8 @@ void clean_candles(Candles& rows, const CleanOptions& options, CleanReport* repo
   CleanReport& r = report ? *report : local;
   r = CleanReport{};
   r.rows_in = static_cast<int64_t>(rows.size());
-  CHECK(!rows.empty(), "clean_candles: no rows to clean (every row was dropped or the input was "
+  CHECK(!rows.empty(),
+        "clean_candles: no rows to clean (every row was dropped or the input was "
         "empty)");
   sort_and_dedupe(rows, r);
 

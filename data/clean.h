@@ -39,13 +39,13 @@ struct Segment {
 struct CleanReport {
   int64_t rows_in = 0;
   int64_t rows_out = 0;
-  int64_t duplicates = 0;          // rows dropped because a later row had the same timestamp
-  bool was_sorted = true;          // false when the input needed sorting
-  int64_t zero_price_rows = 0;     // rows with at least one price replaced
-  int64_t zero_price_fields = 0;   // prices replaced
-  int64_t missing_minutes = 0;     // summed over all gaps
-  std::vector<Gap> gaps;           // every step of more than one minute
-  std::vector<Segment> segments;   // cut at steps longer than max_gap_minutes
+  int64_t duplicates = 0;         // rows dropped because a later row had the same timestamp
+  bool was_sorted = true;         // false when the input needed sorting
+  int64_t zero_price_rows = 0;    // rows with at least one price replaced
+  int64_t zero_price_fields = 0;  // prices replaced
+  int64_t missing_minutes = 0;    // summed over all gaps
+  std::vector<Gap> gaps;          // every step of more than one minute
+  std::vector<Segment> segments;  // cut at steps longer than max_gap_minutes
   int64_t first_ts = 0, last_ts = 0;
 
   const Gap* longest_gap() const;  // nullptr when there is none

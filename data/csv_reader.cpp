@@ -1,13 +1,13 @@
 #include "data/csv_reader.h"
 
+#include <sys/mman.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <memory>
 #include <new>
-
-#include <sys/mman.h>
 
 #include "base/error.h"
 #include "cuda/nvtx.h"
@@ -39,8 +39,8 @@ int64_t ReadReport::rows_dropped() const {
 }
 
 std::string ReadReport::summary() const {
-  std::string s = fmt::format("read {} rows, kept {}, dropped {}", rows_read, rows_kept,
-                              rows_dropped());
+  std::string s =
+      fmt::format("read {} rows, kept {}, dropped {}", rows_read, rows_kept, rows_dropped());
   if (!dropped.empty()) {
     std::string parts;
     for (const auto& [reason, count] : dropped) {
@@ -200,8 +200,10 @@ class CsvParser {
     if (e - b >= 3 && std::memcmp(b, "\xEF\xBB\xBF", 3) == 0) b += 3;  // UTF-8 byte-order mark
     for (const char* p = b; p < e; ++p) {
       unsigned char c = static_cast<unsigned char>(*p);
-      CHECK(c >= 32 && c != 127, "'{}': not a CSV text file (byte 0x{:02x} at offset {} of the "
-            "first line); expected a header {}", name_, c, p - b, expected_header());
+      CHECK(c >= 32 && c != 127,
+            "'{}': not a CSV text file (byte 0x{:02x} at offset {} of the "
+            "first line); expected a header {}",
+            name_, c, p - b, expected_header());
     }
     std::string_view header(b, static_cast<size_t>(e - b));
     int found[6] = {-1, -1, -1, -1, -1, -1};
@@ -280,8 +282,8 @@ void CsvParser::parse_row(const char* b, const char* e) {
     if (q != e && col + 1 == ncols) {
       int extra = 1;
       for (const char* r = q + 1; r < e; ++r) extra += *r == ',';
-      return bad_row("field_count",
-                     fmt::format("expected {} fields, got {}", ncols, ncols + extra), b, e);
+      return bad_row("field_count", fmt::format("expected {} fields, got {}", ncols, ncols + extra),
+                     b, e);
     }
     p = q + 1;
   }
@@ -290,8 +292,7 @@ void CsvParser::parse_row(const char* b, const char* e) {
   // rows 20 s off the minute (1512367220, 1512367280, ...), which are kept as they are.
   if (!(ts >= 0 && ts < kMaxTimestamp) || ts != std::floor(ts)) {
     return bad_row("bad_timestamp",
-                   fmt::format("timestamp {} is not whole Unix seconds in [1970, 2100)", ts), b,
-                   e);
+                   fmt::format("timestamp {} is not whole Unix seconds in [1970, 2100)", ts), b, e);
   }
   const double* ohlcv = v + 1;
   for (int f = 0; f < kFeatures; ++f) {
@@ -313,10 +314,10 @@ void CsvParser::parse_row(const char* b, const char* e) {
     return bad_row("negative_volume", fmt::format("negative volume {}", ohlcv[4]), b, e);
   }
   if (ohlcv[1] < ohlcv[2]) {
-    return bad_row("high_below_low",
-                   fmt::format("high {} below low {}", ohlcv[1], ohlcv[2]), b, e);
+    return bad_row("high_below_low", fmt::format("high {} below low {}", ohlcv[1], ohlcv[2]), b, e);
   }
-  out_.push_back(Candle{static_cast<int64_t>(ts), {ohlcv[0], ohlcv[1], ohlcv[2], ohlcv[3], ohlcv[4]}});
+  out_.push_back(
+      Candle{static_cast<int64_t>(ts), {ohlcv[0], ohlcv[1], ohlcv[2], ohlcv[3], ohlcv[4]}});
   ++report_.rows_kept;
 }
 
@@ -352,8 +353,7 @@ void read_one_file(const std::string& path, const ReadOptions& options, Candles&
       parser.feed(buffer.get(), buffer.get() + filled);  // the last line, with no '\n'
       break;
     }
-    const char* last_nl =
-        static_cast<const char*>(memrchr(buffer.get(), '\n', filled));
+    const char* last_nl = static_cast<const char*>(memrchr(buffer.get(), '\n', filled));
     CHECK(last_nl != nullptr || filled < kChunkBytes,
           "'{}': a line longer than {} MiB: not a CSV text file", path, kChunkBytes >> 20);
     const size_t complete = last_nl ? static_cast<size_t>(last_nl - buffer.get()) + 1 : 0;
@@ -381,8 +381,8 @@ Candles read_candles_text(std::string_view text, const std::string& name,
                           const ReadOptions& options, ReadReport* report) {
   ReadReport local;
   ReadReport& r = report ? *report : local;
-  r.sources.push_back({name, static_cast<int64_t>(text.size()),
-                       static_cast<int64_t>(text.size()), 0, 0});
+  r.sources.push_back(
+      {name, static_cast<int64_t>(text.size()), static_cast<int64_t>(text.size()), 0, 0});
   if (options.checksum) r.sources.back().crc32 = crc32_update(0, text.data(), text.size());
   check_not_binary(text.data(), text.size(), name);
   Candles out;

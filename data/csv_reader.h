@@ -34,8 +34,8 @@ extern const char* const kFeatureNames[kFeatures];  // "open", "high", "low", "c
 // One minute candle. Rows rather than columns: the parser appends one 48-byte record per line,
 // and cleaning, sorting and the feature transform all walk row by row.
 struct Candle {
-  int64_t ts;            // Unix seconds of the minute's open (a few real rows are off by 20 s)
-  double v[kFeatures];   // open, high, low, close (USD), volume (BTC)
+  int64_t ts;           // Unix seconds of the minute's open (a few real rows are off by 20 s)
+  double v[kFeatures];  // open, high, low, close (USD), volume (BTC)
 };
 
 // std::allocator, except that blocks of 2 MiB and more ask the kernel for transparent huge

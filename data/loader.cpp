@@ -25,8 +25,8 @@ void check_starts(const std::vector<int64_t>& starts, int64_t window, int64_t ro
     CHECK(starts[i] >= 0 && starts[i] + window <= rows,
           "{}: window {} starts at row {}, so its {} rows end past the series' {} rows", what, i,
           starts[i], window, rows);
-    CHECK(i == 0 || starts[i] > starts[i - 1], "{}: window starts are not ascending at {}",
-          what, i);
+    CHECK(i == 0 || starts[i] > starts[i - 1], "{}: window starts are not ascending at {}", what,
+          i);
   }
 }
 
@@ -65,8 +65,8 @@ WindowDataset WindowDataset::open(const std::string& dir, Split split) {
   return ds;
 }
 
-WindowDataset WindowDataset::from_series(Tensor series, std::vector<int64_t> starts,
-                                         int64_t window, FeatureStats stats, Split split) {
+WindowDataset WindowDataset::from_series(Tensor series, std::vector<int64_t> starts, int64_t window,
+                                         FeatureStats stats, Split split) {
   CHECK(series.defined() && series.dim() == 2 && series.size(1) == kFeatures &&
             series.dtype() == kFloat32 && series.device().is_cpu(),
         "WindowDataset::from_series: expected a float32 [N, {}] CPU series, got {}", kFeatures,
@@ -96,8 +96,12 @@ bool WindowDataset::synthetic() const {
 
 BatchLoader::BatchLoader(const WindowDataset& dataset, int64_t batch_size, uint64_t seed,
                          bool shuffle, Device device, bool drop_last)
-    : dataset_(dataset), batch_size_(batch_size), seed_(seed), shuffle_(shuffle),
-      device_(device), drop_last_(drop_last) {
+    : dataset_(dataset),
+      batch_size_(batch_size),
+      seed_(seed),
+      shuffle_(shuffle),
+      device_(device),
+      drop_last_(drop_last) {
   CHECK(batch_size >= 1, "BatchLoader: batch size must be >= 1, got {}", batch_size);
   CHECK(dataset.size() > 0, "BatchLoader: the {} split has no window", split_name(dataset.split()));
   CHECK(!drop_last || dataset.size() >= batch_size,

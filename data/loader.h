@@ -22,11 +22,10 @@
 // host synchronization per step.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -48,7 +47,7 @@ class WindowDataset {
   int64_t size() const { return static_cast<int64_t>(starts_->size()); }  // windows
   int64_t window() const { return window_; }                              // T
   int64_t rows() const { return series_.size(0); }                        // N
-  const Tensor& series() const { return series_; }                // [N, 5] float32, CPU
+  const Tensor& series() const { return series_; }                        // [N, 5] float32, CPU
   const std::vector<int64_t>& starts() const { return *starts_; }  // first row of each window
   // Unix seconds of each row (empty for from_series datasets).
   const std::vector<int64_t>& timestamps() const { return *timestamps_; }

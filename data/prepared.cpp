@@ -136,8 +136,8 @@ json prepare_dataset(const std::vector<std::string>& csv_paths, const std::strin
   for (size_t i = 0; i < rows.size(); ++i) timestamps[i] = rows[i].ts;
   to_log_features(rows);
   const int64_t n = static_cast<int64_t>(rows.size());
-  const FeatureStats stats = compute_stats(
-      rows, options.stats_all ? std::vector<Segment>{{0, n}} : plan.train_rows);
+  const FeatureStats stats =
+      compute_stats(rows, options.stats_all ? std::vector<Segment>{{0, n}} : plan.train_rows);
   const std::vector<float> series = normalize(rows, stats);
   rows = Candles();  // 160 MB for the full file: free it before writing
 
@@ -192,14 +192,15 @@ json prepare_dataset(const std::vector<std::string>& csv_paths, const std::strin
 json read_manifest(const std::string& dir) {
   const std::string path = dir + "/manifest.json";
   std::ifstream in(path);
-  CHECK(in.good(), "no prepared dataset in '{}': '{}' is missing (run `make data` or "
-        "`prepare --out {}`)", dir, path, dir);
+  CHECK(in.good(),
+        "no prepared dataset in '{}': '{}' is missing (run `make data` or "
+        "`prepare --out {}`)",
+        dir, path, dir);
   json m;
   try {
     in >> m;
   } catch (const json::exception& e) {
-    FAIL("'{}' is not valid JSON ({}): the dataset is corrupt, prepare it again", path,
-         e.what());
+    FAIL("'{}' is not valid JSON ({}): the dataset is corrupt, prepare it again", path, e.what());
   }
   CHECK(m.is_object() && m.value("format", "") == kPreparedFormat,
         "'{}' is not a prepared BTC dataset (format '{}', expected '{}')", path,
@@ -240,8 +241,10 @@ void read_prepared_file(const std::string& dir, const json& manifest, const std:
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   CHECK(!ec, "prepared file '{}' is missing", path);
-  CHECK(size == dst_bytes, "prepared file '{}' has {} bytes, the manifest says {} (truncated or "
-        "replaced): prepare the data again", path, size, dst_bytes);
+  CHECK(size == dst_bytes,
+        "prepared file '{}' has {} bytes, the manifest says {} (truncated or "
+        "replaced): prepare the data again",
+        path, size, dst_bytes);
   std::ifstream in(path, std::ios::binary);
   in.read(static_cast<char*>(dst), static_cast<std::streamsize>(dst_bytes));
   CHECK(in.gcount() == static_cast<std::streamsize>(dst_bytes), "cannot read '{}'", path);
@@ -249,7 +252,8 @@ void read_prepared_file(const std::string& dir, const json& manifest, const std:
   const uint32_t listed_crc = entry.value("crc32", uint32_t{0});
   CHECK(crc == listed_crc,
         "prepared file '{}' is corrupt: CRC-32 {:08x}, the manifest says {:08x}: prepare the "
-        "data again", path, crc, listed_crc);
+        "data again",
+        path, crc, listed_crc);
 }
 
 FeatureStats stats_from_manifest(const json& manifest) {

@@ -17,9 +17,8 @@
 // each file's size against its shape and its CRC-32, and names the file and the problem.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

@@ -36,8 +36,8 @@ class Normals {
 
 std::string synthetic_csv(const SyntheticOptions& o) {
   CHECK(o.minutes >= 1 && o.start_price > 0 && o.gaps >= 0,
-        "synthetic_csv: need minutes >= 1, start_price > 0, gaps >= 0 (got {}, {}, {})",
-        o.minutes, o.start_price, o.gaps);
+        "synthetic_csv: need minutes >= 1, start_price > 0, gaps >= 0 (got {}, {}, {})", o.minutes,
+        o.start_price, o.gaps);
   Normals rng(o.seed);
   // The minutes to leave out.
   std::vector<char> missing(static_cast<size_t>(o.minutes), 0);

@@ -21,10 +21,10 @@
 namespace mt::data {
 
 struct SyntheticOptions {
-  int64_t minutes = 200000;        // rows before the gaps are cut out (~139 days)
+  int64_t minutes = 200000;  // rows before the gaps are cut out (~139 days)
   uint64_t seed = 1;
-  int64_t start_ts = 1672531200;   // 2023-01-01 00:00 UTC
-  double start_price = 20000.0;    // USD
+  int64_t start_ts = 1672531200;  // 2023-01-01 00:00 UTC
+  double start_price = 20000.0;   // USD
   int gaps = 3;
 };
 

@@ -55,16 +55,15 @@ std::vector<float> normalize(const Candles& features, const FeatureStats& stats)
   for (int f = 0; f < kFeatures; ++f) inv_std[f] = 1.0 / stats.std[f];
   for (size_t i = 0; i < features.size(); ++i) {
     for (int f = 0; f < kFeatures; ++f) {
-      out[i * kFeatures + f] =
-          static_cast<float>((features[i].v[f] - stats.mean[f]) * inv_std[f]);
+      out[i * kFeatures + f] = static_cast<float>((features[i].v[f] - stats.mean[f]) * inv_std[f]);
     }
   }
   return out;
 }
 
 double from_zscore(double z, int feature, const FeatureStats& stats) {
-  CHECK(feature >= 0 && feature < kFeatures, "from_zscore: feature {} is outside [0, {})",
-        feature, kFeatures);
+  CHECK(feature >= 0 && feature < kFeatures, "from_zscore: feature {} is outside [0, {})", feature,
+        kFeatures);
   const double x = z * stats.std[feature] + stats.mean[feature];
   // Inverse of x = log(price) and of x = log1p(volume).
   return feature < 4 ? std::exp(x) : std::expm1(x);

@@ -11,9 +11,12 @@ namespace mt::data {
 
 const char* split_name(Split split) {
   switch (split) {
-    case Split::Train: return "train";
-    case Split::Val: return "val";
-    case Split::Test: return "test";
+    case Split::Train:
+      return "train";
+    case Split::Val:
+      return "val";
+    case Split::Test:
+      return "test";
   }
   return "?";
 }
@@ -44,8 +47,8 @@ std::vector<int64_t> shuffled_order(int64_t n, uint64_t seed, uint64_t stream) {
   std::iota(order.begin(), order.end(), int64_t{0});
   for (int64_t i = n - 1; i > 0; --i) {
     const uint32_t bits = philox4x32(seed, static_cast<uint64_t>(i) >> 2, stream).v[i & 3];
-    const int64_t j = static_cast<int64_t>((static_cast<uint64_t>(bits) *
-                                            static_cast<uint64_t>(i + 1)) >> 32);
+    const int64_t j =
+        static_cast<int64_t>((static_cast<uint64_t>(bits) * static_cast<uint64_t>(i + 1)) >> 32);
     std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);
   }
   return order;
@@ -58,8 +61,8 @@ void check_options(const SplitOptions& o) {
   CHECK(o.stride >= 1, "split: stride must be at least 1 row, got {}", o.stride);
   double sum = 0;
   for (double f : o.fractions) {
-    CHECK(f >= 0 && f <= 1, "split: fractions must lie in [0, 1], got [{}, {}, {}]",
-          o.fractions[0], o.fractions[1], o.fractions[2]);
+    CHECK(f >= 0 && f <= 1, "split: fractions must lie in [0, 1], got [{}, {}, {}]", o.fractions[0],
+          o.fractions[1], o.fractions[2]);
     sum += f;
   }
   CHECK(std::fabs(sum - 1) < 1e-6 && o.fractions[0] > 0,

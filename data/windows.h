@@ -54,7 +54,9 @@ struct SplitPlan {
   // rows (chronological) or the rows covered by training windows (shuffled blocks).
   std::vector<Segment> train_rows;
 
-  int64_t windows(Split s) const { return static_cast<int64_t>(starts[static_cast<int>(s)].size()); }
+  int64_t windows(Split s) const {
+    return static_cast<int64_t>(starts[static_cast<int>(s)].size());
+  }
 };
 
 int64_t windows_in(int64_t length, int64_t window, int64_t stride);
