@@ -1,10 +1,10 @@
 // Elementwise ops: validation, the CPU loops, and the device dispatch (see elementwise.h).
 #include "ops/elementwise.h"
-#include "ops/cuda_ops.h"
 
 #include <cmath>
 #include <limits>
 
+#include "ops/cuda_ops.h"
 #include "ops/strided_loop.h"
 
 namespace mt::ops {

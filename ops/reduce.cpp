@@ -4,12 +4,12 @@
 // exception is a sum over leading dims of a contiguous tensor (the bias gradient: [B*T, C] summed
 // over B*T), which sums columns in place instead of paying a transposing copy.
 #include "ops/reduce.h"
-#include "ops/cuda_ops.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "ops/cuda_ops.h"
 #include "ops/strided_loop.h"
 
 namespace mt::ops {
@@ -131,7 +131,7 @@ Tensor sum_or_mean(const Tensor& x, const std::vector<int>& dims, bool keepdim, 
   const std::vector<int> reduced = normalize_dims(dims, x.shape(), name);
   if (x.is_cuda()) {
     return cuda_ops::reduce(x, reduced, keepdim,
-                          mean ? cuda_ops::Reduction::Mean : cuda_ops::Reduction::Sum);
+                            mean ? cuda_ops::Reduction::Mean : cuda_ops::Reduction::Sum);
   }
   if (x.is_contiguous() && is_leading_prefix(reduced, x.dim())) {
     int64_t R = 1;
