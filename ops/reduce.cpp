@@ -124,7 +124,7 @@ bool is_leading_prefix(const std::vector<int>& reduced, int rank) {
   return true;
 }
 
-// sum (mean_divide = false) or mean over dims.
+// sum or (mean = true) mean over dims.
 Tensor sum_or_mean(const Tensor& x, const std::vector<int>& dims, bool keepdim, bool mean) {
   const char* name = mean ? "mean" : "sum";
   CHECK(x.defined(), "{}: got an undefined tensor", name);
