@@ -7,8 +7,8 @@
 
 namespace mt {
 
-MultiHeadAttention::MultiHeadAttention(const AttentionConfig& cfg, Generator& gen,
-                                       LinearInit init, DType dtype)
+MultiHeadAttention::MultiHeadAttention(const AttentionConfig& cfg, Generator& gen, LinearInit init,
+                                       DType dtype)
     : Module("MultiHeadAttention"), cfg_(cfg) {
   CHECK(cfg.d_model > 0 && cfg.n_heads > 0 && cfg.d_model % cfg.n_heads == 0,
         "MultiHeadAttention: n_heads {} must divide d_model {}", cfg.n_heads, cfg.d_model);

@@ -79,8 +79,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
 void ModelConfig::validate(const std::string& where) const {
   CHECK(n_features > 0, "{}.n_features: must be positive, got {}", where, n_features);
   CHECK(d_model > 0, "{}.d_model: must be positive, got {}", where, d_model);
-  CHECK(n_heads > 0 && d_model % n_heads == 0,
-        "{}.n_heads: must divide d_model = {}, got {}", where, d_model, n_heads);
+  CHECK(n_heads > 0 && d_model % n_heads == 0, "{}.n_heads: must divide d_model = {}, got {}",
+        where, d_model, n_heads);
   CHECK(n_layers >= 0, "{}.n_layers: must be >= 0, got {}", where, n_layers);
   CHECK(d_ff >= 0, "{}.d_ff: must be >= 0 (0 means 4 * d_model), got {}", where, d_ff);
   CHECK(attn_dropout >= 0.0 && attn_dropout < 1.0, "{}.attn_dropout: must be in [0, 1), got {}",
@@ -99,12 +99,18 @@ void ModelConfig::validate(const std::string& where) const {
 }
 
 json ModelConfig::to_json() const {
-  return json{{"n_features", n_features}, {"d_model", d_model},
-              {"n_heads", n_heads},       {"n_layers", n_layers},
-              {"d_ff", d_ff},             {"attn_dropout", attn_dropout},
-              {"rotary_base", rotary_base}, {"rotary_dim", rotary_dim},
-              {"norm_eps", norm_eps},     {"qkv_bias", qkv_bias},
-              {"init", init},             {"target", target}};
+  return json{{"n_features", n_features},
+              {"d_model", d_model},
+              {"n_heads", n_heads},
+              {"n_layers", n_layers},
+              {"d_ff", d_ff},
+              {"attn_dropout", attn_dropout},
+              {"rotary_base", rotary_base},
+              {"rotary_dim", rotary_dim},
+              {"norm_eps", norm_eps},
+              {"qkv_bias", qkv_bias},
+              {"init", init},
+              {"target", target}};
 }
 
 }  // namespace mt

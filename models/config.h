@@ -2,6 +2,7 @@
 // documented place; models/ parses "model", optim/ parses "optimizer" and "scheduler"
 // (optim/factory.h), the trainer (training/) parses "data" and "trainer".
 //
+// clang-format off
 //   {
 //     "model": {
 //       "n_features":   5,        input and output features per minute (open, high, low, close, volume)
@@ -26,6 +27,7 @@
 //     "scheduler": { "name": "plateau", "factor": 0.5, "patience": 2, ... }    (optim/factory.h)
 //     "trainer":   { "batch_size": 32, "precision": "bf16-mixed", "clip": 0.5, ... } (training/)
 //   }
+// clang-format on
 //
 // A key that is not in the schema is an Error that names it ("model.d_modle: unknown key"), so a
 // typo never silently trains the wrong model.

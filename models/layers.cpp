@@ -23,8 +23,8 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Generator& 
   const double fan_out = static_cast<double>(out_features);
   // kaiming_uniform_(a = sqrt(5)): gain sqrt(2 / (1 + 5)), bound gain * sqrt(3 / fan_in), which
   // is exactly 1 / sqrt(fan_in); nn.Linear's bias uses the same bound.
-  const double bound = init == LinearInit::Xavier ? std::sqrt(6.0 / (fan_in + fan_out))
-                                                  : 1.0 / std::sqrt(fan_in);
+  const double bound =
+      init == LinearInit::Xavier ? std::sqrt(6.0 / (fan_in + fan_out)) : 1.0 / std::sqrt(fan_in);
   weight_ = register_parameter(
       "weight", Tensor::uniform({out_features, in_features}, -bound, bound, gen, dtype));
   if (bias) {
@@ -37,8 +37,8 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Generator& 
 }
 
 Var Linear::forward(const Var& x) {
-  CHECK(x.dim() >= 1 && x.size(-1) == in_, "Linear({}, {}): expected input [..., {}], got {}",
-        in_, out_, in_, x.value().describe());
+  CHECK(x.dim() >= 1 && x.size(-1) == in_, "Linear({}, {}): expected input [..., {}], got {}", in_,
+        out_, in_, x.value().describe());
   if (precision() == Precision::BF16Mixed && x.dtype() != kFloat64) {
     // Autocast: the GEMM reads bf16 operands, accumulates in float32 and rounds its output to
     // bf16 once (bias included, as cuBLASLt's bias epilogue); the rest of the model continues

@@ -92,8 +92,8 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& tensors, bool 
   }
   if (strict) {
     for (const auto& t : tensors) {
-      CHECK(used.count(t.first) == 1, "load_state_dict: unexpected parameter '{}' ({})",
-            t.first, t.second.describe());
+      CHECK(used.count(t.first) == 1, "load_state_dict: unexpected parameter '{}' ({})", t.first,
+            t.second.describe());
     }
   }
 }
@@ -138,16 +138,16 @@ void Module::summarize(const std::string& prefix, int depth, std::string& out) c
                           shape_str(p.second.value().shape()));
   }
   std::string label = prefix.empty() ? "(model)" : prefix;
-  out += fmt::format("{:<40} {:<20} {:>10}  {}\n", std::string(2 * depth, ' ') + label,
-                     type_name_, num_parameters(), shapes);
+  out += fmt::format("{:<40} {:<20} {:>10}  {}\n", std::string(2 * depth, ' ') + label, type_name_,
+                     num_parameters(), shapes);
   for (const auto& c : children_) {
     c.second->summarize(prefix.empty() ? c.first : prefix + "." + c.first, depth + 1, out);
   }
 }
 
 std::string Module::summary() const {
-  std::string out = fmt::format("{:<40} {:<20} {:>10}  {}\n", "module", "type", "params",
-                                "own parameters");
+  std::string out =
+      fmt::format("{:<40} {:<20} {:>10}  {}\n", "module", "type", "params", "own parameters");
   summarize("", 0, out);
   int64_t n = num_parameters();
   out += fmt::format("total parameters: {} ({:.3f} MB as float32)\n", n, n * 4.0 / 1e6);

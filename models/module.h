@@ -87,8 +87,7 @@ class Module {
 
  private:
   void add_child(const std::string& name, std::shared_ptr<Module> child);
-  void collect(const std::string& prefix,
-               std::vector<std::pair<std::string, Var>>& out) const;
+  void collect(const std::string& prefix, std::vector<std::pair<std::string, Var>>& out) const;
   void summarize(const std::string& prefix, int depth, std::string& out) const;
 
   std::string type_name_;

@@ -20,8 +20,7 @@ TransformerBlock::TransformerBlock(const ModelConfig& cfg, Generator& gen, DType
   attn = register_module("attn", std::make_shared<MultiHeadAttention>(ac, gen, init, dtype));
   norm1 = register_module("norm1", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, dtype));
   norm2 = register_module("norm2", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, dtype));
-  mlp = register_module("mlp",
-                        std::make_shared<MLP>(cfg.d_model, cfg.ff_dim(), gen, init, dtype));
+  mlp = register_module("mlp", std::make_shared<MLP>(cfg.d_model, cfg.ff_dim(), gen, init, dtype));
 }
 
 Var TransformerBlock::forward(const Var& x) {

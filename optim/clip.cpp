@@ -16,8 +16,7 @@ ClipResult clip_grad_norm(const std::vector<Var>& params, double max_norm) {
   for (const auto& p : params) {
     if (p.grad().defined()) grads.push_back(p.grad());
   }
-  CHECK(!grads.empty(), "clip_grad_norm: none of the {} parameters has a gradient",
-        params.size());
+  CHECK(!grads.empty(), "clip_grad_norm: none of the {} parameters has a gradient", params.size());
   ClipResult r;
   r.norm = ops::grad_global_norm(grads);
   r.coef = ops::clip_coefficient(r.norm, static_cast<float>(max_norm));
@@ -80,8 +79,8 @@ json EarlyStopping::state_dict() const {
 }
 
 void EarlyStopping::load_state_dict(const json& s) {
-  best_ = s.at("best").is_null() ? std::numeric_limits<double>::infinity()
-                                 : s.at("best").get<double>();
+  best_ =
+      s.at("best").is_null() ? std::numeric_limits<double>::infinity() : s.at("best").get<double>();
   bad_epochs_ = s.at("bad_epochs").get<int>();
   improved_ = false;
 }

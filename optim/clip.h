@@ -1,10 +1,9 @@
 // Training-loop helpers: global-norm gradient clipping, gradient accumulation, early stopping.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "autograd/var.h"

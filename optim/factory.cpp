@@ -74,8 +74,8 @@ std::unique_ptr<Scheduler> make_scheduler(const json& cfg, Optimizer& opt, int64
   // The trainer's schema fills every key with its default, so any name sees all of them; keys
   // another scheduler uses are ignored.
   check_known_keys(cfg, w,
-                   {"name", "factor", "patience", "threshold", "cooldown", "min_lr",
-                    "warmup_steps", "total_steps", "step_size", "gamma"});
+                   {"name", "factor", "patience", "threshold", "cooldown", "min_lr", "warmup_steps",
+                    "total_steps", "step_size", "gamma"});
   auto name = get_or<std::string>(cfg, w, "name", "none");
   if (name == "none") {
     return std::make_unique<ConstantLR>(opt);

@@ -11,8 +11,7 @@ namespace mt {
 using nlohmann::json;
 
 std::vector<ParamGroup> make_param_groups(const std::vector<std::pair<std::string, Var>>& named,
-                                          double lr, double weight_decay,
-                                          bool no_decay_norm_bias) {
+                                          double lr, double weight_decay, bool no_decay_norm_bias) {
   ParamGroup decay, no_decay;
   decay.lr = no_decay.lr = lr;
   decay.weight_decay = weight_decay;
@@ -35,9 +34,8 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups) : groups_(std::move(groups)
   for (size_t i = 0; i < groups_.size(); ++i) {
     ParamGroup& g = groups_[i];
     CHECK(!g.params.empty(), "optimizer: parameter group {} is empty", i);
-    CHECK(g.names.size() == g.params.size(),
-          "optimizer: group {} has {} names for {} parameters", i, g.names.size(),
-          g.params.size());
+    CHECK(g.names.size() == g.params.size(), "optimizer: group {} has {} names for {} parameters",
+          i, g.names.size(), g.params.size());
     CHECK(g.lr >= 0.0, "optimizer: group {} has a negative lr {}", i, g.lr);
     CHECK(g.weight_decay >= 0.0, "optimizer: group {} has a negative weight_decay {}", i,
           g.weight_decay);
@@ -111,8 +109,8 @@ void Optimizer::load_state_dict(const StateDict& s) {
     auto it = by_name.find(key.substr(0, dot));
     CHECK(it != by_name.end(), "optimizer state: slot '{}' names no parameter of the model", key);
     const Tensor& p = *it->second;
-    CHECK(t.shape() == p.shape(), "optimizer state: slot '{}' has shape {}, the parameter {}",
-          key, shape_str(t.shape()), shape_str(p.shape()));
+    CHECK(t.shape() == p.shape(), "optimizer state: slot '{}' has shape {}, the parameter {}", key,
+          shape_str(t.shape()), shape_str(p.shape()));
     slots[key] = t.to(p.dtype()).to(p.device()).clone();
   }
   step_ = s.meta.at("step").get<int64_t>();
@@ -158,8 +156,7 @@ void AdamW::step(const Tensor& grad_scale) {
     h.beta2 = static_cast<float>(cfg_.beta2);
     h.eps = static_cast<float>(cfg_.eps);
     h.weight_decay = l2_decay_ ? 0.0f : static_cast<float>(g.weight_decay);
-    ops::adamw_step_(ps, gs, ms, vs, g.lr_tensor, step_, h,
-                     l2_decay_ ? Tensor() : grad_scale);
+    ops::adamw_step_(ps, gs, ms, vs, g.lr_tensor, step_, h, l2_decay_ ? Tensor() : grad_scale);
   }
 }
 
@@ -185,8 +182,7 @@ Adam::Adam(std::vector<ParamGroup> groups, AdamConfig cfg) : AdamW(std::move(gro
 
 // ---- SGD --------------------------------------------------------------------------------------
 
-SGD::SGD(std::vector<ParamGroup> groups, SGDConfig cfg)
-    : Optimizer(std::move(groups)), cfg_(cfg) {
+SGD::SGD(std::vector<ParamGroup> groups, SGDConfig cfg) : Optimizer(std::move(groups)), cfg_(cfg) {
   CHECK(cfg.momentum >= 0.0, "sgd: momentum must be >= 0, got {}", cfg.momentum);
   CHECK(!cfg.nesterov || (cfg.momentum > 0.0 && cfg.dampening == 0.0),
         "sgd: nesterov needs momentum > 0 and dampening 0, got momentum {} dampening {}",

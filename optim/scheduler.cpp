@@ -24,9 +24,7 @@ Scheduler::Scheduler(Optimizer& opt) : opt_(opt) {
   for (size_t g = 0; g < opt.num_groups(); ++g) base_lrs_.push_back(opt.lr(g));
 }
 
-json Scheduler::state_dict() const {
-  return json{{"name", name()}, {"base_lrs", base_lrs_}};
-}
+json Scheduler::state_dict() const { return json{{"name", name()}, {"base_lrs", base_lrs_}}; }
 
 void Scheduler::load_state_dict(const json& s) {
   CHECK(s.value("name", std::string()) == name(),
@@ -95,8 +93,8 @@ void ReduceLROnPlateau::load_state_dict(const json& s) {
 WarmupCosine::WarmupCosine(Optimizer& opt, WarmupCosineConfig cfg) : Scheduler(opt), cfg_(cfg) {
   CHECK(cfg.warmup_steps >= 0, "cosine: warmup_steps must be >= 0, got {}", cfg.warmup_steps);
   CHECK(cfg.total_steps > 0 && cfg.total_steps >= cfg.warmup_steps,
-        "cosine: total_steps must be positive and >= warmup_steps ({}), got {}",
-        cfg.warmup_steps, cfg.total_steps);
+        "cosine: total_steps must be positive and >= warmup_steps ({}), got {}", cfg.warmup_steps,
+        cfg.total_steps);
   CHECK(cfg.min_lr >= 0.0, "cosine: min_lr must be >= 0, got {}", cfg.min_lr);
   apply();
 }

@@ -7,7 +7,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <vector>
 
 #include "optim/optimizer.h"
@@ -42,7 +41,7 @@ struct PlateauConfig {
   double threshold = 1e-4;  // relative: better means loss < best * (1 - threshold)
   int cooldown = 0;         // epochs after a reduction during which bad epochs are not counted
   double min_lr = 0.0;
-  double eps = 1e-8;        // a reduction smaller than this is skipped
+  double eps = 1e-8;  // a reduction smaller than this is skipped
 };
 
 // torch.optim.lr_scheduler.ReduceLROnPlateau, mode "min", threshold_mode "rel":
@@ -78,7 +77,8 @@ struct WarmupCosineConfig {
 
 // Linear warmup then cosine decay. The lr used by step s (0-based):
 //   s <  warmup: base * (s + 1) / warmup
-//   s >= warmup: min_lr + (base - min_lr) * (1 + cos(pi * min(1, (s - warmup) / (total - warmup)))) / 2
+//   s >= warmup: min_lr + (base - min_lr) * (1 + cos(pi * progress)) / 2,
+//                progress = min(1, (s - warmup) / (total - warmup))
 // The constructor sets the lr for step 0; on_step() moves to the next step's lr.
 class WarmupCosine : public Scheduler {
  public:
@@ -102,8 +102,8 @@ struct StepDecayConfig {
   double gamma = 0.1;
 };
 
-// torch.optim.lr_scheduler.StepLR stepped once per epoch: after e epochs, lr = base * gamma^(e / step_size)
-// (integer division).
+// torch.optim.lr_scheduler.StepLR stepped once per epoch: after e epochs,
+//   lr = base * gamma^(e / step_size)   (integer division)
 class StepDecay : public Scheduler {
  public:
   StepDecay(Optimizer& opt, StepDecayConfig cfg);

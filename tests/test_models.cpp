@@ -134,8 +134,8 @@ TEST_CASE("models: fused QKV rows are q, then k, then v, each head-major") {
   MultiHeadAttention mha(ac, gen);
   Tensor(mha.Wqkv->weight().value()).zero_();
   Tensor(mha.Wqkv->bias().value()).copy_(Tensor::arange(0, 12));
-  Tensor(mha.out_proj->weight().value()).copy_(Tensor::from_doubles(
-      {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}, {4, 4}));
+  Tensor(mha.out_proj->weight().value())
+      .copy_(Tensor::from_doubles({1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}, {4, 4}));
   Tensor(mha.out_proj->bias().value()).zero_();
   Tensor y = mha.forward(Var(Tensor::ones({1, 1, 4}))).value();
   CHECK(y.to_vector<double>() == std::vector<double>{8, 9, 10, 11});
@@ -160,8 +160,8 @@ TEST_CASE("models: rotary inside attention against hand-computed values") {
     for (int c = 0; c < 4; ++c) eye3.push_back(r % 4 == c ? 1.0 : 0.0);
   }
   Tensor(mha.Wqkv->weight().value()).copy_(Tensor::from_doubles(eye3, {12, 4}));
-  Tensor(mha.out_proj->weight().value()).copy_(Tensor::from_doubles(
-      {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}, {4, 4}));
+  Tensor(mha.out_proj->weight().value())
+      .copy_(Tensor::from_doubles({1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}, {4, 4}));
   Tensor x = Tensor::from_doubles({1, 0, 0, 0, 1, 0, 0, 2}, {1, 2, 4});
   auto y = mha.forward(Var(x)).value().to_vector<double>();
   const std::vector<double> expected = {1, 0, 0, 0, 1, 0, 0, 1.805796216};

@@ -30,8 +30,7 @@ std::vector<ParamGroup> one_group(const Var& p, double lr, double wd) {
 }
 
 // Runs three steps with kGrads and checks the parameter after each against `expected`.
-void check_three_steps(Optimizer& opt, Var p,
-                       const std::vector<std::vector<double>>& expected) {
+void check_three_steps(Optimizer& opt, Var p, const std::vector<std::vector<double>>& expected) {
   for (size_t s = 0; s < kGrads.size(); ++s) {
     p.set_grad(Tensor::from_doubles(kGrads[s], {3}));
     opt.step();
@@ -123,8 +122,8 @@ TEST_CASE("optim: parameters without a gradient are skipped") {
 
 TEST_CASE("optim: parameter groups without decay on norms and biases") {
   Var w(Tensor::ones({2, 3}), true), b(Tensor::ones({2}), true), n(Tensor::ones({3}), true);
-  auto groups = make_param_groups({{"fc.weight", w}, {"fc.bias", b}, {"norm.weight", n}}, 0.1,
-                                  0.05, /*no_decay_norm_bias=*/true);
+  auto groups = make_param_groups({{"fc.weight", w}, {"fc.bias", b}, {"norm.weight", n}}, 0.1, 0.05,
+                                  /*no_decay_norm_bias=*/true);
   REQUIRE(groups.size() == 2);
   CHECK(groups[0].names == std::vector<std::string>{"fc.weight"});
   CHECK(groups[0].weight_decay == 0.05);
@@ -270,17 +269,17 @@ TEST_CASE("optim: accumulated scaled grads equal one big batch") {
 
 TEST_CASE("optim: early stopping with patience and min_delta") {
   EarlyStopping es(2, 0.01);
-  CHECK_FALSE(es.update(1.0));    // first: improved
+  CHECK_FALSE(es.update(1.0));  // first: improved
   CHECK(es.improved());
   CHECK_FALSE(es.update(0.995));  // not below 1.0 - 0.01: bad 1
   CHECK_FALSE(es.improved());
-  CHECK_FALSE(es.update(0.98));   // 0.98 < 0.99: improved, bad 0
+  CHECK_FALSE(es.update(0.98));  // 0.98 < 0.99: improved, bad 0
   CHECK(es.best() == 0.98);
   CHECK_FALSE(es.update(0.975));  // bad 1
   EarlyStopping resumed(2, 0.01);
   resumed.load_state_dict(es.state_dict());
   CHECK(resumed.bad_epochs() == 1);
-  CHECK(es.update(0.972));        // bad 2: stop
+  CHECK(es.update(0.972));              // bad 2: stop
   CHECK(resumed.update(std::nan("")));  // a NaN epoch is a bad epoch
   CHECK_THROWS_WITH_TEXT(EarlyStopping(0), "patience");
 }

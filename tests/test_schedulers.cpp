@@ -38,7 +38,7 @@ TEST_CASE("schedulers: ReduceLROnPlateau follows PyTorch (threshold, cooldown, m
   // 13: cooldown; 14-16 bad 1, 2, 3: max(0.0625, min_lr 0.1)  0.1 at epoch 16
   const std::vector<double> losses = {1.0, 0.95, 0.92, 0.91, 0.5, 0.6, 0.6, 0.6,
                                       0.6, 0.6,  0.6,  0.6,  0.6, 0.6, 0.6, 0.6};
-  const std::vector<double> expected = {1.0,  1.0,  1.0,   0.5,   0.5,   0.5,   0.5,   0.25,
+  const std::vector<double> expected = {1.0,  1.0,  1.0,  0.5,   0.5,   0.5,   0.5,   0.25,
                                         0.25, 0.25, 0.25, 0.125, 0.125, 0.125, 0.125, 0.1};
   for (size_t e = 0; e < losses.size(); ++e) {
     sched.on_epoch_end(losses[e]);
@@ -94,8 +94,7 @@ TEST_CASE("schedulers: linear warmup then cosine") {
   Fixture f;
   WarmupCosine sched(f.opt, {2, 6, 0.1});  // warmup 2, total 6, min_lr 0.1, base 1
   // s0, s1: warmup 1/2, 2/2; s2..s6: 0.1 + 0.9 * (1 + cos(pi * (s - 2) / 4)) / 2; then min_lr.
-  const std::vector<double> expected = {0.5,      1.0,  1.0,      0.86819805,
-                                        0.55, 0.23180195, 0.1, 0.1};
+  const std::vector<double> expected = {0.5, 1.0, 1.0, 0.86819805, 0.55, 0.23180195, 0.1, 0.1};
   for (size_t s = 0; s < expected.size(); ++s) {
     INFO("step " << s);
     CHECK(f.opt.lr() == doctest::Approx(expected[s]).epsilon(1e-7));
