@@ -229,6 +229,18 @@ DIST_TEST_CASE("buckets: greedy in backward order, a bucket closes once it reach
   CHECK(one.buckets() == B{{2, 1, 0}});
 }
 
+DIST_TEST_CASE("resume: global progress carries over to another number of GPUs") {
+  // 8 GPUs x 32 windows, 5 steps done: 1280 windows of the epoch's order consumed.
+  const int64_t samples = global_samples(5, 32, 8);
+  CHECK(samples == 1280);
+  CHECK(resume_batch(samples, 32, 8) == 5);   // the same run
+  CHECK(resume_batch(samples, 32, 2) == 20);  // 2 GPUs: 64 a step, 20 steps
+  CHECK(resume_batch(samples, 32, 1) == 40);  // one GPU
+  CHECK(resume_batch(samples, 96, 1) == 14);  // 1280 / 96 = 13.3: the partial batch is skipped
+  CHECK(resume_batch(0, 32, 4) == 0);
+  CHECK_THROWS_WITH_TEXT(resume_batch(10, 0, 4), "batch 0");
+}
+
 DIST_TEST_CASE("rendezvous: a 128-byte id over loopback TCP reaches every rank") {
   const int port = find_free_port();
   const int world = 3;

@@ -253,6 +253,21 @@ void DataParallel::finish_gradients() {
   sync_ = true;
 }
 
+int64_t global_samples(int64_t batches_done, int64_t batch, int world) {
+  CHECK(batches_done >= 0 && batch >= 1 && world >= 1,
+        "global_samples: {} batches of {} on {} "
+        "ranks",
+        batches_done, batch, world);
+  return batches_done * batch * world;
+}
+
+int64_t resume_batch(int64_t samples, int64_t batch, int world) {
+  CHECK(samples >= 0 && batch >= 1 && world >= 1, "resume_batch: {} samples, batch {}, {} ranks",
+        samples, batch, world);
+  const int64_t global = batch * world;
+  return (samples + global - 1) / global;
+}
+
 std::vector<double> weight_checksum(const std::vector<Var>& params) {
   double sum = 0, weighted = 0;
   int64_t position = 0;

@@ -144,6 +144,14 @@ class DataParallel {
   int64_t started_total_ = 0;
 };
 
+// Resume with any number of GPUs: a checkpoint stores the epoch's global progress, the windows
+// of the epoch's global order consumed (batches_done * batch * world), never a per-rank index.
+// A run with `world` ranks of `batch` windows resumes at resume_batch(samples, batch, world): the
+// first whole global batch at or after `samples` (a partly seen global batch is skipped: at most
+// batch * world - 1 windows of that epoch).
+int64_t global_samples(int64_t batches_done, int64_t batch, int world);
+int64_t resume_batch(int64_t samples, int64_t batch, int world);
+
 // Float64 sums of the weights (plain and position-weighted, which also catches two swapped
 // values), computed on the host in a fixed order: bit-identical for identical weights.
 std::vector<double> weight_checksum(const std::vector<Var>& params);
