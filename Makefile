@@ -53,6 +53,8 @@ TEST_BIN := $(BUILD)/bin/tests
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 .PHONY: all deps test train data plots bench-cpu bench-data bench-attention profile docker clean format
+# Keep the apps' object files (make would delete them as intermediates and relink every time).
+.SECONDARY:
 all: $(DEPS_STAMP) $(LIB) $(APPS)
 
 # The install script runs once per build folder (and again when it changes).
