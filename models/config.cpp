@@ -9,20 +9,6 @@ namespace mt {
 
 using nlohmann::json;
 
-void check_known_keys(const json& j, const std::string& where,
-                      std::initializer_list<const char*> allowed) {
-  CHECK(j.is_object(), "{}: expected a JSON object, got {}", where, j.type_name());
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    bool known = false;
-    for (const char* a : allowed) known = known || it.key() == a;
-    if (!known) {
-      std::string list;
-      for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      FAIL("{}.{}: unknown key (allowed: {})", where, it.key(), list);
-    }
-  }
-}
-
 json load_json_file(const std::string& path) {
   std::ifstream in(path);
   CHECK(in.good(), "cannot open config file '{}'", path);

@@ -36,6 +36,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "base/json_keys.h"
+
 namespace mt {
 
 struct ModelConfig {
@@ -66,9 +68,6 @@ struct ModelConfig {
 // Reads a JSON file (comments are not allowed); an Error names the file and the parse position.
 nlohmann::json load_json_file(const std::string& path);
 
-// Checks that every key of object `j` is in `allowed`; else an Error "<where>.<key>: unknown key
-// (allowed: a, b, c)".
-void check_known_keys(const nlohmann::json& j, const std::string& where,
-                      std::initializer_list<const char*> allowed);
+// check_known_keys(j, where, {allowed...}) comes from base/json_keys.h.
 
 }  // namespace mt

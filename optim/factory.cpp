@@ -1,27 +1,13 @@
 #include "optim/factory.h"
 
 #include "base/error.h"
+#include "base/json_keys.h"
 
 namespace mt {
 
 using nlohmann::json;
 
 namespace {
-
-// optim/ sits beside models/, not above it, so it keeps its own copy of the key check.
-void check_known_keys(const json& j, const std::string& where,
-                      std::initializer_list<const char*> allowed) {
-  CHECK(j.is_object(), "{}: expected a JSON object, got {}", where, j.type_name());
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    bool known = false;
-    for (const char* a : allowed) known = known || it.key() == a;
-    if (!known) {
-      std::string list;
-      for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      FAIL("{}.{}: unknown key (allowed: {})", where, it.key(), list);
-    }
-  }
-}
 
 template <typename T>
 T get_or(const json& j, const char* where, const char* key, T fallback) {
