@@ -12,7 +12,9 @@
 #include "base/error.h"
 #include "cuda/runtime.h"
 #include "training/config.h"
+#include "training/distributed.h"
 #include "training/interrupt.h"
+#include "training/launch.h"
 #include "training/run_config.h"
 #include "training/trainer.h"
 
@@ -64,23 +66,59 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
+// trainer.devices > 1: this process becomes the launcher of one process per GPU, each running
+// this program with the same arguments (training/launch.h). A new run's folder is named here,
+// once, so that the ranks do not each stamp their own.
+int launch_ranks(int devices, const Args& args, const std::string& config_path, int argc,
+                 char** argv) {
+  using namespace mt::training;
+  CHECK(devices <= mt::cuda::device_count(),
+        "trainer.devices = {} but {} GPU(s) are visible (CUDA_VISIBLE_DEVICES?)", devices,
+        mt::cuda::device_count());
+  std::vector<std::string> extra;
+  if (args.resume.empty()) {
+    const json config = run_schema().resolve(read_json_file(config_path), args.sets);
+    if (config.at("trainer").at("out_dir").get<std::string>().empty()) {
+      extra = {"--set", "trainer.out_dir=" +
+                            default_run_dir(std::filesystem::path(config_path).stem().string())};
+    }
+    if (args.config.empty()) extra.insert(extra.end(), {"--config", config_path});
+  }
+  std::vector<char*> child_argv(argv, argv + argc);
+  for (std::string& e : extra) child_argv.push_back(e.data());
+  std::printf("[dist] data-parallel over %d GPUs: one process per GPU\n", devices);
+  return launch_local_workers(devices, static_cast<int>(child_argv.size()), child_argv.data());
+}
+
 int run(int argc, char** argv) {
   using namespace mt::training;
   const Args args = parse_args(argc, argv);
+  std::string path = args.config;
+  if (args.resume.empty() && path.empty()) {
+    path = mt::cuda::available() ? "models/configs/btc_seed.json" : "models/configs/tiny.json";
+    if (!launched_as_worker()) std::printf("[train] no --config: using %s\n", path.c_str());
+  }
+  // The resolved config, to learn trainer.devices before anything else happens.
+  CHECK(args.resume.empty() ||
+            std::filesystem::exists(std::filesystem::path(args.resume) / "config.json"),
+        "--resume {}: no config.json there (not a run folder?)", args.resume);
+  const json config =
+      args.resume.empty()
+          ? run_schema().resolve(read_json_file(path), args.sets)
+          : run_schema().resolve(
+                read_json_file((std::filesystem::path(args.resume) / "config.json").string()),
+                args.sets);
+  const int devices = config.at("trainer").at("devices").get<int>();
+  if (devices > 1 && !launched_as_worker()) return launch_ranks(devices, args, path, argc, argv);
+
   install_interrupt_handler();
   std::unique_ptr<Trainer> trainer;
   if (!args.resume.empty()) {
     trainer = Trainer::resume(args.resume, args.sets);
   } else {
-    std::string path = args.config;
-    if (path.empty()) {
-      path = mt::cuda::available() ? "models/configs/btc_seed.json" : "models/configs/tiny.json";
-      std::printf("[train] no --config: using %s\n", path.c_str());
-    }
-    const json config = run_schema().resolve(read_json_file(path), args.sets);
     trainer = Trainer::create(config, std::filesystem::path(path).stem().string());
   }
-  std::printf("%s", trainer->model().summary().c_str());
+  if (trainer->rank() == 0) std::printf("%s", trainer->model().summary().c_str());
   const TrainResult result = trainer->fit();
   return result.stop_reason == "nonfinite" ? 3 : 0;
 }

@@ -6,6 +6,7 @@
 #include "cuda/nvtx.h"
 #include "cuda/runtime.h"
 #include "data/prepared.h"
+#include "data/sharded_sampler.h"
 
 #ifdef MT_WITH_CUDA
 #include "cuda/gather_windows.cuh"
@@ -120,8 +121,26 @@ BatchLoader::BatchLoader(const WindowDataset& dataset, int64_t batch_size, uint6
 
 BatchLoader::~BatchLoader() { wait_prefetch(); }
 
+void BatchLoader::set_shard(int rank, int world) {
+  CHECK(world >= 1 && rank >= 0 && rank < world, "BatchLoader::set_shard: rank {} of {} ranks",
+        rank, world);
+  const int64_t windows = shard_length(dataset_.size(), world, ShardTail::Drop);
+  CHECK(windows >= 1 && (!drop_last_ || windows >= batch_size_),
+        "BatchLoader: the {} split's {} windows over {} ranks leave {} per rank: not one batch "
+        "of {} (lower the batch size or the number of GPUs, or prepare more data)",
+        split_name(dataset_.split()), dataset_.size(), world, windows, batch_size_);
+  wait_prefetch();
+  rank_ = rank;
+  world_ = world;
+  started_ = false;  // the shard applies from the next start_epoch
+}
+
+int64_t BatchLoader::epoch_windows() const {
+  return shard_length(dataset_.size(), world_, ShardTail::Drop);
+}
+
 int64_t BatchLoader::size() const {
-  const int64_t n = dataset_.size();
+  const int64_t n = epoch_windows();
   return drop_last_ ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
 }
 
@@ -140,6 +159,7 @@ void BatchLoader::start_epoch(int64_t epoch, int64_t batch) {
     order_.resize(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) order_[static_cast<size_t>(i)] = i;
   }
+  if (world_ > 1) order_ = shard_of(order_, rank_, world_, ShardTail::Drop);
   row_starts_.resize(order_.size());
   for (size_t i = 0; i < order_.size(); ++i) {
     row_starts_[i] = dataset_.starts()[static_cast<size_t>(order_[i])];
@@ -184,7 +204,7 @@ void BatchLoader::wait_prefetch() {
 
 Tensor BatchLoader::assemble_cpu(int64_t batch) const {
   const int64_t first = batch * batch_size_;
-  const int64_t b = std::min(batch_size_, dataset_.size() - first);
+  const int64_t b = std::min(batch_size_, epoch_windows() - first);
   const int64_t t = dataset_.window();
   Tensor out = Tensor::empty({b, t, kFeatures}, kFloat32);
   const float* series = dataset_.series().data<float>();
@@ -201,7 +221,7 @@ Tensor BatchLoader::assemble_cpu(int64_t batch) const {
 Tensor BatchLoader::gather_gpu(int64_t batch) const {
 #ifdef MT_WITH_CUDA
   const int64_t first = batch * batch_size_;
-  const int64_t b = std::min(batch_size_, dataset_.size() - first);
+  const int64_t b = std::min(batch_size_, epoch_windows() - first);
   Tensor out = Tensor::empty({b, dataset_.window(), kFeatures}, kFloat32, device_);
   cuda::gather_windows(out.data<float>(), series_device_.data<float>(),
                        starts_device_.data<int64_t>() + first, b, dataset_.window(), kFeatures);

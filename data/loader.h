@@ -91,15 +91,24 @@ class BatchLoader {
   Device device() const { return device_; }
   const WindowDataset& dataset() const { return dataset_; }
 
+  // Data-parallel training: from the next start_epoch on, this loader hands out only rank
+  // `rank`'s shard of each epoch's order (data/sharded_sampler.h: every world-th window, the
+  // last order.size() % world dropped), so that the ranks' batches j together are batch j of
+  // one loader at batch_size * world. (0, 1): the whole epoch (the default).
+  void set_shard(int rank, int world);
+  int shard_rank() const { return rank_; }
+  int shard_world() const { return world_; }
+
   // Starts (or restarts) an epoch at batch `batch` (0 .. size()).
   void start_epoch(int64_t epoch, int64_t batch = 0);
   // The next batch [B, T, 5] float32 on device(); false (batch untouched) at the epoch's end.
   bool next(Tensor& batch);
   LoaderPosition position() const { return {epoch_, batch_}; }
-  // Window indices in this epoch's order.
+  // Window indices in this epoch's order (this rank's shard of it when sharded).
   const std::vector<int64_t>& epoch_order() const { return order_; }
 
  private:
+  int64_t epoch_windows() const;  // windows of one epoch for this loader's shard
   Tensor assemble_cpu(int64_t batch) const;
   Tensor gather_gpu(int64_t batch) const;
   void prefetch(int64_t batch);
@@ -111,6 +120,7 @@ class BatchLoader {
   bool shuffle_;
   Device device_;
   bool drop_last_;
+  int rank_ = 0, world_ = 1;
   int64_t epoch_ = 0;
   int64_t batch_ = 0;
   bool started_ = false;

@@ -1,6 +1,6 @@
 // Data-parallel training (training/distributed.h, data/sharded_sampler.h, training/rendezvous.h,
 // cuda/communicator.h). On the CPU: sharding, buckets, the rendezvous over loopback, and several
-// ranks simulated by threads that average through shared memory (ThreadComm below), checked
+// ranks simulated by threads that average through shared memory (ThreadComm, tests/thread_comm.h), checked
 // against one process on the whole batch. On one GPU: a one-rank NCCL communicator, and one
 // DataParallel step against the plain step. Runs on 2+ GPUs are not part of `make test`.
 #include <unistd.h>
@@ -21,6 +21,7 @@
 #include "optim/optimizer.h"
 #include "tensor/random.h"
 #include "test_util.h"
+#include "tests/thread_comm.h"
 #include "training/distributed.h"
 #include "training/rendezvous.h"
 
@@ -29,6 +30,7 @@
 
 using namespace mt;
 using namespace mt::training;
+using namespace mt::testing;
 
 namespace {
 
@@ -37,66 +39,6 @@ std::vector<int64_t> iota(int64_t n) {
   std::iota(v.begin(), v.end(), 0);
   return v;
 }
-
-// In-process ranks: each thread is one rank; all-reduces meet at a barrier in shared memory.
-struct ThreadGroup {
-  explicit ThreadGroup(int w) : world(w) {}
-  int world;
-  std::mutex m;
-  std::condition_variable cv;
-  int arrived = 0;
-  int64_t generation = 0;
-  std::vector<double> acc, result;
-
-  void all_reduce(std::vector<double>& v, cuda::CommOp op) {
-    std::unique_lock<std::mutex> lock(m);
-    if (arrived == 0) {
-      acc = v;
-    } else {
-      for (size_t i = 0; i < v.size(); ++i) {
-        if (op == cuda::CommOp::Max)
-          acc[i] = std::max(acc[i], v[i]);
-        else if (op == cuda::CommOp::Min)
-          acc[i] = std::min(acc[i], v[i]);
-        else
-          acc[i] += v[i];
-      }
-    }
-    if (++arrived == world) {
-      result = acc;
-      if (op == cuda::CommOp::Avg) {
-        for (double& x : result) x /= world;
-      }
-      arrived = 0;
-      ++generation;
-      cv.notify_all();
-    } else {
-      const int64_t g = generation;
-      cv.wait(lock, [&] { return generation != g; });
-    }
-    v = result;  // a faster rank cannot overwrite it: the next round needs this rank too
-  }
-};
-
-class ThreadComm : public GradComm {
- public:
-  ThreadComm(ThreadGroup& group, int rank) : group_(group), rank_(rank) {}
-  int rank() const override { return rank_; }
-  int world() const override { return group_.world; }
-  void average_async(Tensor& flat) override {
-    std::vector<double> v = flat.to_vector<double>();
-    group_.all_reduce(v, cuda::CommOp::Avg);
-    flat.copy_(Tensor::from_doubles(v, flat.shape(), kFloat64));
-  }
-  void wait() override {}
-  void all_reduce_host(std::vector<double>& values, cuda::CommOp op) override {
-    group_.all_reduce(values, op);
-  }
-
- private:
-  ThreadGroup& group_;
-  int rank_;
-};
 
 // y = tanh(x W1 + b1) W2: three parameters of different sizes (W1 320 B, b1 64 B, W2 64 B).
 struct TinyNet {

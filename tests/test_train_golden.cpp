@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "tests/test_util.h"
+#include "tests/train_fixtures.h"
 #include "training/evaluate.h"
 #include "training/interrupt.h"
 #include "training/run_log.h"
@@ -14,102 +15,8 @@
 
 using namespace mt;
 using namespace mt::training;
+using namespace mt::testing;
 namespace fs = std::filesystem;
-
-namespace {
-
-constexpr int64_t kWindow = 32, kStride = 16, kBatch = 4;
-
-// 600 minutes of five correlated features from a fixed integer generator (no libm calls, so the
-// series is the same everywhere): a random walk and offsets of it, and a noisy "volume".
-// Rows [0, 400) train (24 windows, 6 steps of 4), [400, 500) val, [500, 600) test (5 each).
-std::unique_ptr<RunData> synthetic_data(uint64_t seed, bool nan_train = false) {
-  const int64_t rows = 600, F = 5;
-  std::vector<float> v(static_cast<size_t>(rows * F));
-  uint64_t state = 12345;
-  auto uniform = [&] {  // splitmix64 -> [0, 1)
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
-  };
-  double walk = -1.0;
-  for (int64_t t = 0; t < rows; ++t) {
-    walk += 0.1 * (uniform() - 0.5);
-    const double u = uniform();
-    float* r = &v[static_cast<size_t>(t * F)];
-    r[0] = static_cast<float>(walk);
-    r[1] = static_cast<float>(walk + 0.05 + 0.02 * u);
-    r[2] = static_cast<float>(walk - 0.05 - 0.02 * u);
-    r[3] = static_cast<float>(walk + 0.01 * (u - 0.5));
-    r[4] = static_cast<float>(2.0 * uniform() - 1.0);
-    if (nan_train && t < 400) r[3] = NAN;
-  }
-  Series s;
-  s.values = std::make_shared<const std::vector<float>>(std::move(v));
-  auto starts = [&](int64_t b, int64_t e) { return window_starts({{b, e}}, kWindow, kStride); };
-  auto d = std::make_unique<RunData>();
-  d->train = std::make_unique<ArrayLoader>(s, starts(0, 400), kWindow, kBatch, true, seed, true,
-                                           Device::cpu());
-  d->val = std::make_unique<ArrayLoader>(s, starts(400, 500), kWindow, kBatch, false, 0, false,
-                                         Device::cpu());
-  d->test = std::make_unique<ArrayLoader>(s, starts(500, 600), kWindow, kBatch, false, 0, false,
-                                          Device::cpu());
-  d->description = "synthetic test series";
-  return d;
-}
-
-json tiny_config(const std::string& out_dir, std::vector<std::string> extra = {}) {
-  std::vector<std::string> sets = {"model.d_model=16",
-                                   "model.n_heads=2",
-                                   "model.n_layers=1",
-                                   "model.d_ff=32",
-                                   "model.attn_dropout=0.05",
-                                   "optimizer.lr=0.003",
-                                   "optimizer.weight_decay=0.001",
-                                   "scheduler.name=plateau",
-                                   "scheduler.factor=0.5",
-                                   "scheduler.patience=0",
-                                   "data.window=32",
-                                   "data.stride=16",
-                                   "trainer.epochs=2",
-                                   "trainer.batch_size=4",
-                                   "trainer.precision=fp32",
-                                   "trainer.device=cpu",
-                                   "trainer.seed=7",
-                                   "trainer.log_every=1",
-                                   "trainer.evaluate=false",
-                                   "trainer.plots=false",
-                                   "trainer.progress=none",
-                                   "trainer.out_dir=" + out_dir};
-  sets.insert(sets.end(), extra.begin(), extra.end());
-  return run_schema().resolve(json::object(), sets);
-}
-
-std::vector<double> losses_of(const TrainResult& r) {
-  std::vector<double> out;
-  for (const auto& [step, loss] : r.logged_losses) out.push_back(loss);
-  return out;
-}
-
-// The tiny model gains nothing from threads, and on a loaded 2-core CI machine OpenMP's barriers
-// cost seconds per epoch: each case runs single-threaded and restores the count afterwards.
-struct OneThread {
-  int previous = omp_get_max_threads();
-  OneThread() { omp_set_num_threads(1); }
-  ~OneThread() { omp_set_num_threads(previous); }
-};
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const char* name) : path(fs::temp_directory_path() / name) {
-    fs::remove_all(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string sub(const char* s) const { return (path / s).string(); }
-};
-
-}  // namespace
 
 TEST_SUITE("train") {
   TEST_CASE("golden run: a recorded loss curve, and resume reproduces it exactly") {

@@ -71,6 +71,8 @@ json parse_meta(const std::string& dir, const char* file, const SafetensorsFile&
 json TrainerState::to_json() const {
   return json{{"epoch", epoch},
               {"batch_in_epoch", batch_in_epoch},
+              {"samples_in_epoch", samples_in_epoch},
+              {"world", world},
               {"step", step},
               {"rng_seed", rng_seed},
               {"rng_offset", rng_offset},
@@ -93,6 +95,9 @@ TrainerState TrainerState::from_json(const json& j) {
   TrainerState s;
   s.epoch = get_key<int>(j, "epoch");
   s.batch_in_epoch = get_key<int64_t>(j, "batch_in_epoch");
+  // Absent from checkpoints written before data-parallel training: one rank.
+  s.world = j.value("world", 1);
+  s.samples_in_epoch = j.value("samples_in_epoch", int64_t{-1});
   s.step = get_key<int64_t>(j, "step");
   s.rng_seed = get_key<uint64_t>(j, "rng_seed");
   s.rng_offset = get_key<uint64_t>(j, "rng_offset");

@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "data/csv_reader.h"
+#include "data/sharded_sampler.h"
 
 namespace mt::training {
 
@@ -50,8 +51,16 @@ ArrayLoader::ArrayLoader(Series series, std::vector<int64_t> starts, int64_t win
   start_epoch(0);
 }
 
+void ArrayLoader::set_shard(int rank, int world) {
+  CHECK(world >= 1 && rank >= 0 && rank < world, "ArrayLoader::set_shard: rank {} of {} ranks",
+        rank, world);
+  rank_ = rank;
+  world_ = world;
+  start_epoch(0);
+}
+
 int64_t ArrayLoader::batches_per_epoch() const {
-  const int64_t n = windows();
+  const int64_t n = data::shard_length(windows(), world_, data::ShardTail::Drop);
   return drop_last_ ? n / batch_ : (n + batch_ - 1) / batch_;
 }
 
@@ -65,13 +74,14 @@ void ArrayLoader::start_epoch(int epoch, int64_t skip) {
       std::swap(order_[i - 1], order_[j]);
     }
   }
+  if (world_ > 1) order_ = data::shard_of(order_, rank_, world_, data::ShardTail::Drop);
   CHECK(skip >= 0 && skip <= batches_per_epoch(),
         "ArrayLoader: cannot skip {} batches of an epoch of {}", skip, batches_per_epoch());
   cursor_ = skip * batch_;
 }
 
 bool ArrayLoader::next(Tensor& batch) {
-  const int64_t n = windows();
+  const int64_t n = static_cast<int64_t>(order_.size());
   const int64_t left = n - cursor_;
   if (left <= 0 || (drop_last_ && left < batch_)) return false;
   const int64_t B = std::min(batch_, left);

@@ -25,6 +25,10 @@ class SplitLoader {
   virtual int64_t batches_per_epoch() const = 0;
   virtual int64_t windows() const = 0;
   virtual int64_t window() const = 0;  // T
+  // Data-parallel: from the next start_epoch on, only rank `rank` of `world`'s shard of each
+  // epoch's order (data/sharded_sampler.h, ShardTail::Drop); batches_per_epoch() counts the
+  // shard's batches.
+  virtual void set_shard(int rank, int world) = 0;
   // Positions the loader at batch `skip` of `epoch` (0: the start).
   virtual void start_epoch(int epoch, int64_t skip = 0) = 0;
   // The next batch of the epoch, or false at its end.
@@ -51,6 +55,7 @@ class ArrayLoader : public SplitLoader {
   int64_t batches_per_epoch() const override;
   int64_t windows() const override { return static_cast<int64_t>(starts_.size()); }
   int64_t window() const override { return window_; }
+  void set_shard(int rank, int world) override;
   void start_epoch(int epoch, int64_t skip = 0) override;
   bool next(Tensor& batch) override;
 
@@ -61,6 +66,7 @@ class ArrayLoader : public SplitLoader {
   bool shuffle_, drop_last_;
   uint64_t seed_;
   Device device_;
+  int rank_ = 0, world_ = 1;
   int64_t cursor_ = 0;  // index into order_
 };
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -18,6 +19,10 @@
 namespace mt::training {
 
 namespace {
+
+// The launcher's SIGTERM, passed on to the ranks by the wait loop.
+volatile std::sig_atomic_t g_terminate = 0;
+extern "C" void on_terminate(int) { g_terminate = 1; }
 
 int exit_code(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
@@ -80,12 +85,24 @@ int launch_local_workers(int n, int argc, char** argv) {
     }
     children.push_back(pid);
   }
+  // Ctrl-C reaches the ranks from the terminal (one process group): each finishes its step,
+  // they agree to stop and rank 0 saves. The launcher itself waits for them rather than die
+  // first. A SIGTERM sent to the launcher alone is passed on to the ranks.
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGTERM, on_terminate);
   std::printf("[dist] started %d ranks (pids %d..%d), rendezvous 127.0.0.1:%d\n", n,
               static_cast<int>(children.front()), static_cast<int>(children.back()), port);
   // Polls our own children only (waitpid on each pid): wait() would also reap children that
   // other code in this process started.
   int result = 0, running = n;
+  bool forwarded = false;
   while (running > 0 && result == 0) {
+    if (g_terminate && !forwarded) {
+      for (pid_t pid : children) {
+        if (pid > 0) ::kill(pid, SIGTERM);
+      }
+      forwarded = true;
+    }
     for (pid_t& pid : children) {
       int status = 0;
       if (pid <= 0 || ::waitpid(pid, &status, WNOHANG) != pid) continue;

@@ -59,6 +59,7 @@ class BatchLoaderSplit : public SplitLoader {
   int64_t batches_per_epoch() const override { return loader_.size(); }
   int64_t windows() const override { return loader_.dataset().size(); }
   int64_t window() const override { return loader_.dataset().window(); }
+  void set_shard(int rank, int world) override { loader_.set_shard(rank, world); }
   void start_epoch(int epoch, int64_t skip) override { loader_.start_epoch(epoch, skip); }
   bool next(Tensor& batch) override { return loader_.next(batch); }
 

@@ -77,6 +77,11 @@ void add_trainer(ConfigSchema& s) {
   s.add("trainer.eval_windows", 0, "test windows to evaluate (0: all)");
   s.add("trainer.plots", true, "draw the plots at the end (gnuplot)");
   s.add("trainer.threads", 0, "CPU threads (0: OpenMP's default)");
+  s.add("trainer.devices", 1,
+        "GPUs of this host, one process each, data-parallel over NCCL (docs/distributed.md)");
+  s.add("trainer.dp_bucket_kb", 256, "data-parallel: gradient all-reduce bucket size (KiB)");
+  s.add("trainer.dp_check_every", 100,
+        "data-parallel: steps between identical-weights checks (0: only at the end)");
 }
 
 }  // namespace
@@ -122,6 +127,9 @@ TrainerOptions TrainerOptions::from_config(const json& c) {
   o.eval_windows = t.at("eval_windows").get<int64_t>();
   o.plots = t.at("plots").get<bool>();
   o.threads = t.at("threads").get<int>();
+  o.devices = t.at("devices").get<int>();
+  o.dp_bucket_kb = t.at("dp_bucket_kb").get<int64_t>();
+  o.dp_check_every = t.at("dp_check_every").get<int64_t>();
   CHECK(o.epochs >= 1, "trainer.epochs must be >= 1, got {}", o.epochs);
   CHECK(o.max_steps >= 0, "trainer.max_steps must be >= 0, got {}", o.max_steps);
   CHECK(o.batch_size >= 1, "trainer.batch_size must be >= 1, got {}", o.batch_size);
@@ -133,6 +141,9 @@ TrainerOptions TrainerOptions::from_config(const json& c) {
         "data.window must be >= 2 and data.stride >= 1, got {} "
         "and {}",
         o.window, o.stride);
+  CHECK(o.devices >= 1, "trainer.devices must be >= 1, got {}", o.devices);
+  CHECK(o.dp_bucket_kb >= 1, "trainer.dp_bucket_kb must be >= 1, got {}", o.dp_bucket_kb);
+  CHECK(o.dp_check_every >= 0, "trainer.dp_check_every must be >= 0, got {}", o.dp_check_every);
   CHECK(o.loss_beta >= 0, "trainer.loss_beta must be >= 0, got {}", o.loss_beta);
   const int64_t features = at_path(c, "model.n_features").get<int64_t>();
   CHECK(static_cast<int64_t>(o.loss_weights.size()) == features,

@@ -42,6 +42,10 @@ struct TrainerOptions {
   bool evaluate = true, plots = true;
   int64_t eval_windows = 0;  // 0: the whole test split
   int threads = 0;
+  // data-parallel (training/distributed.h): GPUs of this host, one process each
+  int devices = 1;
+  int64_t dp_bucket_kb = 256;
+  int64_t dp_check_every = 100;
 
   static TrainerOptions from_config(const json& config);
 };

@@ -13,6 +13,7 @@
 #include "cuda/runtime.h"
 #include "optim/factory.h"
 #include "training/evaluate.h"
+#include "training/distributed.h"
 #include "training/files.h"
 #include "training/plots.h"
 
@@ -36,68 +37,108 @@ std::string checkpoint_dir(const std::string& run_dir, const std::string& which)
   return (fs::path(run_dir) / "checkpoints" / which).string();
 }
 
+// Only rank 0 of a data-parallel run writes the run folder.
+bool writes_run_folder(const RankSetup* ranks) {
+  return ranks != nullptr && ranks->comm ? ranks->comm->rank() == 0 : DistEnv::from_env().is_rank0();
+}
+
+// The dropout stream of rank r: rank 0 keeps the run's seed (one process is unchanged), the
+// others get their own, so the ranks' masks are independent, as one process's masks are across
+// the items of one large batch. Weights are initialized before this, from the common seed.
+uint64_t rank_seed(uint64_t seed, int rank) {
+  return rank == 0 ? seed : seed ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(rank));
+}
+
 }  // namespace
 
-Trainer::Trainer(json config, std::string run_dir, std::unique_ptr<RunData> data)
+std::string default_run_dir(const std::string& name) { return "runs/" + name + "-" + utc_stamp(); }
+
+Trainer::Trainer(json config, std::string run_dir, std::unique_ptr<RunData> data,
+                 const RankSetup* ranks)
     : config_(std::move(config)),
       opts_(TrainerOptions::from_config(config_)),
       run_dir_(std::move(run_dir)),
       data_(std::move(data)),
-      log_((fs::path(run_dir_) / "metrics.jsonl").string()) {}
+      log_((fs::path(run_dir_) / "metrics.jsonl").string()) {
+  if (ranks != nullptr) comm_ = ranks->comm;
+}
 
 Trainer::~Trainer() = default;
 
 std::unique_ptr<Trainer> Trainer::create(const json& config, const std::string& name,
-                                         std::unique_ptr<RunData> data) {
+                                         std::unique_ptr<RunData> data, const RankSetup* ranks) {
   const TrainerOptions opts = TrainerOptions::from_config(config);
-  const std::string dir = opts.out_dir.empty() ? "runs/" + name + "-" + utc_stamp() : opts.out_dir;
+  const std::string dir = opts.out_dir.empty() ? default_run_dir(name) : opts.out_dir;
   CHECK(!checkpoint_exists(checkpoint_dir(dir, "last")),
         "run folder '{}' already holds a run: continue it with --resume {}, or pick another "
         "trainer.out_dir",
         dir, dir);
-  make_dirs(dir);
-  write_json_file((fs::path(dir) / "config.json").string(), config);
-  // A fresh run starts a fresh log (a folder reused after a run that never checkpointed).
-  std::error_code ec;
-  fs::remove(fs::path(dir) / "metrics.jsonl", ec);
-  std::unique_ptr<Trainer> t(new Trainer(config, dir, std::move(data)));
+  const bool writer = writes_run_folder(ranks);
+  if (writer) {
+    make_dirs(dir);
+    write_json_file((fs::path(dir) / "config.json").string(), config);
+    // A fresh run starts a fresh log (a folder reused after a run that never checkpointed).
+    std::error_code ec;
+    fs::remove(fs::path(dir) / "metrics.jsonl", ec);
+  }
+  std::unique_ptr<Trainer> t(new Trainer(config, dir, std::move(data), ranks));
   t->build();
   // The run keeps its own normalization: `evaluate --data` must not depend on a dataset folder
   // that may since have been prepared again.
-  write_normalization(dir, t->data_->stats);
+  if (writer) write_normalization(dir, t->data_->stats);
   return t;
 }
 
 std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir,
                                          const std::vector<std::string>& overrides,
-                                         std::unique_ptr<RunData> data) {
+                                         std::unique_ptr<RunData> data, const RankSetup* ranks) {
   const std::string config_path = (fs::path(run_dir) / "config.json").string();
   CHECK(path_exists(config_path), "--resume {}: no config.json there (not a run folder?)", run_dir);
   json config = run_schema().resolve(read_json_file(config_path), overrides);
   config["trainer"]["out_dir"] = run_dir;
-  write_json_file(config_path, config);  // later resumes see the overrides too
-  std::unique_ptr<Trainer> t(new Trainer(config, run_dir, std::move(data)));
+  // Later resumes see the overrides too. (The other ranks of a data-parallel run resolve the
+  // same overrides themselves; the write is atomic, so they read the old or the new file.)
+  if (writes_run_folder(ranks)) write_json_file(config_path, config);
+  std::unique_ptr<Trainer> t(new Trainer(config, run_dir, std::move(data), ranks));
   t->build();
   const std::string last = checkpoint_dir(run_dir, "last");
   CHECK(checkpoint_exists(last), "--resume {}: no checkpoint in {}", run_dir, last);
   t->restore(load_checkpoint(last));
-  t->log_.truncate_after(t->state_.step);
+  if (t->is_rank0()) t->log_.truncate_after(t->state_.step);
   return t;
 }
 
 void Trainer::build() {
   device_ = Device::parse(opts_.device);
+  const DistEnv env = DistEnv::from_env();
+  rank_ = comm_ ? comm_->rank() : env.rank;
+  world_ = comm_ ? comm_->world() : env.world;
+  CHECK(opts_.devices == 1 || opts_.devices == world_,
+        "trainer.devices = {} but this process is not one of {} ranks (WORLD_SIZE {}): start "
+        "the run with build/bin/train, which launches one process per GPU",
+        opts_.devices, opts_.devices, world_);
+  if (world_ > 1 && !comm_) {
+    CHECK(device_.is_cuda() && device_.index == 0 && opts_.device.rfind("cuda:", 0) != 0,
+          "data-parallel training over {} ranks runs on the GPUs (rank r uses GPU LOCAL_RANK): "
+          "trainer.device must be 'cuda' or 'auto' with a GPU, got '{}'",
+          world_, opts_.device);
+    // Before anything touches the GPU: this process's one device. (Tensors keep the label
+    // cuda:0, "this process's GPU": one process drives one device.)
+    cuda::set_device(env.local_rank);
+  }
   if (opts_.threads > 0) omp_set_num_threads(opts_.threads);
   precision_ = parse_precision(opts_.precision);
   const ModelConfig mc = ModelConfig::from_json(config_.at("model"));
   delta_target_ = mc.target == "delta";
   gen_ = Generator(opts_.seed);
   model_ = std::make_unique<BTCTransformer>(mc, gen_, kFloat32);
+  gen_.set_state(rank_seed(gen_.seed(), rank_), gen_.offset());
   model_->to(device_);
   model_->set_model_precision(precision_);
   model_->set_generator(&gen_);
   model_->train();
   if (!data_) data_ = std::make_unique<RunData>(open_prepared_data(opts_, device_));
+  if (world_ > 1) data_->train->set_shard(rank_, world_);
   CHECK(data_->train->window() == opts_.window,
         "data: the loader's windows have {} rows, data.window is {}", data_->train->window(),
         opts_.window);
@@ -122,17 +163,47 @@ void Trainer::build() {
       Tensor::from_doubles(opts_.loss_weights, {static_cast<int64_t>(opts_.loss_weights.size())})
           .to(device_);
   state_ = TrainerState{};
-  state_.rng_seed = gen_.seed();
+  state_.rng_seed = opts_.seed;
+  state_.world = world_;
+  setup_data_parallel();
 }
 
+void Trainer::setup_data_parallel() {
+  if (world_ == 1) return;
+  if (!comm_) comm_ = make_grad_comm(DistEnv::from_env());
+  DataParallelOptions o;
+  o.bucket_bytes = static_cast<size_t>(opts_.dp_bucket_kb) << 10;
+  o.check_every = opts_.dp_check_every;
+  dp_ = std::make_unique<DataParallel>(model_->parameters(), comm_, o);
+  dp_->attach_hooks();
+  // The ranks built their weights from one seed; a check now catches a rank that did not.
+  dp_->check_identical_weights(0);
+  if (is_rank0()) {
+    std::printf("[dist] %d ranks over NCCL: %zu gradient buckets of ~%lld KiB, global batch %lld\n",
+                world_, dp_->buckets().size(), static_cast<long long>(opts_.dp_bucket_kb),
+                static_cast<long long>(opts_.batch_size * opts_.accumulation * world_));
+  }
+}
+
+void Trainer::sum_over_ranks(std::vector<double>& values) {
+  if (comm_) comm_->all_reduce_host(values, cuda::CommOp::Sum);
+}
+
+// The loss summed since the last log line, as the mean over the ranks (collective).
 void Trainer::flush_pending() {
-  state_.pending_loss_sum = pending_loss_.defined() ? pending_loss_.item() : 0.0;
+  std::vector<double> sum{pending_loss_.defined() ? pending_loss_.item() : 0.0};
+  sum_over_ranks(sum);
+  state_.pending_loss_sum = sum[0] / world_;
 }
 
+// Every rank calls it (flush_pending is a collective); rank 0 writes.
 void Trainer::save(const std::string& which) {
   flush_pending();
+  if (!is_rank0()) return;
   state_.rng_seed = gen_.seed();
   state_.rng_offset = gen_.offset();
+  state_.world = world_;
+  state_.samples_in_epoch = global_samples(state_.batch_in_epoch, opts_.batch_size, world_);
   state_.scheduler = scheduler_->state_dict();
   state_.early_stopping = early_->state_dict();
   save_checkpoint(checkpoint_dir(run_dir_, which), model_->state_dict(), optimizer_->state_dict(),
@@ -143,16 +214,32 @@ void Trainer::restore(const Checkpoint& ck) {
   model_->load_state_dict(ck.model, /*strict=*/true);
   optimizer_->load_state_dict(ck.optimizer);
   state_ = ck.state;
+  if (state_.samples_in_epoch >= 0) {
+    // Global progress -> this run's per-rank batch: the same batch when the number of ranks and
+    // the batch size are unchanged, else the first whole global batch not yet (fully) seen,
+    // rounded up to a whole accumulation group.
+    const int acc = opts_.accumulation;
+    int64_t b = resume_batch(state_.samples_in_epoch, opts_.batch_size, world_);
+    b = std::min((b + acc - 1) / acc * acc, data_->train->batches_per_epoch());
+    if ((b != state_.batch_in_epoch || state_.world != world_) && is_rank0()) {
+      std::printf(
+          "[train] the checkpoint was written by %d rank(s); resuming on %d at batch size %lld: "
+          "epoch %d continues after %lld of its windows, at batch %lld of each rank's shard\n",
+          state_.world, world_, static_cast<long long>(opts_.batch_size), state_.epoch + 1,
+          static_cast<long long>(state_.samples_in_epoch), static_cast<long long>(b));
+    }
+    state_.batch_in_epoch = b;
+  }
   scheduler_->load_state_dict(state_.scheduler);
   early_->load_state_dict(state_.early_stopping);
-  gen_.set_state(state_.rng_seed, state_.rng_offset);
+  gen_.set_state(rank_seed(state_.rng_seed, rank_), state_.rng_offset);
   pending_loss_ = state_.pending_steps > 0
                       ? Tensor::scalar(state_.pending_loss_sum, kFloat32, device_)
                       : Tensor();
 }
 
 void Trainer::finish(TrainResult& result) {
-  if (!opts_.evaluate && !opts_.plots) return;
+  if (!is_rank0() || (!opts_.evaluate && !opts_.plots)) return;
   if (opts_.evaluate) {
     EvalOptions eo;
     eo.run_dir = run_dir_;

@@ -12,6 +12,13 @@
 //
 // The run folder: config.json (the resolved config), metrics.jsonl, checkpoints/{last,best},
 // and after the run metrics.json, metrics.md, predictions.csv and plots/.
+//
+// Data-parallel (trainer.devices > 1, or RANK/WORLD_SIZE set by a launcher; docs/distributed.md):
+// this process is one rank. It trains on its shard of each epoch's windows, its gradients are
+// averaged with the other ranks' in buckets during the backward (training/distributed.h), and
+// every rank applies the same update. Rank 0 alone writes the run folder, logs, validates and
+// evaluates; the logged loss is the mean over the ranks (one small all-reduce per log line), and
+// the validation loss is sent to every rank so the scheduler and early stopping agree.
 #pragma once
 
 #include <chrono>
@@ -32,6 +39,9 @@
 #include "training/run_log.h"
 
 namespace mt::training {
+
+class DataParallel;
+class GradComm;
 
 struct TrainResult {
   std::string run_dir;
@@ -55,14 +65,26 @@ struct RunData {
 // (re-cut from the manifest's split rows when they differ from the prepared windows).
 RunData open_prepared_data(const TrainerOptions& opts, Device device);
 
+// "runs/<name>-<UTC time>": the folder of a new run whose config names none.
+std::string default_run_dir(const std::string& name);
+
+// This process's place in a data-parallel run. Null (the default everywhere): from the
+// environment (RANK, WORLD_SIZE; NCCL for several ranks). Tests pass their own communicator to
+// run the ranks as threads of one process, on the CPU too.
+struct RankSetup {
+  std::shared_ptr<GradComm> comm;  // its rank() and world() say where this trainer is
+};
+
 class Trainer {
  public:
   // config: a resolved config (run_schema().resolve). data: null to open the prepared dataset.
   static std::unique_ptr<Trainer> create(const nlohmann::json& config, const std::string& name,
-                                         std::unique_ptr<RunData> data = nullptr);
+                                         std::unique_ptr<RunData> data = nullptr,
+                                         const RankSetup* ranks = nullptr);
   static std::unique_ptr<Trainer> resume(const std::string& run_dir,
                                          const std::vector<std::string>& overrides,
-                                         std::unique_ptr<RunData> data = nullptr);
+                                         std::unique_ptr<RunData> data = nullptr,
+                                         const RankSetup* ranks = nullptr);
   ~Trainer();
 
   TrainResult fit();
@@ -71,10 +93,17 @@ class Trainer {
   BTCTransformer& model() { return *model_; }
   const TrainerState& state() const { return state_; }
   const TrainerOptions& options() const { return opts_; }
+  int rank() const { return rank_; }
+  int world() const { return world_; }
 
  private:
-  Trainer(nlohmann::json config, std::string run_dir, std::unique_ptr<RunData> data);
+  Trainer(nlohmann::json config, std::string run_dir, std::unique_ptr<RunData> data,
+          const RankSetup* ranks);
   void build();
+  void setup_data_parallel();
+  bool is_rank0() const { return rank_ == 0; }
+  // Elementwise sum over the ranks (a no-op for one process); every rank must call it.
+  void sum_over_ranks(std::vector<double>& values);
   void restore(const Checkpoint& ck);
   void save(const std::string& which);
   Tensor micro_step(const Tensor& batch);  // returns the (scaled) loss, a device scalar
@@ -86,6 +115,7 @@ class Trainer {
   bool log_train(TrainResult& result, Progress& progress, int64_t step_in_epoch);
   void flush_pending();
   void finish(TrainResult& result);
+  void print_header() const;
 
   nlohmann::json config_;
   TrainerOptions opts_;
@@ -99,6 +129,11 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<EarlyStopping> early_;
+  // Data-parallel: this process's place and the gradient averaging (null for one process).
+  int rank_ = 0, world_ = 1;
+  std::shared_ptr<GradComm> comm_;
+  std::unique_ptr<DataParallel> dp_;
+  bool stop_agreed_ = false;  // every rank saw a stop request at the last log line
   Tensor loss_weights_;
   TrainerState state_;
   RunLog log_;

@@ -9,6 +9,7 @@
 #include "cuda/nvtx.h"
 #include "ops/elementwise.h"
 #include "ops/loss.h"
+#include "training/distributed.h"
 #include "training/interrupt.h"
 #include "training/progress.h"
 #include "training/trainer.h"
@@ -59,6 +60,9 @@ Tensor Trainer::micro_step(const Tensor& batch) {
 
 bool Trainer::optimizer_step() {
   cuda::NvtxRange range("optimizer");
+  // Data-parallel: the gradients become the mean over the ranks before anything reads them, so
+  // every rank computes the same norm, takes the same skip decision and the same update.
+  if (dp_) dp_->finish_gradients();
   const std::vector<Var> params = model_->parameters();
   Tensor coef;
   if (opts_.clip > 0 || opts_.skip_nonfinite) {
@@ -79,22 +83,30 @@ bool Trainer::optimizer_step() {
 
 // Reads the summed loss of the steps since the last log line (the host sync of a GPU run) and
 // writes the line. Returns false when the mean is not finite.
+// Data-parallel: the loss is the mean over the ranks and a stop request (Ctrl-C, SIGTERM) is
+// agreed on here, in one small all-reduce, so that every rank stops after the same step.
 bool Trainer::log_train(TrainResult& result, Progress& progress, int64_t step_in_epoch) {
   if (state_.pending_steps == 0) return true;
-  const double sum = pending_loss_.item();
+  std::vector<double> shared{pending_loss_.item(), interrupt_requested() ? 1.0 : 0.0};
+  sum_over_ranks(shared);
+  const double sum = shared[0] / world_;
+  stop_agreed_ = shared[1] > 0;
   const double loss = sum / static_cast<double>(state_.pending_steps);
   const double seconds = seconds_since(last_log_);
-  const double tokens_per_s = seconds > 0 ? static_cast<double>(tokens_since_log_) / seconds : 0;
+  const double tokens_per_s =
+      seconds > 0 ? static_cast<double>(tokens_since_log_ * world_) / seconds : 0;
   state_.epoch_loss_sum += sum;
   state_.epoch_loss_count += state_.pending_steps;
   const double lr = optimizer_->lr();
-  log_.append(json{{"kind", "train"},
-                   {"epoch", state_.epoch},
-                   {"step", state_.step},
-                   {"loss", std::isfinite(loss) ? json(loss) : json(nullptr)},
-                   {"lr", lr},
-                   {"tokens_per_s", tokens_per_s},
-                   {"time_s", state_.elapsed_s + seconds_since(session_start_)}});
+  if (is_rank0()) {
+    log_.append(json{{"kind", "train"},
+                     {"epoch", state_.epoch},
+                     {"step", state_.step},
+                     {"loss", std::isfinite(loss) ? json(loss) : json(nullptr)},
+                     {"lr", lr},
+                     {"tokens_per_s", tokens_per_s},
+                     {"time_s", state_.elapsed_s + seconds_since(session_start_)}});
+  }
   progress.update(step_in_epoch, loss, lr, tokens_per_s);
   result.logged_losses.emplace_back(state_.step, loss);
   pending_loss_ = Tensor();
@@ -115,8 +127,8 @@ std::string Trainer::train_epoch(TrainResult& result) {
   // step with a differently scaled gradient).
   const int64_t usable = steps_in_epoch * acc;
   loader.start_epoch(state_.epoch, state_.batch_in_epoch);
-  Progress progress(parse_progress_mode(opts_.progress), state_.epoch, opts_.epochs,
-                    steps_in_epoch);
+  Progress progress(is_rank0() ? parse_progress_mode(opts_.progress) : ProgressMode::Quiet,
+                    state_.epoch, opts_.epochs, steps_in_epoch);
   last_log_ = Clock::now();
   Tensor batch;
   while (state_.batch_in_epoch + acc <= usable) {
@@ -129,6 +141,8 @@ std::string Trainer::train_epoch(TrainResult& result) {
         CHECK(loader.next(batch), "data: the training loader ended at batch {} of {}",
               state_.batch_in_epoch, usable);
       }
+      // Data-parallel: only the last micro-batch of a group averages the gradients.
+      if (dp_) dp_->set_sync(i == acc - 1);
       const Tensor loss = micro_step(batch);
       group_loss = group_loss.defined() ? ops::add(group_loss, loss) : loss;
       ++state_.batch_in_epoch;
@@ -138,23 +152,26 @@ std::string Trainer::train_epoch(TrainResult& result) {
       ++state_.nonfinite_total;
       ++state_.nonfinite_in_a_row;
       ++result.nonfinite_skipped;
-      log_.append(json{{"kind", "skip"},
-                       {"epoch", state_.epoch},
-                       {"step", state_.step},
-                       {"reason", "non-finite gradient norm"},
-                       {"in_a_row", state_.nonfinite_in_a_row}});
-      progress.finish();
-      std::printf(
-          "[train] step %lld skipped: non-finite gradient norm (%lld in a row, %lld in "
-          "all)\n",
-          static_cast<long long>(state_.step + 1),
-          static_cast<long long>(state_.nonfinite_in_a_row),
-          static_cast<long long>(state_.nonfinite_total));
+      if (is_rank0()) {
+        log_.append(json{{"kind", "skip"},
+                         {"epoch", state_.epoch},
+                         {"step", state_.step},
+                         {"reason", "non-finite gradient norm"},
+                         {"in_a_row", state_.nonfinite_in_a_row}});
+        progress.finish();
+        std::printf(
+            "[train] step %lld skipped: non-finite gradient norm (%lld in a row, %lld in "
+            "all)\n",
+            static_cast<long long>(state_.step + 1),
+            static_cast<long long>(state_.nonfinite_in_a_row),
+            static_cast<long long>(state_.nonfinite_total));
+      }
       if (state_.nonfinite_in_a_row >= opts_.max_nonfinite) return "nonfinite";
       continue;
     }
     state_.nonfinite_in_a_row = 0;
     ++state_.step;
+    if (dp_ && dp_->should_check(state_.step)) dp_->check_identical_weights(state_.step);
     pending_loss_ = pending_loss_.defined() ? ops::add(pending_loss_, group_loss) : group_loss;
     ++state_.pending_steps;
     const int64_t step_in_epoch = state_.batch_in_epoch / acc;
@@ -162,7 +179,9 @@ std::string Trainer::train_epoch(TrainResult& result) {
       if (!log_train(result, progress, step_in_epoch)) return "nonfinite";
     }
     if (opts_.checkpoint_every > 0 && state_.step % opts_.checkpoint_every == 0) save("last");
-    if (interrupt_requested()) return "interrupted";
+    // One process stops at once; the ranks of a data-parallel run stop at the log line where
+    // they agreed to (a rank stopping alone would leave the others waiting in an all-reduce).
+    if (world_ == 1 ? interrupt_requested() : stop_agreed_) return "interrupted";
     if (opts_.max_steps > 0 && state_.step >= opts_.max_steps) return "max_steps";
   }
   progress.finish();
@@ -196,7 +215,11 @@ double Trainer::validate() {
 // Validation, scheduler, early stopping and checkpoints after the last step of an epoch.
 // Returns "early_stopping" or "".
 std::string Trainer::end_epoch(TrainResult& result, double epoch_seconds) {
-  const double val_loss = validate();
+  // Rank 0 validates; the others receive its loss (a sum with their zeros), so that the
+  // scheduler and early stopping take the same decision on every rank.
+  std::vector<double> val{is_rank0() ? validate() : 0.0};
+  sum_over_ranks(val);
+  const double val_loss = val[0];
   const double train_loss =
       state_.epoch_loss_count > 0
           ? state_.epoch_loss_sum / static_cast<double>(state_.epoch_loss_count)
@@ -208,18 +231,20 @@ std::string Trainer::end_epoch(TrainResult& result, double epoch_seconds) {
     state_.best_val_loss = val_loss;
     state_.best_epoch = state_.epoch;
   }
-  log_.append(json{{"kind", "epoch"},
-                   {"epoch", state_.epoch},
-                   {"step", state_.step},
-                   {"train_loss", std::isfinite(train_loss) ? json(train_loss) : json(nullptr)},
-                   {"val_loss", std::isfinite(val_loss) ? json(val_loss) : json(nullptr)},
-                   {"lr", optimizer_->lr()},
-                   {"best", best},
-                   {"time_s", state_.elapsed_s + seconds_since(session_start_)}});
-  std::printf("[train] epoch %d/%d  train %.6g  val %.6g%s  lr %.3g  %s\n", state_.epoch + 1,
-              opts_.epochs, train_loss, val_loss, best ? " (best)" : "", optimizer_->lr(),
-              format_duration(epoch_seconds).c_str());
-  std::fflush(stdout);
+  if (is_rank0()) {
+    log_.append(json{{"kind", "epoch"},
+                     {"epoch", state_.epoch},
+                     {"step", state_.step},
+                     {"train_loss", std::isfinite(train_loss) ? json(train_loss) : json(nullptr)},
+                     {"val_loss", std::isfinite(val_loss) ? json(val_loss) : json(nullptr)},
+                     {"lr", optimizer_->lr()},
+                     {"best", best},
+                     {"time_s", state_.elapsed_s + seconds_since(session_start_)}});
+    std::printf("[train] epoch %d/%d  train %.6g  val %.6g%s  lr %.3g  %s\n", state_.epoch + 1,
+                opts_.epochs, train_loss, val_loss, best ? " (best)" : "", optimizer_->lr(),
+                format_duration(epoch_seconds).c_str());
+    std::fflush(stdout);
+  }
   result.val_losses.push_back(val_loss);
   ++result.epochs_done;
   state_.epoch += 1;
@@ -231,20 +256,25 @@ std::string Trainer::end_epoch(TrainResult& result, double epoch_seconds) {
   return stop ? "early_stopping" : "";
 }
 
-TrainResult Trainer::fit() {
-  TrainResult result;
-  result.run_dir = run_dir_;
-  session_start_ = Clock::now();
+void Trainer::print_header() const {
   std::printf("[train] run %s on %s, %s, target %s\n", run_dir_.c_str(), device_.str().c_str(),
               precision_name(precision_), delta_target_ ? "delta" : "level");
   std::printf("[train] %s\n", data_->description.c_str());
-  std::printf("[train] %lld parameters; %lld optimizer steps per epoch\n",
+  std::printf("[train] %lld parameters; %lld optimizer steps per epoch%s\n",
               static_cast<long long>(model_->num_parameters()),
-              static_cast<long long>(data_->train->batches_per_epoch() / opts_.accumulation));
+              static_cast<long long>(data_->train->batches_per_epoch() / opts_.accumulation),
+              world_ > 1 ? fmt::format(" (each of {} ranks)", world_).c_str() : "");
   if (state_.step > 0 || state_.epoch > 0) {
     std::printf("[train] resuming at epoch %d, batch %lld, step %lld\n", state_.epoch + 1,
                 static_cast<long long>(state_.batch_in_epoch), static_cast<long long>(state_.step));
   }
+}
+
+TrainResult Trainer::fit() {
+  TrainResult result;
+  result.run_dir = run_dir_;
+  session_start_ = Clock::now();
+  if (is_rank0()) print_header();
   std::string stop;
   while (stop.empty() && !state_.finished && state_.epoch < opts_.epochs) {
     const Clock::time_point epoch_start = Clock::now();
@@ -259,24 +289,32 @@ TrainResult Trainer::fit() {
   state_.elapsed_s += seconds_since(session_start_);
   if (stop == "nonfinite") {
     // The weights may hold the bad values: keep the checkpoints already on disk as they are.
-    std::printf(
-        "[train] stopped: %lld non-finite steps in a row (limit trainer.max_nonfinite = "
-        "%lld). Checkpoints left untouched; the last good one is %s/checkpoints/last\n",
-        static_cast<long long>(state_.nonfinite_in_a_row),
-        static_cast<long long>(opts_.max_nonfinite), run_dir_.c_str());
+    if (is_rank0()) {
+      std::printf(
+          "[train] stopped: %lld non-finite steps in a row (limit trainer.max_nonfinite = "
+          "%lld). Checkpoints left untouched; the last good one is %s/checkpoints/last\n",
+          static_cast<long long>(state_.nonfinite_in_a_row),
+          static_cast<long long>(opts_.max_nonfinite), run_dir_.c_str());
+    }
     return result;
   }
+  // Data-parallel: the last word on the ranks' agreement, before the final checkpoint.
+  if (dp_) dp_->check_identical_weights(state_.step);
   if (stop == "interrupted" || stop == "max_steps") {
     save("last");
-    std::printf("[train] stopped (%s) at step %lld; continue with: build/bin/train --resume %s\n",
-                stop.c_str(), static_cast<long long>(state_.step), run_dir_.c_str());
+    if (is_rank0()) {
+      std::printf("[train] stopped (%s) at step %lld; continue with: build/bin/train --resume %s\n",
+                  stop.c_str(), static_cast<long long>(state_.step), run_dir_.c_str());
+    }
     return result;
   }
   state_.finished = true;
   save("last");
-  std::printf("[train] %s after %d epochs, %lld steps; best val loss %.6g (epoch %d)\n",
-              stop.c_str(), state_.epoch, static_cast<long long>(state_.step), state_.best_val_loss,
-              state_.best_epoch + 1);
+  if (is_rank0()) {
+    std::printf("[train] %s after %d epochs, %lld steps; best val loss %.6g (epoch %d)\n",
+                stop.c_str(), state_.epoch, static_cast<long long>(state_.step),
+                state_.best_val_loss, state_.best_epoch + 1);
+  }
   finish(result);
   return result;
 }
