@@ -4,23 +4,25 @@
 #   2. compute-sanitizer memcheck and racecheck on the CUDA suites;
 #   3. prepare real data (a carried 2022-2023 slice of ../shared/data) and train the seed
 #      config end to end on the GPU with both forecast targets (level, delta);
-#   4. bench-train: our training step beside PyTorch eager and torch.compile, same session.
+#   4. bench-train: our training step beside PyTorch eager and torch.compile, same session;
+#   5. dp: data-parallel on every GPU of the host (scripts/dp_check.sh), when there are 2 or more.
+# SAN_TC narrows the sanitizer runs to some CUDA test cases (doctest -tc patterns).
 # Logs and the run folders' small files go to $LOGS, packed at the end into $OUT/final.tar.gz
 # (the device tool returns at most 8 files).
-#   usage: bash scripts/gpu_final.sh [steps...]  (steps: test sanitize train bench; default all)
+#   usage: bash scripts/gpu_final.sh [steps...]  (steps: test sanitize train bench dp; default all)
 set -uo pipefail
 FINAL_OUT=${OUT:-/tmp}
 OUT=/tmp/gpu_final
 mkdir -p "$OUT"
 trap 'tar czf "$FINAL_OUT/final.tar.gz" -C /tmp gpu_final' EXIT
 BUILD=build/dev
-STEPS=${*:-test sanitize train bench}
+STEPS=${*:-test sanitize train bench dp}
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 
 echo "=== build"
-time make -j16 BUILD=$BUILD all $BUILD/bin/tests > "$OUT/build.log" 2>&1 ||
+time make -j"$(nproc)" BUILD=$BUILD all $BUILD/bin/tests > "$OUT/build.log" 2>&1 ||
   { grep -E "error" "$OUT/build.log" | head -20; exit 1; }
 grep -c "warning" "$OUT/build.log" | sed 's/^/build warnings: /'
 
@@ -36,22 +38,26 @@ if has sanitize; then
   # "no kernel image" API errors itself; memcheck reports those API errors, so the two NCCL
   # cases run separately with API-error reports off (memory errors are still reported).
   echo "=== memcheck (CUDA suites)"
-  time timeout 420 $SAN --tool memcheck --leak-check no --error-exitcode 3 $BUILD/bin/tests -ts=cuda \
-    -tce='*out of memory*,*NCCL*,*DataParallel*' > "$OUT/memcheck.log" 2>&1; echo "memcheck rc=$?"
+  TC=${SAN_TC:+-tc=$SAN_TC}
+  time timeout ${SAN_TIMEOUT:-420} $SAN --tool memcheck --leak-check no --error-exitcode 3 $BUILD/bin/tests -ts=cuda \
+    $TC -tce='*out of memory*,*NCCL*,*DataParallel*' > "$OUT/memcheck.log" 2>&1; echo "memcheck rc=$?"
   grep -E "ERROR SUMMARY|test cases:" "$OUT/memcheck.log" | tail -3
   timeout 120 $SAN --tool memcheck --report-api-errors no --leak-check no --error-exitcode 3 \
     $BUILD/bin/tests -ts=cuda -tc='*NCCL*,*DataParallel*' > "$OUT/memcheck_nccl.log" 2>&1
   echo "memcheck (NCCL cases) rc=$?"; grep -E "ERROR SUMMARY|test cases:" "$OUT/memcheck_nccl.log" | tail -3
   echo "=== racecheck (CUDA suites)"
-  time timeout 420 $SAN --tool racecheck --error-exitcode 3 $BUILD/bin/tests -ts=cuda \
-    -tce='*out of memory*,*large*' > "$OUT/racecheck.log" 2>&1; echo "racecheck rc=$?"
+  time timeout ${SAN_TIMEOUT:-420} $SAN --tool racecheck --error-exitcode 3 $BUILD/bin/tests -ts=cuda \
+    $TC -tce='*out of memory*,*large*' > "$OUT/racecheck.log" 2>&1; echo "racecheck rc=$?"
   grep -E "RACECHECK SUMMARY|ERROR SUMMARY|test cases:" "$OUT/racecheck.log" | tail -3
 fi
 
-if has train; then
+if has train || has dp; then
   echo "=== prepare the 2022-2023 slice"
   time $BUILD/bin/prepare --csv .carry/btcusd_1-min_2022-2023.csv.gz --out /tmp/btc > "$OUT/prepare.log" 2>&1
-  tail -15 "$OUT/prepare.log"
+  tail -4 "$OUT/prepare.log"
+fi
+
+if has train; then
   for target in level delta; do
     echo "=== train seed config, target $target"
     time $BUILD/bin/train --config models/configs/btc_seed.json --set data.dir=/tmp/btc \
@@ -69,4 +75,10 @@ if has bench; then
   echo "=== bench-train"
   $BUILD/bin/bench_train 2>&1 | tee "$OUT/bench_train.log"
   python3 scripts/bench_train_torch.py 2>&1 | grep -v Warning | tee -a "$OUT/bench_train.log"
+fi
+
+GPUS=$(nvidia-smi -L | wc -l)
+if has dp && [ "$GPUS" -ge 2 ]; then
+  echo "=== data-parallel on $GPUS GPUs"
+  time LOGS=$OUT/dp bash scripts/dp_check.sh $BUILD /tmp/btc "$GPUS" ${DP_STEPS:-300}
 fi
