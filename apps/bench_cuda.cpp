@@ -120,9 +120,14 @@ int main(int argc, char** argv) {
   }
   const Tensor lr = Tensor::scalar(1e-3, kFloat32, gpu);
   ops::AdamWHyper h;
-  int64_t step = 0;
-  report_bw("adamw fused, 40 tensors, 12M params", 28.0 * total,
-            median_seconds(reps, [&] { ops::adamw_step_(p, g, m, v, lr, ++step, h); }));
+  // The optimizer's device counters: the kernel reads the step count, a one-thread kernel
+  // advances it (both timed, as Optimizer::step runs them).
+  Tensor counters = Tensor::zeros({ops::kNumOptimCounters}, kInt64, gpu);
+  const Tensor count = counters.narrow(0, ops::kStepsApplied, 1);
+  report_bw("adamw fused, 40 tensors, 12M params", 28.0 * total, median_seconds(reps, [&] {
+              ops::adamw_step_(p, g, m, v, lr, count, h);
+              ops::optimizer_counters_advance_(counters);
+            }));
   report_bw("grad global norm, 40 tensors, 12M", 4.0 * total,
             median_seconds(reps, [&] { ops::grad_global_norm(g); }));
 

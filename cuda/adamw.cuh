@@ -1,11 +1,20 @@
 // The fused multi-tensor AdamW step: every parameter of the model updated by one kernel launch
 // (up to kMaxAdamTensors tensors a launch; more are split over several), float32 parameters,
-// gradients and moments. The learning rate and the gradient scale (the clip coefficient) are
-// read from device memory, so the host never waits for the GPU to learn them: the optimizer
-// step queues behind the backward pass and the gradient-norm kernels with no synchronization.
+// gradients and moments. Nothing the update needs comes from the host: the learning rate, the
+// gradient scale (the clip coefficient), the step count (hence the bias corrections) and the
+// non-finite guard are all read from device memory. The optimizer step queues behind the
+// backward pass and the gradient-norm kernels with no synchronization, and a captured CUDA graph
+// replays it correctly at any step.
+//
+// The step count is read here and advanced by a separate one-thread kernel
+// (optimizer_counters_advance) queued after every update of the step: a multi-block update
+// kernel cannot both read the count and increment it (a block that starts after another block
+// incremented it would use the wrong bias correction).
 #pragma once
 
 #include <cstdint>
+
+#include "base/hostdevice.h"
 
 namespace mt::cuda {
 
@@ -23,12 +32,31 @@ struct AdamWTensor {
 
 struct AdamWScalars {
   float beta1, beta2, eps, weight_decay;
-  float bias_correction1;  // 1 - beta1^step
-  float bias_correction2;  // 1 - beta2^step
 };
 
+// The bias correction 1 - beta^t of update t (t >= 1): beta^t by repeated squaring in float64
+// (at most 2 log2(t) multiplications, no pow() whose last bit differs between libm and CUDA),
+// rounded once to float32. The CPU reference (ops/optim_ops.cpp) and the kernel call this one
+// function, so the two compute the same value.
+MT_HOST_DEVICE float adam_bias_correction(float beta, int64_t t) {
+  double power = 1.0;
+  double base = beta;
+  for (; t > 0; t >>= 1) {
+    if (t & 1) power *= base;
+    base *= base;
+  }
+  return static_cast<float>(1.0 - power);
+}
+
 // lr: one float on the device. grad_scale: one float on the device, or null for 1.
+// step_count: the updates taken so far (one int64 on the device); this update is t = count + 1.
+// nonfinite_guard: one float on the device, or null: when it is NaN or Inf nothing is written.
 void adamw_step(const AdamWTensor* tensors, int count, const AdamWScalars& scalars, const float* lr,
-                const float* grad_scale);
+                const float* grad_scale, const int64_t* step_count, const float* nonfinite_guard);
+
+// The optimizer's device counters, after all the updates of one step (one thread, one launch):
+// counters = {updates applied, steps skipped in all, steps skipped in a row}. A finite (or null)
+// guard counts an applied update and resets the in-a-row count; a NaN or Inf one counts a skip.
+void optimizer_counters_advance(int64_t* counters, const float* nonfinite_guard);
 
 }  // namespace mt::cuda

@@ -1,14 +1,19 @@
 // The optimizer's arithmetic (see optim_ops.h): a plain CPU loop, the reference, and on the GPU
-// one fused multi-tensor kernel (cuda/adamw.cuh) plus device-side norm and clip coefficient.
+// one fused multi-tensor kernel (cuda/adamw.cuh) plus device-side counters, norm and clip
+// coefficient.
 #include "ops/optim_ops.h"
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
+// Plain C++ in every build: its adam_bias_correction is the formula the CPU loop and the
+// kernel share.
+#include "cuda/adamw.cuh"
+#include "ops/elementwise.h"
 #include "ops/reduce.h"
 
 #ifdef MT_WITH_CUDA
-#include "cuda/adamw.cuh"
 #include "cuda/grad_norm.cuh"
 #endif
 
@@ -37,6 +42,15 @@ void check_lists(const std::vector<Tensor>& params, const std::vector<Tensor>& g
   }
 }
 
+// A one-element tensor of `dtype` on `device`, or undefined when `optional`.
+void check_scalar(const char* op, const char* what, const Tensor& t, DType dtype,
+                  const Device& device, bool optional) {
+  if (optional && !t.defined()) return;
+  CHECK(t.defined() && t.numel() == 1 && t.dtype() == dtype && t.device() == device,
+        "{}: {} must be a one-element {} tensor on {}, got {}", op, what, dtype_name(dtype),
+        device.str(), t.defined() ? t.describe() : "undefined");
+}
+
 void adamw_cpu(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                std::vector<Tensor>& m, std::vector<Tensor>& v, float lr, float bc1, float bc2,
                const AdamWHyper& h, float scale) {
@@ -63,16 +77,12 @@ void adamw_cpu(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
 
 void adamw_step_(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                  std::vector<Tensor>& exp_avg, std::vector<Tensor>& exp_avg_sq, const Tensor& lr,
-                 int64_t step, const AdamWHyper& hyper, const Tensor& grad_scale) {
+                 const Tensor& step_count, const AdamWHyper& hyper, const Tensor& grad_scale,
+                 const Tensor& nonfinite_guard) {
   check_lists(params, grads, exp_avg, exp_avg_sq, lr);
-  CHECK(step >= 1, "adamw_step_: step counts from 1, got {}", step);
-  CHECK(!grad_scale.defined() || (grad_scale.numel() == 1 && grad_scale.dtype() == kFloat32 &&
-                                  grad_scale.device() == lr.device()),
-        "adamw_step_: grad_scale must be a one-element float32 tensor on {}, got {}",
-        lr.device().str(), grad_scale.defined() ? grad_scale.describe() : "undefined");
-  // The bias corrections come from the host step counter: no device value is needed for them.
-  const float bc1 = float(1.0 - std::pow(double(hyper.beta1), double(step)));
-  const float bc2 = float(1.0 - std::pow(double(hyper.beta2), double(step)));
+  check_scalar("adamw_step_", "step_count", step_count, kInt64, lr.device(), false);
+  check_scalar("adamw_step_", "grad_scale", grad_scale, kFloat32, lr.device(), true);
+  check_scalar("adamw_step_", "nonfinite_guard", nonfinite_guard, kFloat32, lr.device(), true);
   if (lr.is_cuda()) {
 #ifdef MT_WITH_CUDA
     std::vector<cuda::AdamWTensor> list;
@@ -80,16 +90,61 @@ void adamw_step_(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
       list.push_back({params[k].data<float>(), grads[k].data<float>(), exp_avg[k].data<float>(),
                       exp_avg_sq[k].data<float>(), params[k].numel()});
     }
-    const cuda::AdamWScalars s{hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay, bc1, bc2};
+    const cuda::AdamWScalars s{hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay};
     cuda::adamw_step(list.data(), int(list.size()), s, lr.data<float>(),
-                     grad_scale.defined() ? grad_scale.data<float>() : nullptr);
+                     grad_scale.defined() ? grad_scale.data<float>() : nullptr,
+                     step_count.data<int64_t>(),
+                     nonfinite_guard.defined() ? nonfinite_guard.data<float>() : nullptr);
     return;
 #else
     FAIL("adamw_step_: this build has no CUDA support");
 #endif
   }
+  // The CPU reads its scalars directly: the same decisions the kernel takes on the device.
+  if (nonfinite_guard.defined() && !std::isfinite(nonfinite_guard.item())) return;
+  const int64_t count = *step_count.data<int64_t>();
+  CHECK(count >= 0, "adamw_step_: step_count (updates taken) must be >= 0, got {}", count);
+  const float bc1 = cuda::adam_bias_correction(hyper.beta1, count + 1);
+  const float bc2 = cuda::adam_bias_correction(hyper.beta2, count + 1);
   const float scale = grad_scale.defined() ? float(grad_scale.item()) : 1.0f;
   adamw_cpu(params, grads, exp_avg, exp_avg_sq, float(lr.item()), bc1, bc2, hyper, scale);
+}
+
+void optimizer_counters_advance_(Tensor& counters, const Tensor& nonfinite_guard) {
+  CHECK(counters.defined() && counters.dtype() == kInt64 && counters.is_contiguous() &&
+            counters.shape() == Shape{kNumOptimCounters},
+        "optimizer_counters_advance_: expected contiguous int64 [{}] counters, got {}",
+        int64_t(kNumOptimCounters), counters.defined() ? counters.describe() : "undefined");
+  check_scalar("optimizer_counters_advance_", "nonfinite_guard", nonfinite_guard, kFloat32,
+               counters.device(), true);
+  if (counters.is_cuda()) {
+#ifdef MT_WITH_CUDA
+    const float* guard = nonfinite_guard.defined() ? nonfinite_guard.data<float>() : nullptr;
+    cuda::optimizer_counters_advance(counters.data<int64_t>(), guard);
+    return;
+#else
+    FAIL("optimizer_counters_advance_: this build has no CUDA support");
+#endif
+  }
+  int64_t* c = counters.data<int64_t>();
+  if (!nonfinite_guard.defined() || std::isfinite(nonfinite_guard.item())) {
+    c[kStepsApplied] += 1;
+    c[kSkippedInARow] = 0;
+  } else {
+    c[kSkippedTotal] += 1;
+    c[kSkippedInARow] += 1;
+  }
+}
+
+Tensor finite_mask(const Tensor& x) {
+  CHECK(x.defined() && (x.dtype() == kFloat32 || x.dtype() == kBFloat16 || x.dtype() == kFloat64),
+        "finite_mask: expected a floating tensor, got {}",
+        x.defined() ? x.describe() : "undefined");
+  // NaN fails both comparisons and +-Inf lies outside [-max, max]. The bound is the largest
+  // finite value of the type the comparison runs in (float for float32 and bf16).
+  const double max = x.dtype() == kFloat64 ? std::numeric_limits<double>::max()
+                                           : double(std::numeric_limits<float>::max());
+  return in_range(x, -max, max);
 }
 
 Tensor grad_global_norm(const std::vector<Tensor>& grads) {

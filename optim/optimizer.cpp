@@ -43,7 +43,33 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups) : groups_(std::move(groups)
       CHECK(seen.insert(n).second, "optimizer: parameter '{}' appears in two groups", n);
     }
     g.lr_tensor = Tensor::full({1}, g.lr, kFloat32, g.params[0].device());
+    CHECK(g.params[0].device() == groups_[0].params[0].device(),
+          "optimizer: group {} is on {}, group 0 on {}: one optimizer updates one device", i,
+          g.params[0].device().str(), groups_[0].params[0].device().str());
   }
+  counters_ = Tensor::zeros({ops::kNumOptimCounters}, kInt64, groups_[0].params[0].device());
+}
+
+void Optimizer::step(const Tensor& grad_scale, const Tensor& nonfinite_guard) {
+  for (const auto& [what, t] :
+       {std::pair{"grad_scale", &grad_scale}, std::pair{"nonfinite_guard", &nonfinite_guard}}) {
+    CHECK(!t->defined() || (t->numel() == 1 && t->dtype() == kFloat32 && t->device() == device()),
+          "{}::step: {} must be a one-element float32 tensor on {}, got {}", name(), what,
+          device().str(), t->describe());
+  }
+  update(grad_scale, nonfinite_guard);
+  // After every update kernel of the step: they read the count this advances.
+  ops::optimizer_counters_advance_(counters_, nonfinite_guard);
+}
+
+int64_t Optimizer::step_count() const {
+  return counters_.narrow(0, ops::kStepsApplied, 1).to_vector<int64_t>()[0];
+}
+
+Optimizer::SkipCounts Optimizer::skip_counts() const {
+  static_assert(ops::kSkippedInARow == ops::kSkippedTotal + 1, "the two counters are adjacent");
+  const std::vector<int64_t> c = counters_.narrow(0, ops::kSkippedTotal, 2).to_vector<int64_t>();
+  return {c[0], c[1]};
 }
 
 const ParamGroup& Optimizer::group(size_t i) const {
@@ -79,8 +105,11 @@ Tensor& Optimizer::slot(const std::string& param_name, const std::string& slot_n
 
 StateDict Optimizer::state_dict() const {
   StateDict s;
+  const std::vector<int64_t> counters = counters_.to_vector<int64_t>();  // one copy
   s.meta["name"] = name();
-  s.meta["step"] = step_;
+  s.meta["step"] = counters[ops::kStepsApplied];
+  s.meta["skipped_total"] = counters[ops::kSkippedTotal];
+  s.meta["skipped_in_a_row"] = counters[ops::kSkippedInARow];
   json lrs = json::array(), wds = json::array();
   for (const auto& g : groups_) {
     lrs.push_back(g.lr);
@@ -113,7 +142,14 @@ void Optimizer::load_state_dict(const StateDict& s) {
           shape_str(t.shape()), shape_str(p.shape()));
     slots[key] = t.to(p.dtype()).to(p.device()).clone();
   }
-  step_ = s.meta.at("step").get<int64_t>();
+  std::vector<int64_t> counters(ops::kNumOptimCounters);
+  counters[ops::kStepsApplied] = s.meta.at("step").get<int64_t>();
+  // States saved before the skip counters existed have none: 0.
+  counters[ops::kSkippedTotal] = s.meta.value("skipped_total", int64_t(0));
+  counters[ops::kSkippedInARow] = s.meta.value("skipped_in_a_row", int64_t(0));
+  for (int64_t c : counters) CHECK(c >= 0, "optimizer state: negative step counter {}", c);
+  // Into the existing storage: a captured graph keeps reading the same address.
+  counters_.copy_(Tensor::from_vector(counters, {ops::kNumOptimCounters}));
   slots_ = std::move(slots);
   for (size_t g = 0; g < groups_.size(); ++g) {
     set_lr(g, lrs[g].get<double>());
@@ -130,8 +166,9 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamConfig cfg)
   CHECK(cfg.eps >= 0.0, "adamw: eps must be >= 0, got {}", cfg.eps);
 }
 
-void AdamW::step(const Tensor& grad_scale) {
-  ++step_;
+void AdamW::update(const Tensor& grad_scale, const Tensor& nonfinite_guard) {
+  // The updates taken so far, read by the kernel (this update is t = count + 1).
+  const Tensor count = counters().narrow(0, ops::kStepsApplied, 1);
   for (auto& g : groups_) {
     std::vector<Tensor> ps, gs, ms, vs;
     for (size_t i = 0; i < g.params.size(); ++i) {
@@ -156,7 +193,8 @@ void AdamW::step(const Tensor& grad_scale) {
     h.beta2 = static_cast<float>(cfg_.beta2);
     h.eps = static_cast<float>(cfg_.eps);
     h.weight_decay = l2_decay_ ? 0.0f : static_cast<float>(g.weight_decay);
-    ops::adamw_step_(ps, gs, ms, vs, g.lr_tensor, step_, h, l2_decay_ ? Tensor() : grad_scale);
+    ops::adamw_step_(ps, gs, ms, vs, g.lr_tensor, count, h, l2_decay_ ? Tensor() : grad_scale,
+                     nonfinite_guard);
   }
 }
 
@@ -187,12 +225,23 @@ SGD::SGD(std::vector<ParamGroup> groups, SGDConfig cfg) : Optimizer(std::move(gr
   CHECK(!cfg.nesterov || (cfg.momentum > 0.0 && cfg.dampening == 0.0),
         "sgd: nesterov needs momentum > 0 and dampening 0, got momentum {} dampening {}",
         cfg.momentum, cfg.dampening);
+  if (cfg_.momentum != 0.0) {
+    int64_t n = 0;
+    for (const auto& g : groups_) n += static_cast<int64_t>(g.params.size());
+    momentum_started_ = Tensor::zeros({n}, kFloat32, device());
+  }
 }
 
-void SGD::step(const Tensor& grad_scale) {
-  ++step_;
+void SGD::update(const Tensor& grad_scale, const Tensor& nonfinite_guard) {
+  // With a guard every write keeps the old value unless the guard is finite (a device mask:
+  // where() selects, so the old bits survive exactly; multiplying by 0 would not clear a NaN).
+  const Tensor ok = nonfinite_guard.defined() ? ops::finite_mask(nonfinite_guard) : Tensor();
+  auto store = [&](Tensor& dst, const Tensor& value) {
+    dst.copy_(ok.defined() ? ops::where(ok, value, dst) : value);
+  };
+  int64_t k = 0;  // the parameter's index into momentum_started_
   for (auto& g : groups_) {
-    for (size_t i = 0; i < g.params.size(); ++i) {
+    for (size_t i = 0; i < g.params.size(); ++i, ++k) {
       const Var& var = g.params[i];
       if (!var.grad().defined()) continue;
       Tensor p = var.value();
@@ -200,30 +249,54 @@ void SGD::step(const Tensor& grad_scale) {
       if (grad_scale.defined()) d = ops::mul(d, grad_scale.to(d.dtype()));
       if (g.weight_decay != 0.0) d = ops::add(d, ops::mul_scalar(p, g.weight_decay));
       if (cfg_.momentum != 0.0) {
-        std::string key = g.names[i] + ".momentum_buffer";
-        auto it = slots_.find(key);
-        if (it == slots_.end()) {
-          // PyTorch's first step copies the gradient into the buffer, undamped.
-          it = slots_.emplace(key, d.clone()).first;
+        // PyTorch's first update copies the gradient into the buffer, undamped. The buffer is
+        // zeros until then, so momentum * buf + g is exactly g: the flag only picks whether g
+        // is damped.
+        Tensor& buf = slot(g.names[i], "momentum_buffer", p);
+        Tensor started = momentum_started_.narrow(0, k, 1);
+        const Tensor damped =
+            cfg_.dampening == 0.0
+                ? d
+                : ops::where(started, ops::mul_scalar(d, 1.0 - cfg_.dampening), d);
+        store(buf, ops::add(ops::mul_scalar(buf, cfg_.momentum), damped));
+        if (ok.defined()) {
+          started.copy_(ops::maximum(started, ok));
         } else {
-          it->second.copy_(ops::add(ops::mul_scalar(it->second, cfg_.momentum),
-                                    ops::mul_scalar(d, 1.0 - cfg_.dampening)));
+          started.fill_(1.0);
         }
-        d = cfg_.nesterov ? ops::add(d, ops::mul_scalar(it->second, cfg_.momentum)) : it->second;
+        d = cfg_.nesterov ? ops::add(d, ops::mul_scalar(buf, cfg_.momentum)) : buf;
       }
-      p.copy_(ops::sub(p, ops::mul(d, g.lr_tensor.to(p.dtype()))));
+      store(p, ops::sub(p, ops::mul(d, g.lr_tensor.to(p.dtype()))));
     }
   }
 }
 
 StateDict SGD::state_dict() const {
   StateDict s = Optimizer::state_dict();
+  if (momentum_started_.defined()) {
+    const std::vector<float> started = momentum_started_.to_vector<float>();  // one copy
+    size_t k = 0;
+    for (const auto& g : groups_) {
+      for (const auto& n : g.names) {
+        if (started[k++] == 0.0f) s.tensors.erase(n + ".momentum_buffer");
+      }
+    }
+  }
   s.meta["momentum"] = cfg_.momentum;
   s.meta["dampening"] = cfg_.dampening;
   s.meta["nesterov"] = cfg_.nesterov;
   return s;
 }
 
-void SGD::load_state_dict(const StateDict& s) { Optimizer::load_state_dict(s); }
+void SGD::load_state_dict(const StateDict& s) {
+  Optimizer::load_state_dict(s);
+  if (!momentum_started_.defined()) return;
+  // A saved buffer has had its first update (state_dict leaves out the others).
+  std::vector<float> started;
+  for (const auto& g : groups_) {
+    for (const auto& n : g.names) started.push_back(float(slots_.count(n + ".momentum_buffer")));
+  }
+  momentum_started_.copy_(Tensor::from_vector(started, momentum_started_.shape()));
+}
 
 }  // namespace mt

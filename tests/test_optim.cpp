@@ -6,9 +6,13 @@
 //   p = 1 * (1 - 0.1 * 0.01) = 0.999;  m = 0.01, v = 1e-5;  m_hat = 0.1, v_hat = 0.01
 //   p -= 0.1 * 0.1 / (0.1 + 1e-8)  ->  0.899000010
 #include <cmath>
+#include <cstring>
+#include <limits>
+#include <map>
 #include <vector>
 
 #include "autograd/var.h"
+#include "ops/optim_ops.h"
 #include "optim/clip.h"
 #include "optim/factory.h"
 #include "optim/optimizer.h"
@@ -42,6 +46,48 @@ void check_three_steps(Optimizer& opt, Var p, const std::vector<std::vector<doub
   }
   CHECK(opt.step_count() == 3);
 }
+
+// The bits of every value an update may change: the parameter and the optimizer's slots.
+std::map<std::string, std::vector<uint32_t>> snapshot(const Optimizer& opt, const Var& p) {
+  auto bits = [](const Tensor& t) {
+    const std::vector<float> v = t.to_vector<float>();
+    std::vector<uint32_t> b(v.size());
+    std::memcpy(b.data(), v.data(), v.size() * sizeof(float));
+    return b;
+  };
+  std::map<std::string, std::vector<uint32_t>> s;
+  s["param"] = bits(p.value());
+  for (const auto& [key, t] : opt.state_dict().tensors) s[key] = bits(t);
+  return s;
+}
+
+// One step whose gradient holds `bad` (NaN or Inf): clip_grad_norm's norm is the guard.
+void bad_step(Optimizer& opt, Var p, double bad) {
+  p.set_grad(Tensor::from_doubles({0.1, bad, 0.3}, {3}));
+  const ClipResult clip = clip_grad_norm({p}, 1.0);
+  REQUIRE_FALSE(std::isfinite(clip.norm.item()));
+  opt.step(clip.coef, clip.norm);
+}
+
+// The configs the golden tests below check, as the factory reads them.
+const std::vector<std::pair<nlohmann::json, std::vector<std::vector<double>>>> kGolden = {
+    {{{"name", "adamw"}, {"lr", 0.1}, {"weight_decay", 0.01}},
+     {{0.899000010, -1.898000005, 0.499500000},
+      {0.806322902, -1.869468303, 0.573414161},
+      {0.779726200, -1.913332012, 0.602509706}}},
+    {{{"name", "adam"}, {"lr", 0.1}, {"weight_decay", 0.01}},
+     {{0.900000009, -1.900000005, 0.400000200},
+      {0.807430156, -1.862846257, 0.466741546},
+      {0.777954463, -1.902251426, 0.482198626}}},
+    {{{"name", "sgd"}, {"lr", 0.1}, {"weight_decay", 0.01}, {"momentum", 0.9}, {"dampening", 0.1}},
+     {{0.989000000, -1.978000000, 0.499500000},
+      {0.951209900, -1.965419800, 0.503100450},
+      {0.934342721, -1.988328742, 0.504088065}}},
+    {{{"name", "sgd"}, {"lr", 0.1}, {"weight_decay", 0.01}, {"momentum", 0.9}, {"nesterov", true}},
+     {{0.979100000, -1.958200000, 0.499050000},
+      {0.911329710, -1.955659420, 0.507196805},
+      {0.914486113, -2.018419525, 0.505714401}}},
+};
 
 }  // namespace
 
@@ -190,6 +236,160 @@ TEST_CASE("optim: SGD momentum state round trip") {
   oa.step();
   ob.step();
   CHECK(testing::max_abs_diff(a.value(), b.value()) == 0.0);
+}
+
+TEST_CASE("optim: a non-finite guard skips the whole update and counts it") {
+  for (const auto& [cfg, expected] : kGolden) {
+    INFO("optimizer " << cfg.dump());
+    Var p = make_param();
+    auto opt = make_optimizer(cfg, {{"p", p}});
+    CHECK(opt->step_count() == 0);
+    CHECK(opt->counters().dtype() == kInt64);
+    // A NaN guard at the very first step: the parameter keeps its bits, and any slot the step
+    // created is still the zeros it started as.
+    const auto fresh = snapshot(*opt, p);
+    bad_step(*opt, p, std::nan(""));
+    for (const auto& [key, bits] : snapshot(*opt, p)) {
+      INFO("slot " << key);
+      CHECK(bits == (key == "param" ? fresh.at("param") : std::vector<uint32_t>(3, 0u)));
+    }
+    CHECK(opt->step_count() == 0);
+    CHECK(opt->skip_counts().total == 1);
+    CHECK(opt->skip_counts().in_a_row == 1);
+    // Then the golden sequence with a NaN and an Inf step between its steps: bit-exact
+    // no-ops, after which the next good step is the one the golden values expect (AdamW's
+    // bias correction uses t = 2, SGD's buffer had its undamped first update).
+    for (size_t s = 0; s < kGrads.size(); ++s) {
+      p.set_grad(Tensor::from_doubles(kGrads[s], {3}));
+      const ClipResult clip = clip_grad_norm({p}, 100.0);  // coef 1: the golden gradients
+      opt->step(clip.coef, clip.norm);
+      CHECK(opt->step_count() == int64_t(s) + 1);
+      CHECK(opt->skip_counts().in_a_row == 0);  // an applied update resets it
+      const auto got = p.value().to_vector<double>();
+      for (size_t i = 0; i < got.size(); ++i) {
+        INFO("step " << s + 1 << " element " << i);
+        CHECK(got[i] == doctest::Approx(expected[s][i]).epsilon(2e-6));
+      }
+      const auto before = snapshot(*opt, p);
+      bad_step(*opt, p, std::nan(""));
+      bad_step(*opt, p, -INFINITY);
+      CHECK(snapshot(*opt, p) == before);
+      CHECK(opt->step_count() == int64_t(s) + 1);
+      CHECK(opt->skip_counts().total == 3 + 2 * int64_t(s));
+      CHECK(opt->skip_counts().in_a_row == 2);
+    }
+  }
+}
+
+TEST_CASE("optim: steps after skipped ones equal a run that never had them, bit for bit") {
+  for (const auto& [cfg, expected] : kGolden) {
+    INFO("optimizer " << cfg.dump());
+    Var a = make_param(), b = make_param();
+    auto with_skips = make_optimizer(cfg, {{"p", a}});
+    auto plain = make_optimizer(cfg, {{"p", b}});
+    for (size_t s = 0; s < kGrads.size(); ++s) {
+      if (s != 1) bad_step(*with_skips, a, INFINITY);
+      a.set_grad(Tensor::from_doubles(kGrads[s], {3}));
+      b.set_grad(Tensor::from_doubles(kGrads[s], {3}));
+      with_skips->step(Tensor(), clip_grad_norm({a}, 1.0).norm);
+      plain->step();
+    }
+    CHECK(snapshot(*with_skips, a) == snapshot(*plain, b));
+    CHECK(with_skips->step_count() == 3);
+    CHECK(plain->skip_counts().total == 0);
+    CHECK(with_skips->skip_counts().total == 2);
+  }
+}
+
+TEST_CASE("optim: step counters in the state dict, and states saved without them") {
+  Var a = make_param(), b = make_param();
+  AdamW oa(one_group(a, 0.1, 0.01));
+  a.set_grad(Tensor::from_doubles(kGrads[0], {3}));
+  oa.step();
+  bad_step(oa, a, std::nan(""));
+  a.set_grad(Tensor::from_doubles(kGrads[1], {3}));
+  oa.step();
+  bad_step(oa, a, INFINITY);
+  StateDict st = oa.state_dict();
+  CHECK(st.meta["step"] == 2);
+  CHECK(st.meta["skipped_total"] == 2);
+  CHECK(st.meta["skipped_in_a_row"] == 1);
+
+  b.mutable_value().copy_(a.value());
+  AdamW ob(one_group(b, 0.1, 0.01));
+  ob.load_state_dict(st);
+  CHECK(ob.step_count() == 2);
+  CHECK(ob.skip_counts().total == 2);
+  CHECK(ob.skip_counts().in_a_row == 1);
+  // Both continue with t = 3.
+  a.set_grad(Tensor::from_doubles(kGrads[2], {3}));
+  b.set_grad(Tensor::from_doubles(kGrads[2], {3}));
+  oa.step();
+  ob.step();
+  CHECK(testing::max_abs_diff(a.value(), b.value()) == 0.0);
+  CHECK(ob.skip_counts().in_a_row == 0);
+  CHECK(ob.skip_counts().total == 2);
+
+  // A state saved before the skip counters existed: they load as 0, the step count as saved.
+  StateDict old = st;
+  old.meta.erase("skipped_total");
+  old.meta.erase("skipped_in_a_row");
+  Var c = make_param();
+  AdamW oc(one_group(c, 0.1, 0.01));
+  bad_step(oc, c, std::nan(""));  // counters that the load must overwrite
+  oc.load_state_dict(old);
+  CHECK(oc.step_count() == 2);
+  CHECK(oc.skip_counts().total == 0);
+  CHECK(oc.skip_counts().in_a_row == 0);
+}
+
+TEST_CASE("optim: SGD saves a momentum buffer only after its first applied update") {
+  Var a = make_param(), b = make_param();
+  SGDConfig c;
+  c.momentum = 0.9;
+  c.dampening = 0.1;
+  SGD oa(one_group(a, 0.1, 0.0), c);
+  bad_step(oa, a, std::nan(""));
+  StateDict st = oa.state_dict();
+  CHECK(st.tensors.count("p.momentum_buffer") == 0);
+  // Loaded, the buffer still starts with PyTorch's undamped first update.
+  SGD ob(one_group(b, 0.1, 0.0), c);
+  ob.load_state_dict(st);
+  CHECK(ob.skip_counts().total == 1);
+  for (Var v : {a, b}) v.set_grad(Tensor::from_doubles(kGrads[0], {3}));
+  oa.step();
+  ob.step();
+  CHECK(a.value().to_vector<double>()[0] == doctest::Approx(1.0 - 0.1 * 0.1));
+  CHECK(testing::max_abs_diff(a.value(), b.value()) == 0.0);
+  CHECK(oa.state_dict().tensors.count("p.momentum_buffer") == 1);
+}
+
+TEST_CASE("optim: step arguments are checked") {
+  Var p = make_param();
+  AdamW opt(one_group(p, 0.1, 0.01));
+  p.set_grad(Tensor::from_doubles(kGrads[0], {3}));
+  CHECK_THROWS_WITH_TEXT(opt.step(Tensor(), Tensor::from_doubles({1.0, 2.0}, {2})),
+                         "nonfinite_guard must be a one-element float32");
+  CHECK_THROWS_WITH_TEXT(opt.step(Tensor::scalar(1.0, kFloat64)), "grad_scale must be");
+  CHECK(opt.step_count() == 0);  // a rejected call changes nothing
+}
+
+TEST_CASE("optim: finite_mask and the counters op") {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float big = std::numeric_limits<float>::max();
+  const Tensor x = Tensor::from_vector<float>({1.0f, NAN, inf, -inf, -3.0f, big, -big}, {7});
+  CHECK(ops::finite_mask(x).to_vector<float>() == std::vector<float>{1, 0, 0, 0, 1, 1, 1});
+  CHECK(ops::finite_mask(x.to(kFloat64)).to_vector<double>() ==
+        std::vector<double>{1, 0, 0, 0, 1, 1, 1});
+  Tensor c = Tensor::zeros({ops::kNumOptimCounters}, kInt64);
+  ops::optimizer_counters_advance_(c);
+  ops::optimizer_counters_advance_(c, Tensor::scalar(NAN));
+  ops::optimizer_counters_advance_(c, Tensor::scalar(inf));
+  CHECK(c.to_vector<int64_t>() == std::vector<int64_t>{1, 2, 2});
+  ops::optimizer_counters_advance_(c, Tensor::scalar(2.5));
+  CHECK(c.to_vector<int64_t>() == std::vector<int64_t>{2, 2, 0});
+  Tensor wrong = Tensor::zeros({2}, kInt64);
+  CHECK_THROWS_WITH_TEXT(ops::optimizer_counters_advance_(wrong), "int64 [3]");
 }
 
 TEST_CASE("optim: invalid settings are errors") {
