@@ -23,6 +23,7 @@
 
 #include "cuda/attention_dropout.h"
 #ifdef MT_WITH_CUDA
+#include "cuda/attention_exact.cuh"
 #include "cuda/flash_attention.cuh"
 #endif
 
@@ -254,28 +255,17 @@ DType cpu_compute_dtype(DType dtype) { return dtype == kFloat64 ? kFloat64 : kFl
 #ifdef MT_WITH_CUDA
 cuda::AttnStrides strides_of(const Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
 
-// The kernels read rows of D elements with 16-byte loads: the head dim contiguous and every
-// stride and the base a multiple of 8 bf16 elements. Anything else is copied to contiguous.
-Tensor kernel_layout(const Tensor& t) {
-  Tensor x = t.dtype() == kBFloat16 ? t : t.to(kBFloat16);
-  bool ok = x.stride(3) == 1 && x.offset() % 8 == 0;
-  for (int d = 0; d < 3; ++d) ok = ok && x.stride(d) % 8 == 0;
-  return ok ? x : x.contiguous();
-}
-
-cuda::FlashAttentionParams cuda_params(const Tensor& q, const Tensor& k, const Tensor& v,
-                                       const AttentionOptions& o) {
-  const int64_t D = q.size(3);
-  CHECK(D == 8 || D == 16 || D == 32 || D == 64 || D == 128,
-        "attention: the CUDA kernel supports head dims 8, 16, 32, 64, 128, got q {}", q.describe());
+// The fields both kernels' params share (FlashAttentionParams, ExactAttentionParams).
+template <typename Params>
+Params kernel_params(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o) {
   CHECK(q.size(1) < (int64_t(1) << 31) && q.size(0) * q.size(2) < (int64_t(1) << 31),
         "attention: too large for the CUDA kernel: q {}", q.describe());
-  cuda::FlashAttentionParams p;
+  Params p;
   p.B = static_cast<int>(q.size(0));
   p.T = static_cast<int>(q.size(1));
   p.H = static_cast<int>(q.size(2));
-  p.D = static_cast<int>(D);
-  p.scale = attention_scale(o, D);
+  p.D = static_cast<int>(q.size(3));
+  p.scale = attention_scale(o, q.size(3));
   p.causal = o.causal;
   p.seed = o.seed;
   p.offset = o.offset;
@@ -288,11 +278,90 @@ cuda::FlashAttentionParams cuda_params(const Tensor& q, const Tensor& k, const T
   p.v_strides = strides_of(v);
   return p;
 }
-#endif
 
-Tensor forward_cuda(const Tensor& q0, const Tensor& k0, const Tensor& v0,
-                    const AttentionOptions& options, Tensor* lse_out) {
-#ifdef MT_WITH_CUDA
+// ---- float32 and float64: the exact kernels (cuda/attention_exact.cu) -------------------------
+
+// The exact kernels read q, k, v, out, dout through their strides, with the head dim contiguous;
+// a view with another head-dim stride is copied.
+Tensor exact_layout(const Tensor& t, DType dtype) {
+  Tensor x = t.to(dtype);
+  return x.stride(3) == 1 || x.size(3) == 1 ? x : x.contiguous();
+}
+
+cuda::ExactAttentionParams exact_params(const Tensor& q, const Tensor& k, const Tensor& v,
+                                        const AttentionOptions& o) {
+  CHECK(q.size(3) <= cuda::kExactAttentionMaxHeadDim,
+        "attention: the float32/float64 CUDA kernel supports head dims up to {}, got q {}",
+        cuda::kExactAttentionMaxHeadDim, q.describe());
+  auto p = kernel_params<cuda::ExactAttentionParams>(q, k, v, o);
+  p.elem = q.dtype() == kFloat64 ? cuda::ExactElem::F64 : cuda::ExactElem::F32;
+  return p;
+}
+
+// out and lse in the inputs' dtype, as the CPU path gives them.
+Tensor forward_exact(const Tensor& q0, const Tensor& k0, const Tensor& v0,
+                     const AttentionOptions& options, Tensor* lse_out) {
+  const DType dt = q0.dtype();
+  Tensor q = exact_layout(q0, dt), k = exact_layout(k0, dt), v = exact_layout(v0, dt);
+  cuda::ExactAttentionParams p = exact_params(q, k, v, options);
+  Tensor out = Tensor::empty(q.shape(), dt, q.device());
+  Tensor lse = Tensor::empty({q.size(0), q.size(2), q.size(1)}, dt, q.device());
+  p.out = out.raw_data();
+  p.out_strides = strides_of(out);
+  p.lse = lse.raw_data();
+  cuda::exact_attention_forward(p);
+  if (lse_out) *lse_out = lse;
+  return out;
+}
+
+AttentionGrads backward_exact(const Tensor& q0, const Tensor& k0, const Tensor& v0,
+                              const Tensor& out0, const Tensor& lse0, const Tensor& dout0,
+                              const AttentionOptions& options) {
+  const DType dt = q0.dtype();
+  CHECK(lse0.dtype() == dt,
+        "attention_backward: expected the forward's {} lse for {} inputs, got {}", dtype_name(dt),
+        dtype_name(dt), lse0.describe());
+  Tensor q = exact_layout(q0, dt), k = exact_layout(k0, dt), v = exact_layout(v0, dt);
+  Tensor out = exact_layout(out0, dt), dout = exact_layout(dout0, dt), lse = lse0.contiguous();
+  cuda::ExactAttentionParams p = exact_params(q, k, v, options);
+  AttentionGrads g{Tensor::empty(q.shape(), dt, q.device()),
+                   Tensor::empty(q.shape(), dt, q.device()),
+                   Tensor::empty(q.shape(), dt, q.device())};
+  Tensor delta = Tensor::empty({q.size(0), q.size(2), q.size(1)}, kFloat64, q.device());
+  p.out = out.raw_data();
+  p.out_strides = strides_of(out);
+  p.lse = lse.raw_data();
+  p.dout = dout.raw_data();
+  p.dout_strides = strides_of(dout);
+  p.dq = g.dq.raw_data();
+  p.dk = g.dk.raw_data();
+  p.dv = g.dv.raw_data();
+  p.delta = delta.data<double>();
+  cuda::exact_attention_backward(p);
+  return g;
+}
+
+// ---- bf16: FlashAttention (cuda/flash_attention_*.cu) -----------------------------------------
+
+// The kernels read rows of D elements with 16-byte loads: the head dim contiguous and every
+// stride and the base a multiple of 8 bf16 elements. Anything else is copied to contiguous.
+Tensor kernel_layout(const Tensor& t) {
+  Tensor x = t.to(kBFloat16);
+  bool ok = x.stride(3) == 1 && x.offset() % 8 == 0;
+  for (int d = 0; d < 3; ++d) ok = ok && x.stride(d) % 8 == 0;
+  return ok ? x : x.contiguous();
+}
+
+cuda::FlashAttentionParams cuda_params(const Tensor& q, const Tensor& k, const Tensor& v,
+                                       const AttentionOptions& o) {
+  const int64_t D = q.size(3);
+  CHECK(D == 8 || D == 16 || D == 32 || D == 64 || D == 128,
+        "attention: the CUDA kernel supports head dims 8, 16, 32, 64, 128, got q {}", q.describe());
+  return kernel_params<cuda::FlashAttentionParams>(q, k, v, o);
+}
+
+Tensor forward_flash(const Tensor& q0, const Tensor& k0, const Tensor& v0,
+                     const AttentionOptions& options, Tensor* lse_out) {
   Tensor q = kernel_layout(q0), k = kernel_layout(k0), v = kernel_layout(v0);
   cuda::FlashAttentionParams p = cuda_params(q, k, v, options);
   Tensor out = Tensor::empty(q.shape(), kBFloat16, q.device());
@@ -302,17 +371,12 @@ Tensor forward_cuda(const Tensor& q0, const Tensor& k0, const Tensor& v0,
   p.lse = lse.data<float>();
   cuda::flash_attention_forward(p);
   if (lse_out) *lse_out = lse;
-  return q0.dtype() == kBFloat16 ? out : out.to(q0.dtype());
-#else
-  (void)q0, (void)k0, (void)v0, (void)options, (void)lse_out;
-  FAIL("attention: CUDA tensors need a build with CUDA");
-#endif
+  return out;
 }
 
-AttentionGrads backward_cuda(const Tensor& q0, const Tensor& k0, const Tensor& v0,
-                             const Tensor& out0, const Tensor& lse, const Tensor& dout0,
-                             const AttentionOptions& options) {
-#ifdef MT_WITH_CUDA
+AttentionGrads backward_flash(const Tensor& q0, const Tensor& k0, const Tensor& v0,
+                              const Tensor& out0, const Tensor& lse, const Tensor& dout0,
+                              const AttentionOptions& options) {
   Tensor q = kernel_layout(q0), k = kernel_layout(k0), v = kernel_layout(v0);
   Tensor out = kernel_layout(out0), dout = kernel_layout(dout0);
   CHECK(lse.dtype() == kFloat32 && lse.is_contiguous(),
@@ -332,10 +396,34 @@ AttentionGrads backward_cuda(const Tensor& q0, const Tensor& k0, const Tensor& v
   p.dv = g.dv.raw_data();
   p.delta = delta.data<float>();
   cuda::flash_attention_backward(p);
-  if (q0.dtype() != kBFloat16) g = {g.dq.to(q0.dtype()), g.dk.to(q0.dtype()), g.dv.to(q0.dtype())};
   return g;
+}
+
+// CUDA inputs: float32 and float64 go to the exact kernels, computed in float64 (the "fp32"
+// precision mode and the float64 checks need attention in the inputs' own precision); bf16 goes
+// to FlashAttention's tensor cores.
+bool exact_on_cuda(DType dtype) { return dtype == kFloat32 || dtype == kFloat64; }
+#endif
+
+Tensor forward_cuda(const Tensor& q, const Tensor& k, const Tensor& v,
+                    const AttentionOptions& options, Tensor* lse) {
+#ifdef MT_WITH_CUDA
+  return exact_on_cuda(q.dtype()) ? forward_exact(q, k, v, options, lse)
+                                  : forward_flash(q, k, v, options, lse);
 #else
-  (void)q0, (void)k0, (void)v0, (void)out0, (void)lse, (void)dout0, (void)options;
+  (void)q, (void)k, (void)v, (void)options, (void)lse;
+  FAIL("attention: CUDA tensors need a build with CUDA");
+#endif
+}
+
+AttentionGrads backward_cuda(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                             const Tensor& lse, const Tensor& dout,
+                             const AttentionOptions& options) {
+#ifdef MT_WITH_CUDA
+  return exact_on_cuda(q.dtype()) ? backward_exact(q, k, v, out, lse, dout, options)
+                                  : backward_flash(q, k, v, out, lse, dout, options);
+#else
+  (void)q, (void)k, (void)v, (void)out, (void)lse, (void)dout, (void)options;
   FAIL("attention: CUDA tensors need a build with CUDA");
 #endif
 }

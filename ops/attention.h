@@ -10,7 +10,9 @@
 //     emulate_bf16) the "naive bf16 implementation" the CUDA kernel's error is measured against;
 //   - the tiled CPU path of attention_forward/backward: FlashAttention's algorithm on the CPU,
 //     O(T) extra memory, the same math and the same tile loops as the kernel;
-//   - the CUDA FlashAttention kernels (cuda/flash_attention_*.cu) for CUDA tensors.
+//   - for CUDA tensors: the FlashAttention kernels (cuda/flash_attention_*.cu) for bf16, and the
+//     exact kernels (cuda/attention_exact.cu, computed in float64) for float32 and float64, so
+//     that a float32 model on the GPU computes attention in float32 as on the CPU.
 // docs/flash_attention.md walks through the algorithm.
 #pragma once
 

@@ -1,8 +1,17 @@
 // The whole model on the GPU: the tiny BTCTransformer's forward, loss and backward in float32
 // on the GPU against the same model in float64 on the CPU (the same initial weights), and in
-// bf16-mixed. The bf16 bound is design.md's: the GPU may be at most twice (loss) or three
-// times (gradients) as far from the float64 reference as the CPU's own bf16-mixed run. This is the
-// end-to-end check that every op the model uses has a working CUDA path, not only each op alone.
+// bf16-mixed. This is the end-to-end check that every op the model uses has a working CUDA path,
+// not only each op alone.
+//
+// float32: every op on the GPU computes in float32 or better (cuBLASLt without TF32, float64
+// sums in the reductions, norms and losses, attention in cuda/attention_exact.cu), so the GPU
+// is as far from float64 as float32 rounding puts it. Each op adds a few 2^-24 = 6e-8 relative
+// roundings (sums of up to 111 terms: ~1e-6 at worst), through ~10 ops in a chain to the
+// gradients: ~1e-5 at worst. Bounds: 1e-5 on the loss, 1e-4 (the issue's) on every gradient
+// (measured on an H200: 2.2e-7 at worst; with the bf16 attention float32 used to get, 1.3e-3).
+// bf16-mixed: design.md's rule: the GPU may be at most twice (loss) or three times (gradients)
+// as far from the float64 reference as the CPU's own bf16-mixed run.
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -71,18 +80,19 @@ TEST_SUITE("cuda") {
     const StepResult r_cpu16 = run_step(cpu16, x.to(kFloat32), y, Device::cpu());
     const StepResult r_gpu16 = run_step(gpu, x.to(kFloat32), y, Device::cuda());
     cuda::set_poison_allocations(false);
-    // float32 on the GPU: the loss to 1e-5. The gradients cannot meet float32's 1e-4 here: the
-    // CUDA attention (ops/attention.cpp, FlashAttention) computes in bf16 whatever the input
-    // dtype, so they are held to the bf16 rule below (measured: 1e-4 to 1.3e-3 relative).
+    // float32 on the GPU: the loss to 1e-5, every gradient to 1e-4 (see the top).
     CHECK(r_gpu.loss == doctest::Approx(r_ref.loss).epsilon(1e-5));
     REQUIRE(r_gpu.grads.size() == r_ref.grads.size());
+    double worst = 0;
     for (const auto& [name, g_ref] : r_ref.grads) {
       INFO(name);
       REQUIRE(r_gpu.grads.count(name) == 1);
       CHECK(testing::all_written(r_gpu.grads.at(name)));
-      const double naive = testing::rel_error(r_cpu16.grads.at(name), g_ref);
-      CHECK(testing::rel_error(r_gpu.grads.at(name), g_ref) <= 3 * naive);
+      const double err = testing::rel_error(r_gpu.grads.at(name), g_ref);
+      CHECK(err <= 1e-4);
+      worst = std::max(worst, err);
     }
+    MESSAGE("float32 GPU vs float64 CPU: largest gradient error " << worst);
 
     const double naive_loss = std::abs(r_cpu16.loss - r_ref.loss);
     CHECK(std::abs(r_gpu16.loss - r_ref.loss) <= 2 * naive_loss + 1e-6 * std::abs(r_ref.loss));

@@ -1,0 +1,148 @@
+// Training on the GPU follows the CPU: the tiny config (models/configs/tiny.json: 2 layers,
+// d_model 32, 4 heads of 8, attention dropout 0.05, AdamW, clip 0.5) trained for 24 optimizer
+// steps (2 epochs of 12 batches of 16 windows of 128 rows) on the CPU and on the GPU, from the
+// same seed on the same synthetic series. The loss logged at every step and the two validation
+// losses must agree.
+//
+// Both runs draw the same dropout masks: attention dropout is one Philox function of (seed,
+// stream, batch, head, row, column) on both devices (cuda/attention_dropout.h), and the model's
+// generator hands out the same streams in the same order. What differs is arithmetic only.
+//
+//   fp32: within 1e-4 relative, the bound. Both runs are float32 end to end (attention
+//   too: CUDA float32 inputs go to cuda/attention_exact.cu, no longer to the bf16 kernel); they
+//   differ by the order of float32 sums (cuBLASLt against the CPU GEMM, reductions), about 1e-7
+//   relative per op, and 24 Adam steps at lr 1e-3 with clipping do not amplify that to 1e-4
+//   (measured on an H200: 1.1e-7 at worst). With bf16 attention on the GPU (what float32 inputs
+//   got before) the curves part by ~1e-3.
+//
+//   bf16-mixed: the runs round differently (the GPU's FlashAttention also rounds P, dP and dS to
+//   bf16; cuBLASLt's bf16 GEMMs sum in another order than the CPU's emulation), 2^-9 = 2e-3
+//   relative a rounding, and Adam amplifies it: its first updates are about lr sign(g) a weight,
+//   so a gradient component whose sign the rounding flips sets the two runs' weights 2 lr apart.
+//   Measured on an H200: 8e-3 at worst on the step losses, 1.1e-2 on the first validation loss
+//   (the CPU's bf16 run is itself 8e-3 from its fp32 run there). Bound: 2e-2 relative, ten bf16
+//   roundings. This is the bf16 path's end-to-end smoke test; its kernels' arithmetic and dropout
+//   mask are checked tightly in tests/test_cuda_attention.cpp and tests/test_cuda_model.cpp.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "tests/test_util.h"
+#include "training/trainer.h"
+
+using namespace mt;
+using namespace mt::training;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kWindow = 128, kStride = 64, kBatch = 16;            // tiny.json's data and batch
+constexpr int64_t kTrainRows = (12 * kBatch - 1) * kStride + kWindow;  // 192 windows: 12 steps
+constexpr int64_t kSplitRows = 3 * kWindow;  // val and test: 5 windows each
+
+// Five correlated features from a fixed integer generator (the series of test_train_golden).
+std::unique_ptr<RunData> synthetic_data(Device device) {
+  const int64_t rows = kTrainRows + 2 * kSplitRows, F = 5;
+  std::vector<float> v(static_cast<size_t>(rows * F));
+  uint64_t state = 12345;
+  auto uniform = [&] {  // splitmix64 -> [0, 1)
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+  };
+  double walk = -1.0;
+  for (int64_t t = 0; t < rows; ++t) {
+    walk += 0.1 * (uniform() - 0.5);
+    const double u = uniform();
+    float* r = &v[static_cast<size_t>(t * F)];
+    r[0] = static_cast<float>(walk);
+    r[1] = static_cast<float>(walk + 0.05 + 0.02 * u);
+    r[2] = static_cast<float>(walk - 0.05 - 0.02 * u);
+    r[3] = static_cast<float>(walk + 0.01 * (u - 0.5));
+    r[4] = static_cast<float>(2.0 * uniform() - 1.0);
+  }
+  Series s;
+  s.values = std::make_shared<const std::vector<float>>(std::move(v));
+  auto starts = [&](int64_t b, int64_t e) { return window_starts({{b, e}}, kWindow, kStride); };
+  const int64_t val0 = kTrainRows, test0 = kTrainRows + kSplitRows;
+  auto d = std::make_unique<RunData>();
+  d->train =
+      std::make_unique<ArrayLoader>(s, starts(0, val0), kWindow, kBatch, true, 7, true, device);
+  d->val = std::make_unique<ArrayLoader>(s, starts(val0, test0), kWindow, kBatch, false, 0, false,
+                                         device);
+  d->test = std::make_unique<ArrayLoader>(s, starts(test0, test0 + kSplitRows), kWindow, kBatch,
+                                          false, 0, false, device);
+  d->description = "synthetic test series";
+  return d;
+}
+
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const char* name) : path(fs::temp_directory_path() / name) {
+    fs::remove_all(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string sub(const std::string& s) const { return (path / s).string(); }
+};
+
+TrainResult train_tiny(const TempDir& tmp, const std::string& device,
+                       const std::string& precision) {
+  std::ifstream f("models/configs/tiny.json");
+  REQUIRE(f.good());
+  const json file = json::parse(f);
+  const json config = run_schema().resolve(
+      file,
+      {"trainer.epochs=2", "trainer.device=" + device, "trainer.precision=" + precision,
+       "trainer.seed=7", "trainer.log_every=1", "trainer.evaluate=false", "trainer.plots=false",
+       "trainer.progress=none", "trainer.out_dir=" + tmp.sub(device + "-" + precision)});
+  REQUIRE(config["model"]["attn_dropout"].get<double>() > 0.0);  // dropout on: masks compared too
+  auto trainer = Trainer::create(config, "tiny",
+                                 synthetic_data(device == "cuda" ? Device::cuda() : Device::cpu()));
+  TrainResult r = trainer->fit();
+  REQUIRE(r.stop_reason == "finished");
+  REQUIRE(r.steps == 24);
+  REQUIRE(r.logged_losses.size() == 24);
+  REQUIRE(r.val_losses.size() == 2);
+  return r;
+}
+
+void check_curves(const TrainResult& gpu, const TrainResult& cpu, double rel) {
+  double worst = 0;
+  for (size_t i = 0; i < cpu.logged_losses.size(); ++i) {
+    const double a = gpu.logged_losses[i].second, b = cpu.logged_losses[i].second;
+    INFO("step " << cpu.logged_losses[i].first << ": gpu " << a << ", cpu " << b);
+    CHECK(gpu.logged_losses[i].first == cpu.logged_losses[i].first);
+    CHECK(std::isfinite(a));
+    CHECK(std::abs(a - b) <= rel * std::abs(b));
+    worst = std::max(worst, std::abs(a - b) / std::abs(b));
+  }
+  for (size_t e = 0; e < cpu.val_losses.size(); ++e) {
+    INFO("validation, epoch " << e + 1 << ": gpu " << gpu.val_losses[e] << ", cpu "
+                              << cpu.val_losses[e]);
+    CHECK(std::abs(gpu.val_losses[e] - cpu.val_losses[e]) <= rel * std::abs(cpu.val_losses[e]));
+  }
+  MESSAGE("largest relative difference of the step losses: " << worst);
+  CHECK(cpu.logged_losses.back().second < cpu.logged_losses.front().second);  // it learns
+}
+
+}  // namespace
+
+TEST_SUITE("cuda") {
+  CUDA_TEST_CASE("cuda: the tiny config trained in fp32 on the GPU tracks the CPU run") {
+    TempDir tmp("mt_test_cuda_train_fp32");
+    const TrainResult cpu = train_tiny(tmp, "cpu", "fp32");
+    const TrainResult gpu = train_tiny(tmp, "cuda", "fp32");
+    check_curves(gpu, cpu, 1e-4);
+  }
+
+  CUDA_TEST_CASE("cuda: the tiny config trained in bf16-mixed on the GPU tracks the CPU run") {
+    TempDir tmp("mt_test_cuda_train_bf16");
+    const TrainResult cpu = train_tiny(tmp, "cpu", "bf16-mixed");
+    const TrainResult gpu = train_tiny(tmp, "cuda", "bf16-mixed");
+    check_curves(gpu, cpu, 2e-2);
+  }
+}  // TEST_SUITE
