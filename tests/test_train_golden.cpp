@@ -102,11 +102,13 @@ TEST_SUITE("train") {
     OneThread one;
     TempDir tmp("mt_test_nonfinite");
     auto t = Trainer::create(tiny_config(tmp.sub("run"), {"trainer.max_nonfinite=3"}), "nan",
-                             synthetic_data(7, /*nan_train=*/true));
+                             synthetic_data(7, /*nan_rows=*/400));
     const TrainResult r = t->fit();
     CHECK(r.stop_reason == "nonfinite");
     CHECK(r.nonfinite_skipped == 3);
-    CHECK(r.steps == 0);
+    CHECK(r.steps == 3);  // steps taken, all three skipped on the optimizer's side
+    CHECK(r.logged_losses.empty());
+    CHECK(t->state().nonfinite_total == 3);
     CHECK_FALSE(checkpoint_exists(tmp.sub("run") + "/checkpoints/last"));
     int skips = 0;
     for (const auto& rec : read_run_log(tmp.sub("run") + "/metrics.jsonl")) {
@@ -114,6 +116,30 @@ TEST_SUITE("train") {
     }
     CHECK(skips == 3);
     for (const Var& p : t->model().parameters()) {  // the weights never saw a NaN
+      for (float v : p.value().to_vector<float>()) REQUIRE(std::isfinite(v));
+    }
+  }
+
+  TEST_CASE("a skipped step is left out of the logged mean; the others train as usual") {
+    OneThread one;
+    TempDir tmp("mt_test_nonfinite_some");
+    // Rows [0, 40) hold a NaN: the windows starting at rows 0, 16 and 32 (3 of the 24), so the
+    // batches holding one of them have a NaN gradient norm and are skipped.
+    auto t = Trainer::create(tiny_config(tmp.sub("run"), {"trainer.log_every=3"}), "some",
+                             synthetic_data(7, /*nan_rows=*/40));
+    const TrainResult r = t->fit();
+    CHECK(r.stop_reason == "finished");
+    CHECK(r.steps == 12);
+    CHECK(r.nonfinite_skipped >= 2);  // 2 epochs: at least one skipped batch each
+    CHECK(r.nonfinite_skipped <= 6);  // at most 3 batches each
+    int64_t skipped = 0;
+    for (const auto& rec : read_run_log(tmp.sub("run") + "/metrics.jsonl")) {
+      if (rec["kind"] == "skip") skipped += rec["skipped"].get<int64_t>();
+      if (rec["kind"] == "train") REQUIRE(rec["loss"].is_number());  // finite: no NaN averaged
+    }
+    CHECK(skipped == r.nonfinite_skipped);
+    for (const auto& [step, loss] : r.logged_losses) CHECK(std::isfinite(loss));
+    for (const Var& p : t->model().parameters()) {
       for (float v : p.value().to_vector<float>()) REQUIRE(std::isfinite(v));
     }
   }

@@ -24,8 +24,9 @@ constexpr int64_t kWindow = 32, kStride = 16, kBatch = 4;
 // 600 minutes of five correlated features from a fixed integer generator (no libm calls, so the
 // series is the same everywhere): a random walk and offsets of it, and a noisy "volume".
 // Rows [0, 400) train (24 windows, 6 steps of 4), [400, 500) val, [500, 600) test (5 each).
-// batch: windows per batch of the three loaders.
-inline std::unique_ptr<RunData> synthetic_data(uint64_t seed, bool nan_train = false,
+// nan_rows: rows [0, nan_rows) get a NaN close (400: every training window). batch: windows per
+// batch of the three loaders.
+inline std::unique_ptr<RunData> synthetic_data(uint64_t seed, int64_t nan_rows = 0,
                                                int64_t batch = kBatch) {
   const int64_t rows = 600, F = 5;
   std::vector<float> v(static_cast<size_t>(rows * F));
@@ -46,7 +47,7 @@ inline std::unique_ptr<RunData> synthetic_data(uint64_t seed, bool nan_train = f
     r[2] = static_cast<float>(walk - 0.05 - 0.02 * u);
     r[3] = static_cast<float>(walk + 0.01 * (u - 0.5));
     r[4] = static_cast<float>(2.0 * uniform() - 1.0);
-    if (nan_train && t < 400) r[3] = NAN;
+    if (t < nan_rows) r[3] = NAN;
   }
   Series s;
   s.values = std::make_shared<const std::vector<float>>(std::move(v));

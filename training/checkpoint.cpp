@@ -84,6 +84,7 @@ json TrainerState::to_json() const {
               {"epoch_loss_count", epoch_loss_count},
               {"pending_loss_sum", pending_loss_sum},
               {"pending_steps", pending_steps},
+              {"pending_applied", pending_applied},
               {"elapsed_s", elapsed_s},
               {"finished", finished},
               {"scheduler", scheduler},
@@ -110,6 +111,8 @@ TrainerState TrainerState::from_json(const json& j) {
   s.epoch_loss_count = get_key<int64_t>(j, "epoch_loss_count");
   s.pending_loss_sum = get_key<double>(j, "pending_loss_sum");
   s.pending_steps = get_key<int64_t>(j, "pending_steps");
+  // Checkpoints from before the device-side skip: skipped steps never entered the pending sum.
+  s.pending_applied = j.value("pending_applied", s.pending_steps);
   s.elapsed_s = get_key<double>(j, "elapsed_s");
   s.finished = get_key<bool>(j, "finished");
   s.scheduler = get_key<json>(j, "scheduler");

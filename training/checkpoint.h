@@ -44,8 +44,9 @@ struct TrainerState {
   int64_t nonfinite_total = 0, nonfinite_in_a_row = 0;
   double epoch_loss_sum = 0;  // the running train loss of `epoch`, for its summary line
   int64_t epoch_loss_count = 0;
-  double pending_loss_sum = 0;  // steps since the last log line: their summed loss and count
-  int64_t pending_steps = 0;
+  double pending_loss_sum = 0;  // steps since the last log line: their summed loss, their count
+  int64_t pending_steps = 0;    // and how many of them were applied (not skipped as non-finite)
+  int64_t pending_applied = 0;
   double elapsed_s = 0;   // training time before this checkpoint, for throughput figures
   bool finished = false;  // the run completed all epochs (or stopped early by design)
   nlohmann::json scheduler = nlohmann::json::object();

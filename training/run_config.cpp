@@ -65,7 +65,7 @@ void add_trainer(ConfigSchema& s) {
   s.add("trainer.log_every", 10, "optimizer steps between loss read-backs and log lines");
   s.add("trainer.checkpoint_every", 0, "steps between 'last' checkpoints (0: each epoch end)");
   s.add("trainer.skip_nonfinite", true,
-        "check the grad norm every step and skip non-finite steps (one 4-byte read per step)");
+        "skip a step whose grad norm is NaN/Inf (decided on the device, read at log time)");
   s.add("trainer.max_nonfinite", 20, "skipped steps in a row that stop the run");
   s.add("trainer.val_batches", 0, "validation batches per epoch (0: the whole split)");
   s.add("trainer.early_stopping_patience", 0, "epochs without improvement that stop (0: off)");

@@ -189,11 +189,14 @@ void Trainer::sum_over_ranks(std::vector<double>& values) {
   if (comm_) comm_->all_reduce_host(values, cuda::CommOp::Sum);
 }
 
-// The loss summed since the last log line, as the mean over the ranks (collective).
+// The loss summed since the last log line, as the mean over the ranks, and the number of applied
+// steps among them (the same on every rank): a collective.
 void Trainer::flush_pending() {
-  std::vector<double> sum{pending_loss_.defined() ? pending_loss_.item() : 0.0};
-  sum_over_ranks(sum);
-  state_.pending_loss_sum = sum[0] / world_;
+  std::vector<double> v{pending_loss_.defined() ? pending_loss_.item() : 0.0,
+                        pending_applied_.defined() ? pending_applied_.item() : 0.0};
+  sum_over_ranks(v);
+  state_.pending_loss_sum = v[0] / world_;
+  state_.pending_applied = std::llround(v[1] / world_);
 }
 
 // Every rank calls it (flush_pending is a collective); rank 0 writes.
@@ -236,6 +239,13 @@ void Trainer::restore(const Checkpoint& ck) {
   pending_loss_ = state_.pending_steps > 0
                       ? Tensor::scalar(state_.pending_loss_sum, kFloat32, device_)
                       : Tensor();
+  pending_applied_ =
+      state_.pending_steps > 0
+          ? Tensor::scalar(static_cast<double>(state_.pending_applied), kFloat32, device_)
+          : Tensor();
+  // Skips the checkpoint's log lines already reported (older checkpoints, whose optimizer state
+  // has no skip counters, count from 0 again).
+  skipped_logged_ = std::min(state_.nonfinite_total, optimizer_->skip_counts().total);
 }
 
 void Trainer::finish(TrainResult& result) {

@@ -7,8 +7,11 @@
 // One optimizer step = `accumulation` micro-batches of forward (NVTX "forward"), loss ("loss"),
 // backward ("backward"), then clipping and the update ("optimizer"); batches come under "data",
 // each epoch under "epoch". On the GPU the step never waits for the host: the loss is summed
-// into a device scalar and read every `log_every` steps; the one exception is the non-finite
-// check (trainer.skip_nonfinite), which reads the 4-byte gradient norm each step.
+// into a device scalar and read every `log_every` steps, and the non-finite check
+// (trainer.skip_nonfinite) is the optimizer's device-side guard: a step whose gradient norm is
+// NaN or Inf is skipped on the device (weights, moments and the optimizer's count untouched),
+// its loss left out of the logged mean, and the skips are read with the loss at log time.
+// "step" counts the optimizer steps taken, skipped ones included.
 //
 // The run folder: config.json (the resolved config), metrics.jsonl, checkpoints/{last,best},
 // and after the run metrics.json, metrics.md, predictions.csv and plots/.
@@ -108,7 +111,11 @@ class Trainer {
   void save(const std::string& which);
   Tensor micro_step(const Tensor& batch);  // returns the (scaled) loss, a device scalar
   Tensor target_of(const Tensor& batch) const;
-  bool optimizer_step();                         // false when skipped as non-finite
+  // Returns the non-finite guard passed to the optimizer (the gradient norm), or nothing.
+  Tensor optimizer_step();
+  void accumulate_pending(const Tensor& group_loss, const Tensor& guard);
+  // Reads the optimizer's skip counters (at log time): skip records, counts, the stop rule.
+  void note_skips(TrainResult& result, Progress& progress);
   std::string train_epoch(TrainResult& result);  // "" or a stop reason
   std::string end_epoch(TrainResult& result, double epoch_seconds);
   double validate();
@@ -137,9 +144,11 @@ class Trainer {
   Tensor loss_weights_;
   TrainerState state_;
   RunLog log_;
-  // The loss of the steps since the last log line, summed on the device and read at log time
-  // (state_.pending_* hold the host copy a checkpoint needs).
-  Tensor pending_loss_;
+  // The loss of the steps since the last log line, summed on the device and read at log time,
+  // and how many of them were applied (not skipped as non-finite); state_.pending_* hold the
+  // host copy a checkpoint needs.
+  Tensor pending_loss_, pending_applied_;
+  int64_t skipped_logged_ = 0;  // the optimizer's skip total at the last log line
   int64_t tokens_since_log_ = 0;
   std::chrono::steady_clock::time_point session_start_, last_log_;
 };

@@ -9,6 +9,7 @@
 #include "cuda/nvtx.h"
 #include "ops/elementwise.h"
 #include "ops/loss.h"
+#include "ops/optim_ops.h"
 #include "training/distributed.h"
 #include "training/interrupt.h"
 #include "training/progress.h"
@@ -58,59 +59,103 @@ Tensor Trainer::micro_step(const Tensor& batch) {
   return loss.value();
 }
 
-bool Trainer::optimizer_step() {
+Tensor Trainer::optimizer_step() {
   cuda::NvtxRange range("optimizer");
   // Data-parallel: the gradients become the mean over the ranks before anything reads them, so
   // every rank computes the same norm, takes the same skip decision and the same update.
   if (dp_) dp_->finish_gradients();
   const std::vector<Var> params = model_->parameters();
-  Tensor coef;
+  Tensor coef, guard;
   if (opts_.clip > 0 || opts_.skip_nonfinite) {
     const ClipResult clip = clip_grad_norm(params, opts_.clip > 0 ? opts_.clip : INFINITY);
-    // The one host read of a step (4 bytes): a NaN or Inf gradient must not reach the weights
-    // or the Adam moments, and only the host can decide to skip the update.
-    if (opts_.skip_nonfinite && !std::isfinite(clip.norm.item())) {
-      optimizer_->zero_grad();
-      return false;
-    }
     if (opts_.clip > 0) coef = clip.coef;
+    // A NaN or Inf gradient must not reach the weights or the Adam moments: the optimizer
+    // skips the update on the device when the norm is not finite (no host read).
+    if (opts_.skip_nonfinite) guard = clip.norm;
   }
-  optimizer_->step(coef);
+  optimizer_->step(coef, guard);
   optimizer_->zero_grad();
   scheduler_->on_step();
-  return true;
+  return guard;
 }
 
-// Reads the summed loss of the steps since the last log line (the host sync of a GPU run) and
-// writes the line. Returns false when the mean is not finite.
+// Adds a step's loss to the pending sum, on the device. A skipped step's loss (likely NaN) is
+// selected out by where(), not multiplied by 0 (NaN * 0 is NaN), and not counted as applied.
+void Trainer::accumulate_pending(const Tensor& group_loss, const Tensor& guard) {
+  Tensor loss = group_loss, applied;
+  if (guard.defined()) {
+    applied = ops::finite_mask(guard).reshape({});
+    loss = ops::where(applied, group_loss, Tensor::zeros({}, group_loss.dtype(), device_));
+  } else {
+    applied = Tensor::ones({}, kFloat32, device_);
+  }
+  pending_loss_ = pending_loss_.defined() ? ops::add(pending_loss_, loss) : loss;
+  pending_applied_ = pending_applied_.defined() ? ops::add(pending_applied_, applied) : applied;
+}
+
+// The skips since the last log line, from the optimizer's device counters (one 24-byte read).
+void Trainer::note_skips(TrainResult& result, Progress& progress) {
+  const Optimizer::SkipCounts skips = optimizer_->skip_counts();
+  const int64_t fresh = skips.total - skipped_logged_;
+  skipped_logged_ = skips.total;
+  state_.nonfinite_in_a_row = skips.in_a_row;
+  if (fresh <= 0) return;
+  state_.nonfinite_total += fresh;
+  result.nonfinite_skipped += fresh;
+  if (!is_rank0()) return;
+  log_.append(json{{"kind", "skip"},
+                   {"epoch", state_.epoch},
+                   {"step", state_.step},
+                   {"reason", "non-finite gradient norm"},
+                   {"skipped", fresh},
+                   {"in_a_row", state_.nonfinite_in_a_row}});
+  progress.finish();
+  std::printf(
+      "[train] %lld step(s) up to step %lld skipped: non-finite gradient norm (%lld in a row, "
+      "%lld in all)\n",
+      static_cast<long long>(fresh), static_cast<long long>(state_.step),
+      static_cast<long long>(state_.nonfinite_in_a_row),
+      static_cast<long long>(state_.nonfinite_total));
+}
+
+// Reads the summed loss of the steps since the last log line (the host sync of a GPU run), the
+// number of them applied and the skip counters, and writes the line. Returns false when the mean
+// loss of the applied steps is not finite (a NaN with trainer.skip_nonfinite off).
 // Data-parallel: the loss is the mean over the ranks and a stop request (Ctrl-C, SIGTERM) is
 // agreed on here, in one small all-reduce, so that every rank stops after the same step.
 bool Trainer::log_train(TrainResult& result, Progress& progress, int64_t step_in_epoch) {
   if (state_.pending_steps == 0) return true;
-  std::vector<double> shared{pending_loss_.item(), interrupt_requested() ? 1.0 : 0.0};
+  std::vector<double> shared{pending_loss_.item(), pending_applied_.item(),
+                             interrupt_requested() ? 1.0 : 0.0};
   sum_over_ranks(shared);
   const double sum = shared[0] / world_;
-  stop_agreed_ = shared[1] > 0;
-  const double loss = sum / static_cast<double>(state_.pending_steps);
+  const int64_t applied = std::llround(shared[1] / world_);
+  stop_agreed_ = shared[2] > 0;
+  note_skips(result, progress);
+  const double loss = applied > 0 ? sum / static_cast<double>(applied) : 0.0;
   const double seconds = seconds_since(last_log_);
   const double tokens_per_s =
       seconds > 0 ? static_cast<double>(tokens_since_log_ * world_) / seconds : 0;
-  state_.epoch_loss_sum += sum;
-  state_.epoch_loss_count += state_.pending_steps;
   const double lr = optimizer_->lr();
-  if (is_rank0()) {
-    log_.append(json{{"kind", "train"},
-                     {"epoch", state_.epoch},
-                     {"step", state_.step},
-                     {"loss", std::isfinite(loss) ? json(loss) : json(nullptr)},
-                     {"lr", lr},
-                     {"tokens_per_s", tokens_per_s},
-                     {"time_s", state_.elapsed_s + seconds_since(session_start_)}});
+  if (applied > 0) {  // every step since the last line skipped: no loss to report
+    state_.epoch_loss_sum += sum;
+    state_.epoch_loss_count += applied;
+    if (is_rank0()) {
+      log_.append(json{{"kind", "train"},
+                       {"epoch", state_.epoch},
+                       {"step", state_.step},
+                       {"loss", std::isfinite(loss) ? json(loss) : json(nullptr)},
+                       {"lr", lr},
+                       {"tokens_per_s", tokens_per_s},
+                       {"time_s", state_.elapsed_s + seconds_since(session_start_)}});
+    }
+    progress.update(step_in_epoch, loss, lr, tokens_per_s);
+    result.logged_losses.emplace_back(state_.step, loss);
   }
-  progress.update(step_in_epoch, loss, lr, tokens_per_s);
-  result.logged_losses.emplace_back(state_.step, loss);
   pending_loss_ = Tensor();
+  pending_applied_ = Tensor();
   state_.pending_steps = 0;
+  state_.pending_applied = 0;
   state_.pending_loss_sum = 0;
   tokens_since_log_ = 0;
   last_log_ = Clock::now();
@@ -148,35 +193,15 @@ std::string Trainer::train_epoch(TrainResult& result) {
       ++state_.batch_in_epoch;
       tokens_since_log_ += batch.size(0) * batch.size(1);
     }
-    if (!optimizer_step()) {
-      ++state_.nonfinite_total;
-      ++state_.nonfinite_in_a_row;
-      ++result.nonfinite_skipped;
-      if (is_rank0()) {
-        log_.append(json{{"kind", "skip"},
-                         {"epoch", state_.epoch},
-                         {"step", state_.step},
-                         {"reason", "non-finite gradient norm"},
-                         {"in_a_row", state_.nonfinite_in_a_row}});
-        progress.finish();
-        std::printf(
-            "[train] step %lld skipped: non-finite gradient norm (%lld in a row, %lld in "
-            "all)\n",
-            static_cast<long long>(state_.step + 1),
-            static_cast<long long>(state_.nonfinite_in_a_row),
-            static_cast<long long>(state_.nonfinite_total));
-      }
-      if (state_.nonfinite_in_a_row >= opts_.max_nonfinite) return "nonfinite";
-      continue;
-    }
-    state_.nonfinite_in_a_row = 0;
+    const Tensor guard = optimizer_step();
     ++state_.step;
     if (dp_ && dp_->should_check(state_.step)) dp_->check_identical_weights(state_.step);
-    pending_loss_ = pending_loss_.defined() ? ops::add(pending_loss_, group_loss) : group_loss;
+    accumulate_pending(group_loss, guard);
     ++state_.pending_steps;
     const int64_t step_in_epoch = state_.batch_in_epoch / acc;
     if (state_.pending_steps >= opts_.log_every || step_in_epoch == steps_in_epoch) {
       if (!log_train(result, progress, step_in_epoch)) return "nonfinite";
+      if (state_.nonfinite_in_a_row >= opts_.max_nonfinite) return "nonfinite";
     }
     if (opts_.checkpoint_every > 0 && state_.step % opts_.checkpoint_every == 0) save("last");
     // One process stops at once; the ranks of a data-parallel run stop at the log line where
