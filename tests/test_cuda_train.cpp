@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "tests/test_util.h"
+#include "tests/train_fixtures.h"
 #include "training/trainer.h"
 
 using namespace mt;
@@ -43,30 +44,9 @@ constexpr int64_t kWindow = 128, kStride = 64, kBatch = 16;            // tiny.j
 constexpr int64_t kTrainRows = (12 * kBatch - 1) * kStride + kWindow;  // 192 windows: 12 steps
 constexpr int64_t kSplitRows = 3 * kWindow;  // val and test: 5 windows each
 
-// Five correlated features from a fixed integer generator (the series of test_train_golden).
+// The trainer tests' synthetic series (tests/train_fixtures.h), cut into this file's windows.
 std::unique_ptr<RunData> synthetic_data(Device device) {
-  const int64_t rows = kTrainRows + 2 * kSplitRows, F = 5;
-  std::vector<float> v(static_cast<size_t>(rows * F));
-  uint64_t state = 12345;
-  auto uniform = [&] {  // splitmix64 -> [0, 1)
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
-  };
-  double walk = -1.0;
-  for (int64_t t = 0; t < rows; ++t) {
-    walk += 0.1 * (uniform() - 0.5);
-    const double u = uniform();
-    float* r = &v[static_cast<size_t>(t * F)];
-    r[0] = static_cast<float>(walk);
-    r[1] = static_cast<float>(walk + 0.05 + 0.02 * u);
-    r[2] = static_cast<float>(walk - 0.05 - 0.02 * u);
-    r[3] = static_cast<float>(walk + 0.01 * (u - 0.5));
-    r[4] = static_cast<float>(2.0 * uniform() - 1.0);
-  }
-  Series s;
-  s.values = std::make_shared<const std::vector<float>>(std::move(v));
+  const Series s = testing::synthetic_series(kTrainRows + 2 * kSplitRows);
   auto starts = [&](int64_t b, int64_t e) { return window_starts({{b, e}}, kWindow, kStride); };
   const int64_t val0 = kTrainRows, test0 = kTrainRows + kSplitRows;
   auto d = std::make_unique<RunData>();
@@ -80,14 +60,7 @@ std::unique_ptr<RunData> synthetic_data(Device device) {
   return d;
 }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const char* name) : path(fs::temp_directory_path() / name) {
-    fs::remove_all(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string sub(const std::string& s) const { return (path / s).string(); }
-};
+using testing::TempDir;
 
 TrainResult train_tiny(const TempDir& tmp, const std::string& device,
                        const std::string& precision) {

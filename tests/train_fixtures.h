@@ -21,14 +21,11 @@ namespace fs = std::filesystem;
 
 constexpr int64_t kWindow = 32, kStride = 16, kBatch = 4;
 
-// 600 minutes of five correlated features from a fixed integer generator (no libm calls, so the
-// series is the same everywhere): a random walk and offsets of it, and a noisy "volume".
-// Rows [0, 400) train (24 windows, 6 steps of 4), [400, 500) val, [500, 600) test (5 each).
-// nan_rows: rows [0, nan_rows) get a NaN close (400: every training window). batch: windows per
-// batch of the three loaders.
-inline std::unique_ptr<RunData> synthetic_data(uint64_t seed, int64_t nan_rows = 0,
-                                               int64_t batch = kBatch) {
-  const int64_t rows = 600, F = 5;
+// `rows` minutes of five correlated features from a fixed integer generator (no libm calls, so
+// the series is the same everywhere): a random walk and offsets of it, and a noisy "volume".
+// nan_rows: rows [0, nan_rows) get a NaN close.
+inline Series synthetic_series(int64_t rows, int64_t nan_rows = 0) {
+  const int64_t F = 5;
   std::vector<float> v(static_cast<size_t>(rows * F));
   uint64_t state = 12345;
   auto uniform = [&] {  // splitmix64 -> [0, 1)
@@ -51,6 +48,15 @@ inline std::unique_ptr<RunData> synthetic_data(uint64_t seed, int64_t nan_rows =
   }
   Series s;
   s.values = std::make_shared<const std::vector<float>>(std::move(v));
+  return s;
+}
+
+// The series above, 600 minutes: rows [0, 400) train (24 windows, 6 steps of 4), [400, 500) val,
+// [500, 600) test (5 each). nan_rows: rows [0, nan_rows) get a NaN close (400: every training
+// window). batch: windows per batch of the three loaders.
+inline std::unique_ptr<RunData> synthetic_data(uint64_t seed, int64_t nan_rows = 0,
+                                               int64_t batch = kBatch) {
+  const Series s = synthetic_series(600, nan_rows);
   auto starts = [&](int64_t b, int64_t e) { return window_starts({{b, e}}, kWindow, kStride); };
   auto d = std::make_unique<RunData>();
   d->train = std::make_unique<ArrayLoader>(s, starts(0, 400), kWindow, batch, true, seed, true,
@@ -110,7 +116,7 @@ struct TempDir {
     fs::remove_all(path);
   }
   ~TempDir() { fs::remove_all(path); }
-  std::string sub(const char* s) const { return (path / s).string(); }
+  std::string sub(const std::string& s) const { return (path / s).string(); }
 };
 
 }  // namespace mt::testing
