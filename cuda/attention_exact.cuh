@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-#include "cuda/flash_attention.cuh"  // AttnStrides
+#include "cuda/flash_attention.cuh"  // AttentionArgs, AttnStrides
 
 namespace mt::cuda {
 
@@ -18,26 +18,10 @@ enum class ExactElem : uint8_t { F32, F64 };
 // The largest head dim: 32 lanes a row, up to 4 head-dim elements a lane.
 constexpr int kExactAttentionMaxHeadDim = 128;
 
-struct ExactAttentionParams {
+struct ExactAttentionParams : AttentionArgs {  // 1 <= D <= kExactAttentionMaxHeadDim
   ExactElem elem = ExactElem::F32;
-  int B = 0, T = 0, H = 0, D = 0;  // 1 <= D <= kExactAttentionMaxHeadDim
-  float scale = 0.0f;              // softmax scale (the op passes 1/sqrt(D) by default)
-  bool causal = false;
-  // Dropout on the probabilities (cuda/attention_dropout.h); threshold 0 = none.
-  uint64_t seed = 0, offset = 0;
-  uint32_t dropout_threshold = 0;
-
-  const void *q = nullptr, *k = nullptr, *v = nullptr;
-  AttnStrides q_strides, k_strides, v_strides;
-  void* out = nullptr;  // forward: written; backward: read (the forward's output)
-  AttnStrides out_strides;
-  void* lse = nullptr;  // [B, H, T] of elem's type; forward: written; backward: read
-
-  // Backward only.
-  const void* dout = nullptr;
-  AttnStrides dout_strides;
-  void *dq = nullptr, *dk = nullptr, *dv = nullptr;  // contiguous [B, T, H, D]
-  double* delta = nullptr;  // workspace [B, H, T]: rowsum(dout * out), in float64
+  void* lse = nullptr;       // [B, H, T] of elem's type; forward: written; backward: read
+  double* delta = nullptr;   // backward workspace [B, H, T]: rowsum(dout * out), in float64
 };
 
 // out, lse <- attention(q, k, v).

@@ -18,10 +18,12 @@ struct AttnStrides {
   int64_t b = 0, t = 0, h = 0;
 };
 
-struct FlashAttentionParams {
-  AttnElem elem = AttnElem::BF16;
-  int B = 0, T = 0, H = 0, D = 0;  // D in {8, 16, 32, 64, 128}
-  float scale = 0.0f;              // softmax scale (1/sqrt(D) by default)
+// What every CUDA attention path is given (FlashAttention here, the exact float32/float64
+// kernels in cuda/attention_exact.cuh): the problem, the inputs, the output and, for the
+// backward, the gradients. Each path adds its element type, lse and workspace.
+struct AttentionArgs {
+  int B = 0, T = 0, H = 0, D = 0;
+  float scale = 0.0f;  // softmax scale (1/sqrt(D) by default)
   bool causal = false;
   // Dropout on the probabilities (cuda/attention_dropout.h); threshold 0 = none.
   uint64_t seed = 0, offset = 0;
@@ -31,13 +33,17 @@ struct FlashAttentionParams {
   AttnStrides q_strides, k_strides, v_strides;
   void* out = nullptr;  // forward: written; backward: read (the forward's output)
   AttnStrides out_strides;
-  float* lse = nullptr;  // forward: written; backward: read
 
   // Backward only.
   const void* dout = nullptr;
   AttnStrides dout_strides;
   void *dq = nullptr, *dk = nullptr, *dv = nullptr;  // contiguous [B, T, H, D]
-  // Workspace [2, B, H, T] float32: [0] = rowsum(dout * out), [1] = lse * log2(e) (the
+};
+
+struct FlashAttentionParams : AttentionArgs {
+  AttnElem elem = AttnElem::BF16;  // D in {8, 16, 32, 64, 128}
+  float* lse = nullptr;            // forward: written; backward: read
+  // Backward workspace [2, B, H, T] float32: [0] = rowsum(dout * out), [1] = lse * log2(e) (the
   // backward kernels' exponent offset, precomputed once so that they can cp.async it).
   float* delta = nullptr;
 };
