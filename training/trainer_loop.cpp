@@ -82,12 +82,14 @@ Tensor Trainer::optimizer_step() {
 // Adds a step's loss to the pending sum, on the device. A skipped step's loss (likely NaN) is
 // selected out by where(), not multiplied by 0 (NaN * 0 is NaN), and not counted as applied.
 void Trainer::accumulate_pending(const Tensor& group_loss, const Tensor& guard) {
-  Tensor loss = group_loss, applied;
+  if (!zero_.defined() || zero_.dtype() != group_loss.dtype()) {  // made once, not per step
+    zero_ = Tensor::zeros({}, group_loss.dtype(), device_);
+    one_ = Tensor::ones({}, kFloat32, device_);
+  }
+  Tensor loss = group_loss, applied = one_;
   if (guard.defined()) {
     applied = ops::finite_mask(guard).reshape({});
-    loss = ops::where(applied, group_loss, Tensor::zeros({}, group_loss.dtype(), device_));
-  } else {
-    applied = Tensor::ones({}, kFloat32, device_);
+    loss = ops::where(applied, group_loss, zero_);
   }
   pending_loss_ = pending_loss_.defined() ? ops::add(pending_loss_, loss) : loss;
   pending_applied_ = pending_applied_.defined() ? ops::add(pending_applied_, applied) : applied;
