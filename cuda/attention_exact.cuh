@@ -20,8 +20,8 @@ constexpr int kExactAttentionMaxHeadDim = 128;
 
 struct ExactAttentionParams : AttentionArgs {  // 1 <= D <= kExactAttentionMaxHeadDim
   ExactElem elem = ExactElem::F32;
-  void* lse = nullptr;       // [B, H, T] of elem's type; forward: written; backward: read
-  double* delta = nullptr;   // backward workspace [B, H, T]: rowsum(dout * out), in float64
+  void* lse = nullptr;      // [B, H, T] of elem's type; forward: written; backward: read
+  double* delta = nullptr;  // backward workspace [B, H, T]: rowsum(dout * out), in float64
 };
 
 // out, lse <- attention(q, k, v).

@@ -1,7 +1,7 @@
 // Data-parallel training (training/distributed.h, data/sharded_sampler.h, training/rendezvous.h,
 // cuda/communicator.h). On the CPU: sharding, buckets, the rendezvous over loopback, and several
-// ranks simulated by threads that average through shared memory (ThreadComm, tests/thread_comm.h), checked
-// against one process on the whole batch. On one GPU: a one-rank NCCL communicator, and one
+// ranks simulated by threads that average through shared memory (ThreadComm, tests/thread_comm.h),
+// checked against one process on the whole batch. On one GPU: a one-rank NCCL communicator, and one
 // DataParallel step against the plain step. Runs on 2+ GPUs are not part of `make test`.
 #include <unistd.h>
 

@@ -102,8 +102,8 @@ std::vector<RankRun> train_two_ranks(const std::string& dir, std::vector<std::st
   std::vector<RankRun> runs(2);
   run_ranks(2, [&](int r, std::shared_ptr<GradComm> comm) {
     RankSetup ranks{comm};
-    auto t = Trainer::create(tiny_config(dir, rank_sets(extra)), "dp", synthetic_data(7, 0, 2),
-                             &ranks);
+    auto t =
+        Trainer::create(tiny_config(dir, rank_sets(extra)), "dp", synthetic_data(7, 0, 2), &ranks);
     CHECK(t->world() == 2);
     runs[static_cast<size_t>(r)].result = t->fit();
     runs[static_cast<size_t>(r)].weights = weights_of(*t);

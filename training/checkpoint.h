@@ -30,13 +30,13 @@ namespace mt::training {
 constexpr int kCheckpointFormat = 1;
 
 struct TrainerState {
-  int epoch = 0;                          // the epoch in progress (or the next one to start)
-  int64_t batch_in_epoch = 0;             // batches of `epoch` already consumed (per rank)
+  int epoch = 0;               // the epoch in progress (or the next one to start)
+  int64_t batch_in_epoch = 0;  // batches of `epoch` already consumed (per rank)
   // The epoch's global progress: windows of its global order consumed by all ranks together
   // (batch_in_epoch * batch_size * world), so that a run resumes on any number of GPUs
   // (training/distributed.h resume_batch). -1 in checkpoints older than this field.
   int64_t samples_in_epoch = -1;
-  int world = 1;  // ranks of the run that wrote the checkpoint
+  int world = 1;                          // ranks of the run that wrote the checkpoint
   int64_t step = 0;                       // optimizer steps since the start of the run
   uint64_t rng_seed = 0, rng_offset = 0;  // the dropout generator
   double best_val_loss = std::numeric_limits<double>::infinity();

@@ -3,12 +3,13 @@
 // Records carry a "kind":
 //   {"kind":"train","epoch":0,"step":10,"loss":0.0123,"lr":5e-05,"tokens_per_s":81234,"time_s":12.3}
 //   {"kind":"epoch","epoch":0,"step":400,"train_loss":0.011,"val_loss":0.009,"lr":5e-05,"time_s":41.0}
-//   {"kind":"skip","epoch":0,"step":60,"reason":"non-finite gradient norm","skipped":2,"in_a_row":1}
+//   {"kind":"skip","epoch":0,"step":60,"reason":"non-finite gradient norm","skipped":2,...}
 // "step" counts optimizer steps since the start of the run, skipped ones included. A skip record
 // comes with the log line after the skipped steps (the skip is decided on the device and read at
-// log time): "skipped" steps since the previous line, "in_a_row" ending at this step. The plots (training/plots.h) read
-// this file back, so a resumed run's curve is drawn from one file: on resume the lines past the
-// checkpoint's step (written after it, then lost with the interrupted run) are dropped first.
+// log time): "skipped" steps since the previous line, "in_a_row" ending at this step. The plots
+// (training/plots.h) read this file back, so a resumed run's curve is drawn from one file: on
+// resume the lines past the checkpoint's step (written after it, then lost with the interrupted
+// run) are dropped first.
 #pragma once
 
 #include <cstdint>

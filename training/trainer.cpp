@@ -12,8 +12,8 @@
 #include "base/error.h"
 #include "cuda/runtime.h"
 #include "optim/factory.h"
-#include "training/evaluate.h"
 #include "training/distributed.h"
+#include "training/evaluate.h"
 #include "training/files.h"
 #include "training/plots.h"
 
@@ -39,7 +39,8 @@ std::string checkpoint_dir(const std::string& run_dir, const std::string& which)
 
 // Only rank 0 of a data-parallel run writes the run folder.
 bool writes_run_folder(const RankSetup* ranks) {
-  return ranks != nullptr && ranks->comm ? ranks->comm->rank() == 0 : DistEnv::from_env().is_rank0();
+  return ranks != nullptr && ranks->comm ? ranks->comm->rank() == 0
+                                         : DistEnv::from_env().is_rank0();
 }
 
 // The dropout stream of rank r: rank 0 keeps the run's seed (one process is unchanged), the

@@ -148,7 +148,7 @@ class Trainer {
   // and how many of them were applied (not skipped as non-finite); state_.pending_* hold the
   // host copy a checkpoint needs.
   Tensor pending_loss_, pending_applied_;
-  Tensor zero_, one_;  // device scalars for accumulate_pending
+  Tensor zero_, one_;           // device scalars for accumulate_pending
   int64_t skipped_logged_ = 0;  // the optimizer's skip total at the last log line
   int64_t tokens_since_log_ = 0;
   std::chrono::steady_clock::time_point session_start_, last_log_;
