@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
@@ -23,6 +24,7 @@
 #include "test_util.h"
 #include "tests/thread_comm.h"
 #include "training/distributed.h"
+#include "training/launch.h"
 #include "training/rendezvous.h"
 
 // The CPU cases of this file, as one suite: `tests -ts=distributed`.
@@ -429,4 +431,37 @@ CUDA_TEST_CASE("cuda: a one-rank DataParallel step gives exactly the plain step'
     CHECK(testing::all_written(w));
     CHECK(testing::max_abs_diff(plain.params()[i].value(), w) == 0.0);
   }
+}
+
+// The launcher for real, on the CPU: it forks and execs this test binary once per rank, each
+// child running only the case below. The child case does nothing unless it is a launched rank.
+DIST_TEST_CASE("launch: what a launched rank sees") {
+  if (!launched_as_worker()) return;  // the normal run: only the launcher's children check
+  const DistEnv env = DistEnv::from_env();
+  CHECK(env.world == 2);
+  CHECK((env.rank == 0 || env.rank == 1));
+  CHECK(env.local_rank == env.rank);
+  CHECK(env.master_addr == "127.0.0.1");
+  CHECK(env.master_port > 0);
+  CHECK(std::string(std::getenv("NCCL_NVLS_ENABLE")) == "0");
+  const char* fail = std::getenv("MT_TEST_LAUNCH_FAIL");  // the rank that fails, if any
+  if (fail != nullptr && std::atoi(fail) == env.rank) std::_Exit(3);
+  // The other rank waits: the launcher must stop it once its partner failed.
+  if (fail != nullptr) std::this_thread::sleep_for(std::chrono::seconds(60));
+}
+
+DIST_TEST_CASE("launch: 2 ranks run; a failing rank stops the other and gives its status") {
+  if (launched_as_worker()) return;
+  std::string self = "tests", filter = "-tc=launch: what a launched rank sees", quiet = "-nv";
+  char* argv[] = {self.data(), filter.data(), quiet.data()};
+  CHECK(launch_local_workers(2, 3, argv) == 0);
+
+  setenv("MT_TEST_LAUNCH_FAIL", "1", 1);
+  const auto start = std::chrono::steady_clock::now();
+  const int status = launch_local_workers(2, 3, argv);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  unsetenv("MT_TEST_LAUNCH_FAIL");
+  CHECK(status == 3);
+  CHECK(seconds < 30);  // rank 0 (asleep for 60 s) was stopped, not waited for
 }

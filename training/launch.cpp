@@ -88,8 +88,9 @@ int launch_local_workers(int n, int argc, char** argv) {
   // Ctrl-C reaches the ranks from the terminal (one process group): each finishes its step,
   // they agree to stop and rank 0 saves. The launcher itself waits for them rather than die
   // first. A SIGTERM sent to the launcher alone is passed on to the ranks.
-  std::signal(SIGINT, SIG_IGN);
-  std::signal(SIGTERM, on_terminate);
+  const auto previous_int = std::signal(SIGINT, SIG_IGN);
+  const auto previous_term = std::signal(SIGTERM, on_terminate);
+  g_terminate = 0;
   std::printf("[dist] started %d ranks (pids %d..%d), rendezvous 127.0.0.1:%d\n", n,
               static_cast<int>(children.front()), static_cast<int>(children.back()), port);
   // Polls our own children only (waitpid on each pid): wait() would also reap children that
@@ -118,6 +119,8 @@ int launch_local_workers(int n, int argc, char** argv) {
     if (running > 0 && result == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   if (result != 0) stop_children(children);
+  std::signal(SIGINT, previous_int);  // the caller's handlers again (tests launch, then go on)
+  std::signal(SIGTERM, previous_term);
   return result;
 }
 
