@@ -93,6 +93,7 @@ int launch_local_workers(int n, int argc, char** argv) {
   g_terminate = 0;
   std::printf("[dist] started %d ranks (pids %d..%d), rendezvous 127.0.0.1:%d\n", n,
               static_cast<int>(children.front()), static_cast<int>(children.back()), port);
+  std::fflush(stdout);
   // Polls our own children only (waitpid on each pid): wait() would also reap children that
   // other code in this process started.
   int result = 0, running = n;
