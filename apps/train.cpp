@@ -69,15 +69,14 @@ Args parse_args(int argc, char** argv) {
 // trainer.devices > 1: this process becomes the launcher of one process per GPU, each running
 // this program with the same arguments (training/launch.h). A new run's folder is named here,
 // once, so that the ranks do not each stamp their own.
-int launch_ranks(int devices, const Args& args, const std::string& config_path, int argc,
-                 char** argv) {
+int launch_ranks(int devices, const Args& args, const nlohmann::json& config,
+                 const std::string& config_path, int argc, char** argv) {
   using namespace mt::training;
   CHECK(devices <= mt::cuda::device_count(),
         "trainer.devices = {} but {} GPU(s) are visible (CUDA_VISIBLE_DEVICES?)", devices,
         mt::cuda::device_count());
   std::vector<std::string> extra;
   if (args.resume.empty()) {
-    const json config = run_schema().resolve(read_json_file(config_path), args.sets);
     if (config.at("trainer").at("out_dir").get<std::string>().empty()) {
       extra = {"--set", "trainer.out_dir=" +
                             default_run_dir(std::filesystem::path(config_path).stem().string())};
@@ -109,7 +108,9 @@ int run(int argc, char** argv) {
                 read_json_file((std::filesystem::path(args.resume) / "config.json").string()),
                 args.sets);
   const int devices = config.at("trainer").at("devices").get<int>();
-  if (devices > 1 && !launched_as_worker()) return launch_ranks(devices, args, path, argc, argv);
+  if (devices > 1 && !launched_as_worker()) {
+    return launch_ranks(devices, args, config, path, argc, argv);
+  }
 
   install_interrupt_handler();
   std::unique_ptr<Trainer> trainer;

@@ -166,12 +166,12 @@ void Trainer::build() {
   state_ = TrainerState{};
   state_.rng_seed = opts_.seed;
   state_.world = world_;
-  setup_data_parallel();
+  setup_data_parallel(env);
 }
 
-void Trainer::setup_data_parallel() {
+void Trainer::setup_data_parallel(const DistEnv& env) {
   if (world_ == 1) return;
-  if (!comm_) comm_ = make_grad_comm(DistEnv::from_env());
+  if (!comm_) comm_ = make_grad_comm(env);
   DataParallelOptions o;
   o.bucket_bytes = static_cast<size_t>(opts_.dp_bucket_kb) << 10;
   o.check_every = opts_.dp_check_every;

@@ -45,6 +45,7 @@ namespace mt::training {
 
 class DataParallel;
 class GradComm;
+struct DistEnv;
 
 struct TrainResult {
   std::string run_dir;
@@ -103,7 +104,7 @@ class Trainer {
   Trainer(nlohmann::json config, std::string run_dir, std::unique_ptr<RunData> data,
           const RankSetup* ranks);
   void build();
-  void setup_data_parallel();
+  void setup_data_parallel(const DistEnv& env);
   bool is_rank0() const { return rank_ == 0; }
   // Elementwise sum over the ranks (a no-op for one process); every rank must call it.
   void sum_over_ranks(std::vector<double>& values);
