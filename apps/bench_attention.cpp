@@ -1,7 +1,10 @@
 // bench_attention: times the FlashAttention kernels at the model's shapes (bf16, causal) and
 // prints time, TFLOP/s and, at D = 8, exponentials per second against the MUFU limit.
 //
-//   build/bin/bench_attention [--json FILE] [--iters N]
+//   build/bin/bench_attention [--json FILE] [--iters N] [--shape B,H,T,D,p]
+//
+// --shape times one shape only (e.g. to profile one kernel with ncu: `ncu -k regex:flash_fwd
+// build/bin/bench_attention --shape 16,16,2048,64,0 --iters 1`).
 //
 // FLOPs are counted as FlashAttention counts them: 4 B H T^2 D (two T x T x D products), halved
 // when causal; the backward as 2.5x the forward. `make bench-attention` runs this and then
@@ -82,11 +85,18 @@ std::string bench_one(const Shape4& s, int iters) {
   p.dq = dq.raw_data(), p.dk = dk.raw_data(), p.dv = dv.raw_data();
   p.delta = delta.data<float>();
   const double fwd = time_ms([&] { cuda::flash_attention_forward(p); }, iters);
+  // The deterministic backward (no dQ accumulator: delta, dK/dV, dQ kernels) ...
+  cuda::FlashAttentionParams det = p;
+  const double bwd_det = time_ms([&] { cuda::flash_attention_backward(det); }, iters);
+  const double t_kv_det = time_ms([&] { cuda::fa::launch_backward_kv(det); }, iters);
+  const double t_q = time_ms([&] { cuda::fa::launch_backward_q(det); }, iters);
+  // ... and the default single pass (delta + zeroing, dK/dV/dQ, dQ rounding), kernel by kernel.
+  Tensor dq_accum = Tensor::empty(shape, kFloat32, Device::cuda());
+  p.dq_accum = dq_accum.data<float>();
   const double bwd = time_ms([&] { cuda::flash_attention_backward(p); }, iters);
-  // The backward's three kernels one by one (delta must be filled before dK/dV and dQ run).
   const double t_delta = time_ms([&] { cuda::fa::launch_backward_delta(p); }, iters);
   const double t_kv = time_ms([&] { cuda::fa::launch_backward_kv(p); }, iters);
-  const double t_q = time_ms([&] { cuda::fa::launch_backward_q(p); }, iters);
+  const double t_convert = time_ms([&] { cuda::fa::launch_backward_dq_convert(p); }, iters);
   const double flops = 4.0 * s.B * s.H * double(s.T) * s.T * s.D / 2.0;
   // Exponentials the causal forward must compute: one per visible score, B H T (T + 1) / 2.
   const double exps = double(s.B) * s.H * s.T * (s.T + 1.0) / 2.0;
@@ -95,11 +105,14 @@ std::string bench_one(const Shape4& s, int iters) {
       "  fwd exp %.2fe12/s\n",
       s.B, s.H, s.T, s.D, s.dropout, fwd, flops / fwd / 1e9, bwd, 2.5 * flops / bwd / 1e9,
       exps / fwd * 1e3 / 1e12);
-  std::printf("    backward = delta %.3f + dK/dV %.3f + dQ %.3f ms\n", t_delta, t_kv, t_q);
+  std::printf("    backward = delta %.3f + dK/dV/dQ %.3f + dQ rounding %.3f ms\n", t_delta, t_kv,
+              t_convert);
+  std::printf("    deterministic backward %.3f ms = delta + dK/dV %.3f + dQ %.3f ms\n", bwd_det,
+              t_kv_det, t_q);
   return fmt::format(
       "{{\"B\":{},\"H\":{},\"T\":{},\"D\":{},\"dropout\":{},\"fwd_ms\":{:.4f},\"bwd_ms\":{:.4f},"
-      "\"fwd_TF\":{:.1f},\"bwd_TF\":{:.1f},\"fwd_exp_per_s\":{:.4e}}}",
-      s.B, s.H, s.T, s.D, s.dropout, fwd, bwd, flops / fwd / 1e9, 2.5 * flops / bwd / 1e9,
+      "\"bwd_det_ms\":{:.4f},\"fwd_TF\":{:.1f},\"bwd_TF\":{:.1f},\"fwd_exp_per_s\":{:.4e}}}",
+      s.B, s.H, s.T, s.D, s.dropout, fwd, bwd, bwd_det, flops / fwd / 1e9, 2.5 * flops / bwd / 1e9,
       exps / fwd * 1e3);
 }
 #endif
@@ -109,14 +122,23 @@ std::string bench_one(const Shape4& s, int iters) {
 int main(int argc, char** argv) {
   std::string json_path;
   int iters = 50;
+  std::vector<Shape4> only;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json" && i + 1 < argc) {
       json_path = argv[++i];
     } else if (a == "--iters" && i + 1 < argc) {
       iters = std::stoi(argv[++i]);
+    } else if (a == "--shape" && i + 1 < argc) {
+      Shape4 s{};
+      if (std::sscanf(argv[++i], "%d,%d,%d,%d,%f", &s.B, &s.H, &s.T, &s.D, &s.dropout) != 5) {
+        std::fprintf(stderr, "bench_attention: --shape wants B,H,T,D,p, got %s\n", argv[i]);
+        return 2;
+      }
+      only.push_back(s);
     } else {
-      std::fprintf(stderr, "usage: bench_attention [--json FILE] [--iters N]\n");
+      std::fprintf(stderr,
+                   "usage: bench_attention [--json FILE] [--iters N] [--shape B,H,T,D,p]\n");
       return 2;
     }
   }
@@ -126,10 +148,11 @@ int main(int argc, char** argv) {
   }
 #ifdef MT_WITH_CUDA
   // The seed model's shape first (with and without its dropout 0.05), then D = 64 and 128.
-  const std::vector<Shape4> shapes = {{32, 8, 2048, 8, 0.0f},  {32, 8, 2048, 8, 0.05f},
-                                      {16, 8, 4096, 8, 0.0f},  {16, 16, 2048, 64, 0.0f},
-                                      {8, 16, 4096, 64, 0.0f}, {8, 16, 2048, 128, 0.0f},
-                                      {4, 16, 4096, 128, 0.0f}};
+  std::vector<Shape4> shapes = {{32, 8, 2048, 8, 0.0f},  {32, 8, 2048, 8, 0.05f},
+                                {16, 8, 4096, 8, 0.0f},  {16, 16, 2048, 64, 0.0f},
+                                {8, 16, 4096, 64, 0.0f}, {8, 16, 2048, 128, 0.0f},
+                                {4, 16, 4096, 128, 0.0f}};
+  if (!only.empty()) shapes = only;
   std::printf("FlashAttention (ours), bf16, causal, on %s\n", mt::cuda::device_name(0).c_str());
   std::vector<std::string> rows;
   for (const Shape4& s : shapes) rows.push_back(bench_one(s, iters));

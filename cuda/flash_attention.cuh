@@ -46,13 +46,19 @@ struct FlashAttentionParams : AttentionArgs {
   // Backward workspace [2, B, H, T] float32: [0] = rowsum(dout * out), [1] = lse * log2(e) (the
   // backward kernels' exponent offset, precomputed once so that they can cp.async it).
   float* delta = nullptr;
+  // Backward workspace [B, T, H, D] float32 for the single-pass backward: dQ is accumulated here
+  // with atomic adds by the dK/dV kernel, then rounded into dq. nullptr selects the deterministic
+  // backward (a second kernel sums each dQ row in a fixed order; about 1.4x slower at D = 8).
+  float* dq_accum = nullptr;
 };
 
 // out, lse <- attention(q, k, v).
 void flash_attention_forward(const FlashAttentionParams& p);
-// dq, dk, dv <- the gradients, recomputing the probabilities from q, k, v, lse. Deterministic:
-// every gradient element is summed by one thread in a fixed order (no atomics), so repeated runs
-// give the same bits.
+// dq, dk, dv <- the gradients, recomputing the probabilities from q, k, v, lse. With p.dq_accum
+// set, one pass computes every gradient and adds dQ atomically (the order of the float adds, and
+// so the last bits of dq, can change from run to run). Without it the backward is deterministic:
+// every gradient element is summed by one thread in a fixed order, so repeated runs give the same
+// bits, at the price of recomputing the probabilities in a second kernel.
 void flash_attention_backward(const FlashAttentionParams& p);
 
 }  // namespace mt::cuda

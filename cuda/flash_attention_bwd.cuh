@@ -6,11 +6,14 @@
 
 namespace mt::cuda::fa {
 
-// dK, dV: one CTA per (64-key block, batch * head), queries streamed (needs p.delta filled).
+// dK, dV: one CTA per (64-key block, batch * head), queries streamed (needs p.delta filled);
+// with p.dq_accum set, also dQ (atomically, into the zeroed accumulator).
 void launch_backward_kv(const FlashAttentionParams& p);
 // dQ: one CTA per (64-query block, batch * head), keys streamed; also fills p.delta first.
 void launch_backward_q(const FlashAttentionParams& p);
-// delta[b, h, t] = sum_d dout[b, t, h, d] * out[b, t, h, d].
+// delta[b, h, t] = sum_d dout[b, t, h, d] * out[b, t, h, d]; zeroes p.dq_accum when set.
 void launch_backward_delta(const FlashAttentionParams& p);
+// Single pass: dq = p.dq_accum rounded to the element type.
+void launch_backward_dq_convert(const FlashAttentionParams& p);
 
 }  // namespace mt::cuda::fa

@@ -13,6 +13,14 @@
 // Each warp computes the transposed tiles S^T = K Q^T and dP^T = V dO^T (16 keys x kBlockM
 // queries), so that P^T and dS^T come out of the mma in the A-operand layout that the next
 // products, dV += P^T dO and dK += dS^T Q, take from registers.
+//
+// Single pass (p.dq_accum set): the same tile also gives the query rows' share of dQ,
+//     dQ_i += scale sum_{j in the CTA's keys} dS_ij k_j,
+// so the probabilities are computed once instead of twice (the dQ kernel of
+// flash_attention_bwd_q.cu recomputes them). dS^T goes through shared memory (the dQ product
+// needs the queries as rows, ldmatrix .trans turns it around), and each warp adds its 16 x D
+// block of the product to a float32 accumulator with vector atomics (red.global.add.v2.f32):
+// T / 64 key blocks add into every dQ row, in an order that can change from run to run.
 #include "cuda/check.cuh"
 #include "cuda/flash_attention_bwd.cuh"
 #include "cuda/flash_attention_common.cuh"
@@ -67,12 +75,12 @@ __device__ __forceinline__ uint32_t dropout_keys(uint8_t* buf, const AttentionDr
 }
 
 // P^T and dS^T of one tile from S^T (in s, overwritten by drop(P^T)) and dP^T (in dp,
-// overwritten by dS^T).
-template <int MT>
+// overwritten by dS^T). Without dropout (kDropout false, chosen once per launch) a score costs
+// FFMA, EX2, FADD, FMUL: the keep selects and the 1 / (1 - p) factor are compiled out.
+template <int MT, bool kDropout>
 __device__ __forceinline__ void probs_and_ds(float (*s)[4], float (*dp)[4], const float* s_lse,
                                              const float* s_delta, float scale_log2,
-                                             uint32_t keep_bits, float keep_scale, bool dropout,
-                                             int lane) {
+                                             uint32_t keep_bits, float keep_scale, int lane) {
   const int t = lane % 4;
 #pragma unroll
   for (int nt = 0; nt < MT; ++nt) {
@@ -81,10 +89,15 @@ __device__ __forceinline__ void probs_and_ds(float (*s)[4], float (*dp)[4], cons
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const float pr = ex2(fmaf(s[nt][i], scale_log2, -(i % 2 ? lse.y : lse.x)));
-      const bool keep = !dropout || ((keep_bits >> (4 * nt + i)) & 1u);
-      const float dpv = keep ? dp[nt][i] * keep_scale : 0.0f;
-      dp[nt][i] = pr * (dpv - (i % 2 ? delta.y : delta.x));
-      s[nt][i] = keep ? pr : 0.0f;
+      const float dl = i % 2 ? delta.y : delta.x;
+      if constexpr (kDropout) {
+        const bool keep = (keep_bits >> (4 * nt + i)) & 1u;
+        dp[nt][i] = pr * ((keep ? dp[nt][i] * keep_scale : 0.0f) - dl);
+        s[nt][i] = keep ? pr : 0.0f;
+      } else {
+        dp[nt][i] = pr * (dp[nt][i] - dl);
+        s[nt][i] = pr;
+      }
     }
   }
 }
@@ -108,19 +121,138 @@ __device__ __forceinline__ void store_rows(void* dst, const FlashAttentionParams
   }
 }
 
+// The warp's dS^T (16 keys from key0 x MT * 8 queries, fp32 C tiles) into shared memory as E.
+template <int MT, int STRIDE, typename E>
+__device__ __forceinline__ void store_ds_t(E* sDs, const float (*ds)[4], int key0, int lane) {
+  const int g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int nt = 0; nt < MT; ++nt) {
+    *reinterpret_cast<uint32_t*>(sDs + (key0 + g) * STRIDE + nt * 8 + 2 * t) =
+        Elem<E>::pack(ds[nt][0], ds[nt][1]);
+    *reinterpret_cast<uint32_t*>(sDs + (key0 + g + 8) * STRIDE + nt * 8 + 2 * t) =
+        Elem<E>::pack(ds[nt][2], ds[nt][3]);
+  }
+}
+
+// A fragments of the 16 x 16 block (rows m0.., cols k0..) of a matrix that shared memory holds
+// transposed ([k][m], row stride STRIDE): ldmatrix .trans turns each stored 8 x 8 block around,
+// so lane 8 i + r points at stored row k0 + 8 (i / 2) + r, column m0 + 8 (i % 2) (the A
+// fragment's blocks a0..a3 are (m 0-7, k 0-7), (m 8-15, k 0-7), (m 0-7, k 8-15), (m 8-15, k 8-15)).
+template <int STRIDE, typename E>
+__device__ __forceinline__ void load_a_trans(uint32_t* a, const E* tile, int m0, int k0, int lane) {
+  const int mi = lane / 8, r = lane % 8;
+  ldmatrix_x4_trans(a, smem_addr(tile + (k0 + (mi / 2) * 8 + r) * STRIDE + m0 + (mi % 2) * 8));
+}
+
+// *addr += (a, b) for two consecutive floats, in L2, without returning the old values.
+__device__ __forceinline__ void red_add_v2(float* addr, float a, float b) {
+  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(addr), "f"(a), "f"(b) : "memory");
+}
+
+// dQ rows [m0, m0 + kBlockM) += scale dS K over the CTA's kBlockN keys (sDs holds dS^T, sK the
+// keys). Warp w takes 16-query block w % MB and NTW of the D / 8 column tiles; at D = 8 there
+// is one column tile, so only MB warps have work. dq_head points at dq_accum[b, 0, h, 0].
+template <typename Tr, int D, typename E>
+__device__ __forceinline__ void accumulate_dq(float* dq_head, int64_t row_stride, const E* sDs,
+                                              const E* sK, int m0, int T, float scale, int warp,
+                                              int lane) {
+  constexpr int MB = Tr::kBlockM / 16, NT8 = D / 8, WPM = Tr::kWarps / MB;
+  constexpr int NTW = NT8 / WPM > 0 ? NT8 / WPM : 1;
+  static_assert(NTW == 1 || NTW % 2 == 0, "column tiles are loaded in pairs");
+  const int mb = warp % MB, g = lane / 4, t = lane % 4;
+  if ((warp / MB) * NTW >= NT8) return;
+  // At most 4 column tiles (16 registers) at a time: the dK and dV accumulators are live here.
+  constexpr int C = NTW < 4 ? NTW : 4;
+#pragma unroll 1
+  for (int nt0 = (warp / MB) * NTW; nt0 < (warp / MB + 1) * NTW; nt0 += C) {
+    float acc[C][4] = {};
+    if constexpr (C == 1) {  // D = 8: one B load covers two 16-key steps
+#pragma unroll
+      for (int ks = 0; ks < Tr::kBlockN; ks += 32) {
+        uint32_t a0[4], a1[4], b[4];
+        load_a_trans<Tr::kDsStride>(a0, sDs, mb * 16, ks, lane);
+        load_a_trans<Tr::kDsStride>(a1, sDs, mb * 16, ks + 16, lane);
+        load_b_kn_2k<Tr::kStride>(b, sK, ks, nt0 * 8, lane);
+        mma16816<E>(acc[0], a0, b);
+        mma16816<E>(acc[0], a1, b + 2);
+      }
+    } else {
+#pragma unroll
+      for (int ks = 0; ks < Tr::kBlockN; ks += 16) {
+        uint32_t a[4];
+        load_a_trans<Tr::kDsStride>(a, sDs, mb * 16, ks, lane);
+#pragma unroll
+        for (int nt = 0; nt < C; nt += 2) {
+          uint32_t b[4];
+          load_b_kn<Tr::kStride>(b, sK, ks, (nt0 + nt) * 8, lane);
+          mma16816<E>(acc[nt], a, b);
+          mma16816<E>(acc[nt + 1], a, b + 2);
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = m0 + mb * 16 + g + 8 * r;
+      if (row >= T) continue;
+      float* dst = dq_head + row * row_stride + nt0 * 8 + 2 * t;
+#pragma unroll
+      for (int nt = 0; nt < C; ++nt) {
+        red_add_v2(dst + nt * 8, acc[nt][2 * r] * scale, acc[nt][2 * r + 1] * scale);
+      }
+    }
+  }
+}
+
+template <typename Tr, int D, typename E>
+__device__ __forceinline__ void kv_subtile(float (*dk)[4], float (*dv)[4], const uint32_t (*ka)[4],
+                                           const uint32_t (*va)[4], const E* q_sub, const E* do_sub,
+                                           const float* lse_sub, const float* delta_sub, E* sDs,
+                                           uint8_t* mask_buf, const FlashAttentionParams& p,
+                                           float scale_log2, int m_sub, int k0, int warp,
+                                           int lane) {
+  constexpr int MT = Tr::kSubM / 8, S = Tr::kStride;
+  float st[MT][4] = {}, dpt[MT][4] = {};
+  gemm_rows_nk<D, MT, S>(st, ka, q_sub, 0, lane);    // S^T = K Q^T
+  gemm_rows_nk<D, MT, S>(dpt, va, do_sub, 0, lane);  // dP^T = V dO^T (before dropout)
+  if (m_sub + Tr::kSubM > p.T || (p.causal && m_sub < k0 + 15)) {
+    // Transposed: a score is hidden when its query (column) is past T or before the key.
+    const int g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int nt = 0; nt < MT; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int key = k0 + g + 8 * (i / 2), query = m_sub + 8 * nt + 2 * t + (i % 2);
+        if (query >= p.T || (p.causal && query < key)) st[nt][i] = -INFINITY;
+      }
+  }
+  const AttentionDropout drop{p.seed, p.offset, p.dropout_threshold};
+  if (drop.threshold != 0) {
+    const uint32_t keep_bits =
+        dropout_keys<MT>(mask_buf, drop, static_cast<uint32_t>(blockIdx.y), m_sub, k0, lane);
+    probs_and_ds<MT, true>(st, dpt, lse_sub, delta_sub, scale_log2, keep_bits, drop.keep_scale(),
+                           lane);
+  } else {
+    probs_and_ds<MT, false>(st, dpt, lse_sub, delta_sub, scale_log2, 0u, 1.0f, lane);
+  }
+  if (p.dq_accum != nullptr) store_ds_t<MT, Tr::kDsStride>(sDs, dpt, 16 * warp, lane);
+  gemm_p_kn<D, MT, S>(dv, st, do_sub, 0, lane);  // dV += drop(P)^T dO
+  gemm_p_kn<D, MT, S>(dk, dpt, q_sub, 0, lane);  // dK += dS^T Q
+}
+
 template <typename E, int D>
-__global__ void __launch_bounds__(BwdKVTraits<D>::kThreads)
+__global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMinBlocks)
     flash_bwd_kv_kernel(const FlashAttentionParams p) {
   using Tr = BwdKVTraits<D>;
-  constexpr int MT = Tr::kBlockM / 8, DT = acc_tiles<D>(), S = Tr::kStride, A = a_steps<D>();
+  constexpr int DT = acc_tiles<D>(), S = Tr::kStride, A = a_steps<D>(), M = Tr::kBlockM;
   extern __shared__ __align__(16) unsigned char smem[];
   E* sK = reinterpret_cast<E*>(smem);
   E* sV = sK + Tr::kBlockN * S;
-  E* sQ = sV + Tr::kBlockN * S;                 // [stage][kBlockM][S]
-  E* sdO = sQ + Tr::kStages * Tr::kBlockM * S;  // [stage][kBlockM][S]
-  float* sLse = reinterpret_cast<float*>(sdO + Tr::kStages * Tr::kBlockM * S);
-  float* sDelta = sLse + Tr::kStages * Tr::kBlockM;
-  uint8_t* sMask = reinterpret_cast<uint8_t*>(sDelta + Tr::kStages * Tr::kBlockM);
+  E* sQ = sV + Tr::kBlockN * S;       // [stage][kBlockM][S]
+  E* sdO = sQ + Tr::kStages * M * S;  // [stage][kBlockM][S]
+  float* sLse = reinterpret_cast<float*>(sdO + Tr::kStages * M * S);
+  float* sDelta = sLse + Tr::kStages * M;
+  uint8_t* sMask = reinterpret_cast<uint8_t*>(sDelta + Tr::kStages * M);
+  E* sDs = reinterpret_cast<E*>(sMask + Tr::kSmemMask);  // [kBlockN][kDsStride], single pass
 
   const int b = blockIdx.y / p.H, h = blockIdx.y % p.H;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -130,31 +262,26 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads)
   const E* v = static_cast<const E*>(p.v) + b * p.v_strides.b + h * p.v_strides.h;
   const E* dout = static_cast<const E*>(p.dout) + b * p.dout_strides.b + h * p.dout_strides.h;
   // Causal: queries before the key block never see it.
-  const int m_begin = p.causal ? (n0 / Tr::kBlockM) * Tr::kBlockM : 0;
+  const int m_begin = p.causal ? (n0 / M) * M : 0;
 
   load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sK, k, p.k_strides.t, n0, p.T);
   load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sV, v, p.v_strides.t, n0, p.T);
-  load_tile<Tr::kBlockM, D, S, Tr::kThreads>(sQ, q, p.q_strides.t, m_begin, p.T);
-  load_tile<Tr::kBlockM, D, S, Tr::kThreads>(sdO, dout, p.dout_strides.t, m_begin, p.T);
-  load_stats<Tr::kBlockM, Tr::kThreads>(sLse, sDelta, p, blockIdx.y, m_begin);
+  load_tile<M, D, S, Tr::kThreads>(sQ, q, p.q_strides.t, m_begin, p.T);
+  load_tile<M, D, S, Tr::kThreads>(sdO, dout, p.dout_strides.t, m_begin, p.T);
+  load_stats<M, Tr::kThreads>(sLse, sDelta, p, blockIdx.y, m_begin);
   cp_async_commit();
 
-  const AttentionDropout drop{p.seed, p.offset, p.dropout_threshold};
-  const bool dropout = drop.threshold != 0;
-  const float keep_scale = dropout ? drop.keep_scale() : 1.0f;
   const float scale_log2 = p.scale * kLog2e;
+  float* dq_head = p.dq_accum + (int64_t(b) * p.T * p.H + h) * D;  // used only if dq_accum set
   float dk[DT][4] = {}, dv[DT][4] = {};
   uint32_t ka[A][4], va[A][4];
-  for (int m0 = m_begin, j = 0; m0 < p.T; m0 += Tr::kBlockM, ++j) {
+  for (int m0 = m_begin, j = 0; m0 < p.T; m0 += M, ++j) {
     const int stage = j % 2;
-    if (m0 + Tr::kBlockM < p.T) {  // prefetch the next query tile into the other stage
+    if (m0 + M < p.T) {  // prefetch the next query tile into the other stage
       const int next = stage ^ 1;
-      load_tile<Tr::kBlockM, D, S, Tr::kThreads>(sQ + next * Tr::kBlockM * S, q, p.q_strides.t,
-                                                 m0 + Tr::kBlockM, p.T);
-      load_tile<Tr::kBlockM, D, S, Tr::kThreads>(sdO + next * Tr::kBlockM * S, dout,
-                                                 p.dout_strides.t, m0 + Tr::kBlockM, p.T);
-      load_stats<Tr::kBlockM, Tr::kThreads>(sLse + next * Tr::kBlockM, sDelta + next * Tr::kBlockM,
-                                            p, blockIdx.y, m0 + Tr::kBlockM);
+      load_tile<M, D, S, Tr::kThreads>(sQ + next * M * S, q, p.q_strides.t, m0 + M, p.T);
+      load_tile<M, D, S, Tr::kThreads>(sdO + next * M * S, dout, p.dout_strides.t, m0 + M, p.T);
+      load_stats<M, Tr::kThreads>(sLse + next * M, sDelta + next * M, p, blockIdx.y, m0 + M);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -165,35 +292,27 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads)
       load_rows_a<D, S>(ka, sK, 16 * warp, lane);
       load_rows_a<D, S>(va, sV, 16 * warp, lane);
     }
-    const E* q_tile = sQ + stage * Tr::kBlockM * S;
-    const E* do_tile = sdO + stage * Tr::kBlockM * S;
-
-    float st[MT][4] = {}, dpt[MT][4] = {};
-    gemm_rows_nk<D, MT, S>(st, ka, q_tile, 0, lane);    // S^T = K Q^T
-    gemm_rows_nk<D, MT, S>(dpt, va, do_tile, 0, lane);  // dP^T = V dO^T (before dropout)
-    if (m0 + Tr::kBlockM > p.T || (p.causal && m0 < k0 + 15)) {
-      // Transposed: a score is hidden when its query (column) is past T or before the key.
-      const int g = lane / 4, t = lane % 4;
-#pragma unroll
-      for (int nt = 0; nt < MT; ++nt)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int key = k0 + g + 8 * (i / 2), query = m0 + 8 * nt + 2 * t + (i % 2);
-          if (query >= p.T || (p.causal && query < key)) st[nt][i] = -INFINITY;
-        }
+    // The loaded tile in sub-tiles of kSubM queries: the loads, barriers and dQ product are
+    // paid once per kBlockM queries, the registers only for kSubM.
+#pragma unroll 1
+    for (int sub = 0; sub < M; sub += Tr::kSubM) {
+      if (m0 + sub >= p.T) break;
+      kv_subtile<Tr, D>(dk, dv, ka, va, sQ + (stage * M + sub) * S, sdO + (stage * M + sub) * S,
+                        sLse + stage * M + sub, sDelta + stage * M + sub, sDs + sub,
+                        sMask + warp * Tr::kSubM * 16, p, scale_log2, m0 + sub, k0, warp, lane);
     }
-    const uint32_t keep_bits =
-        dropout ? dropout_keys<MT>(sMask + warp * Tr::kBlockM * 16, drop,
-                                   static_cast<uint32_t>(blockIdx.y), m0, k0, lane)
-                : 0u;
-    probs_and_ds<MT>(st, dpt, sLse + stage * Tr::kBlockM, sDelta + stage * Tr::kBlockM, scale_log2,
-                     keep_bits, keep_scale, dropout, lane);
-    gemm_p_kn<D, MT, S>(dv, st, do_tile, 0, lane);  // dV += drop(P)^T dO
-    gemm_p_kn<D, MT, S>(dk, dpt, q_tile, 0, lane);  // dK += dS^T Q
+    if (p.dq_accum != nullptr) {
+      __syncthreads();  // every warp's dS^T is in sDs
+      accumulate_dq<Tr, D>(dq_head, int64_t(p.H) * D, sDs, sK, m0, p.T, p.scale, warp, lane);
+    }
     __syncthreads();
   }
   fold_acc<D>(dk);
   fold_acc<D>(dv);
+  const float keep_scale =
+      p.dropout_threshold != 0
+          ? AttentionDropout{p.seed, p.offset, p.dropout_threshold}.keep_scale()
+          : 1.0f;
   store_rows<E, D>(p.dk, p, dk, p.scale, b, h, k0, lane);
   store_rows<E, D>(p.dv, p, dv, keep_scale, b, h, k0, lane);
 }

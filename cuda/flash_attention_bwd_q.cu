@@ -7,7 +7,9 @@
 // p_ij = 2^(scale log2e q_i . k_j - lse_i log2e) from the saved lse. Each dQ row is summed by one
 // warp in key order, so, with the dK/dV kernel (flash_attention_bwd_kv.cu), the whole backward
 // is deterministic. The price is that S and dP are computed twice (once per kernel): 7 tile
-// products instead of the 5 of a single pass with atomically accumulated dQ.
+// products instead of the 5 of the single pass (p.dq_accum set), where the dK/dV kernel also
+// adds dQ atomically into a float32 accumulator and this file only zeroes it (in the delta
+// kernel) and rounds it into dq at the end.
 #include "cuda/check.cuh"
 #include "cuda/flash_attention_bwd.cuh"
 #include "cuda/flash_attention_common.cuh"
@@ -53,6 +55,28 @@ __global__ void __launch_bounds__(kDeltaThreads)
     p.delta[row] = acc;
     p.delta[rows + row] = p.lse[row] * kLog2e;
   }
+  if (row < rows && p.dq_accum != nullptr) {  // single pass: the dQ accumulator starts at zero
+    const int t = static_cast<int>(row % p.T);
+    const int bh = static_cast<int>(row / p.T), b = bh / p.H, h = bh % p.H;
+    float4* acc_row = reinterpret_cast<float4*>(
+        p.dq_accum + ((static_cast<int64_t>(b) * p.T + t) * p.H + h) * D + part * 8);
+    acc_row[0] = acc_row[1] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+}
+
+// Single pass, last step: dq = dq_accum rounded to E (the scale is already in), 8 elements a
+// thread (two 16-byte loads, one 16-byte store).
+constexpr int kConvertThreads = 256;
+template <typename E>
+__global__ void __launch_bounds__(kConvertThreads)
+    flash_bwd_dq_convert_kernel(const float* acc, E* dq, int64_t chunks) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kConvertThreads + threadIdx.x;
+  if (c >= chunks) return;
+  const float4 lo = reinterpret_cast<const float4*>(acc)[2 * c];
+  const float4 hi = reinterpret_cast<const float4*>(acc)[2 * c + 1];
+  reinterpret_cast<uint4*>(dq)[c] =
+      make_uint4(Elem<E>::pack(lo.x, lo.y), Elem<E>::pack(lo.z, lo.w), Elem<E>::pack(hi.x, hi.y),
+                 Elem<E>::pack(hi.z, hi.w));
 }
 
 template <typename E, int D>
@@ -178,6 +202,16 @@ void launch_delta(const FlashAttentionParams& p) {
 }
 
 template <typename E>
+void launch_convert(const FlashAttentionParams& p) {
+  const int64_t chunks = static_cast<int64_t>(p.B) * p.T * p.H * p.D / 8;
+  const int64_t blocks = (chunks + kConvertThreads - 1) / kConvertThreads;
+  CHECK(blocks < (int64_t(1) << 31), "flash_attention_backward: {} dQ chunks is too many", chunks);
+  flash_bwd_dq_convert_kernel<E><<<static_cast<unsigned>(blocks), kConvertThreads, 0, stream()>>>(
+      p.dq_accum, static_cast<E*>(p.dq), chunks);
+  LAUNCH_CHECK();
+}
+
+template <typename E>
 void dispatch(const FlashAttentionParams& p, bool delta) {
   switch (p.D) {
     case 8:
@@ -213,15 +247,27 @@ void launch_backward_q(const FlashAttentionParams& p) {
   }
 }
 
+void launch_backward_dq_convert(const FlashAttentionParams& p) {
+  if (p.elem == AttnElem::BF16) {
+    launch_convert<__nv_bfloat16>(p);
+  } else {
+    launch_convert<__half>(p);
+  }
+}
+
 }  // namespace fa
 
 void flash_attention_backward(const FlashAttentionParams& p) {
   NvtxRange range("attention_bwd");
   CHECK(p.B * p.H <= 65535, "flash_attention_backward: B * H = {} exceeds the grid's 65535",
         p.B * p.H);
-  fa::launch_backward_delta(p);
-  fa::launch_backward_kv(p);
-  fa::launch_backward_q(p);
+  fa::launch_backward_delta(p);  // also zeroes p.dq_accum for the single pass
+  fa::launch_backward_kv(p);     // dK, dV (and, single pass, dQ into p.dq_accum)
+  if (p.dq_accum != nullptr) {
+    fa::launch_backward_dq_convert(p);
+  } else {
+    fa::launch_backward_q(p);
+  }
 }
 
 }  // namespace mt::cuda

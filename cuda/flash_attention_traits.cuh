@@ -56,20 +56,34 @@ struct BwdKVTraits {
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kBlockN = 16 * kWarps;  // 64 keys
   // dK and dV accumulators are 16 x D fp32 each (D / 2 registers a thread, twice); S^T and
-  // dP^T are 16 x kBlockM (kBlockM / 2 registers each): 32 queries a tile at D = 128 keeps the
-  // thread under 255 registers. At D = 8, 32 as well: 96 instead of 162 registers, so 5 CTAs
-  // (20 warps) fit an SM instead of 3.
-  static constexpr int kBlockM = (D == 128 || D == 8) ? 32 : 64;
+  // dP^T are 16 x kSubM (kSubM / 2 registers each): 32 queries a tile at D = 128 keeps the
+  // thread under 255 registers. At D = 8, 32 as well (of a 64-query loaded tile): 96 instead
+  // of 162 registers, so 5 CTAs (20 warps) fit an SM instead of 3.
+  static constexpr int kBlockM = D == 128 ? 32 : 64;
+  // Queries computed at once (the S^T / dP^T registers): 32 at D = 8, in two halves of each
+  // loaded 64-query tile, so that the per-tile loads, barriers and dQ product are amortized over
+  // 64 queries (at D = 8 a warp's share of a 32-query tile is only 16 scores a thread).
+  static constexpr int kSubM = D == 8 ? 32 : kBlockM;
+  // D = 8: hold the kernel to 5 CTAs an SM (<= 102 registers); it is bound by issue latency,
+  // so the 20 warps matter more than a few registers.
+  static constexpr int kMinBlocks = D == 8 ? 5 : 1;
   static constexpr int kStride = smem_stride<D>();
   static constexpr int kStages = 2;
   static constexpr int kSmemKV = 2 * kBlockN * kStride * 2;
   static constexpr int kSmemQdO = kStages * 2 * kBlockM * kStride * 2;
   static constexpr int kSmemStats = kStages * 2 * kBlockM * 4;  // lse and delta, fp32
-  static constexpr int kSmemMask = kWarps * kBlockM * 16;       // 16 key bytes a query
-  static constexpr int kSmemBytes = kSmemKV + kSmemQdO + kSmemStats + kSmemMask;
+  static constexpr int kSmemMask = kWarps * kSubM * 16;         // 16 key bytes a query
+  // Single-pass backward: the tile's dS^T (kBlockN keys x kBlockM queries, E) goes through
+  // shared memory so that dQ = dS K can be computed with the queries as rows. 8 elements of
+  // padding a row keep the 8 rows of each ldmatrix in different banks.
+  static constexpr int kDsStride = kBlockM + 8;
+  static constexpr int kSmemDs = kBlockN * kDsStride * 2;
+  static constexpr int kSmemBytes = kSmemKV + kSmemQdO + kSmemStats + kSmemMask + kSmemDs;
 
   static_assert(D == 8 || D == 16 || D == 32 || D == 64 || D == 128, "head dims 8..128");
   static_assert(kBlockM % 32 == 0, "query tiles are loaded as pairs of 16-row mma steps");
+  static_assert(kBlockM / 16 <= kWarps, "every 16-query block of dQ has a warp");
+  static_assert(kBlockM % kSubM == 0 && kSubM % 32 == 0, "whole sub-tiles of 16-row pairs");
   static_assert(kSmemBytes <= 227 * 1024, "fits an H100 SM's shared memory");
 };
 

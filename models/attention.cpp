@@ -41,6 +41,7 @@ Var MultiHeadAttention::forward(const Var& x) {
 
   AttentionOptions opt;
   opt.causal = cfg_.causal;
+  opt.deterministic = cfg_.deterministic;
   if (is_training() && cfg_.dropout > 0.0) {
     // One draw per call: the mask is a function of (seed, stream), regenerated in backward.
     Generator& gen = generator();

@@ -23,6 +23,7 @@ struct AttentionConfig {
   int64_t rotary_dim = 0;      // 0: the whole head
   bool bias = true;            // on Wqkv and out_proj
   bool causal = true;
+  bool deterministic = false;  // bit-reproducible attention backward on the GPU (slower)
 };
 
 class MultiHeadAttention : public Module {

@@ -42,9 +42,10 @@ void read(const json& j, const std::string& where, const char* key, T& out) {
 }  // namespace
 
 ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
-  check_known_keys(j, where,
-                   {"n_features", "d_model", "n_heads", "n_layers", "d_ff", "attn_dropout",
-                    "rotary_base", "rotary_dim", "norm_eps", "qkv_bias", "init", "target"});
+  check_known_keys(
+      j, where,
+      {"n_features", "d_model", "n_heads", "n_layers", "d_ff", "attn_dropout", "rotary_base",
+       "rotary_dim", "norm_eps", "qkv_bias", "init", "target", "deterministic_attention"});
   ModelConfig c;
   read(j, where, "n_features", c.n_features);
   read(j, where, "d_model", c.d_model);
@@ -58,6 +59,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
   read(j, where, "qkv_bias", c.qkv_bias);
   read(j, where, "init", c.init);
   read(j, where, "target", c.target);
+  read(j, where, "deterministic_attention", c.deterministic_attention);
   c.validate(where);
   return c;
 }
@@ -96,7 +98,8 @@ json ModelConfig::to_json() const {
               {"norm_eps", norm_eps},
               {"qkv_bias", qkv_bias},
               {"init", init},
-              {"target", target}};
+              {"target", target},
+              {"deterministic_attention", deterministic_attention}};
 }
 
 }  // namespace mt

@@ -18,9 +18,14 @@
 //       "init":         "pytorch" Linear init: "pytorch" (kaiming-uniform a=sqrt(5) weights,
 //                                 uniform(+-1/sqrt(fan_in)) bias) or "xavier" (Xavier-uniform
 //                                 weights, zero bias)
-//       "target":       "level"   "level": predict the next minute's normalized levels (the seed);
+//       "target":       "level",  "level": predict the next minute's normalized levels (the seed);
 //                                 "delta": predict the change from this minute; the output head
 //                                 then runs in float32 even under bf16-mixed
+//       "deterministic_attention": false
+//                                 true: the GPU attention backward sums dQ in a fixed order
+//                                 (bit-reproducible runs, ~1.4x slower attention backward);
+//                                 false: one pass with atomically added dQ (the CPU is
+//                                 deterministic either way)
 //     },
 //     "data":      { "window": 2048, "stride": 512, ... }               (training/: trainer's keys)
 //     "optimizer": { "name": "adamw", "lr": 5e-5, "weight_decay": 1e-3, ... }  (optim/factory.h)
@@ -53,6 +58,7 @@ struct ModelConfig {
   bool qkv_bias = true;
   std::string init = "pytorch";  // "pytorch" | "xavier"
   std::string target = "level";  // "level" | "delta"
+  bool deterministic_attention = false;
 
   int head_dim() const { return d_model / n_heads; }
   int ff_dim() const { return d_ff > 0 ? d_ff : 4 * d_model; }

@@ -15,6 +15,7 @@ TransformerBlock::TransformerBlock(const ModelConfig& cfg, Generator& gen, DType
   ac.rotary_base = cfg.rotary_base;
   ac.rotary_dim = cfg.rotary_dim;
   ac.bias = cfg.qkv_bias;
+  ac.deterministic = cfg.deterministic_attention;
   // Registered in the PyTorch model's order (attn, norm1, norm2, mlp: torch_baseline.py's
   // Layer), so named_parameters() lists the same names in the same order as PyTorch's.
   attn = register_module("attn", std::make_shared<MultiHeadAttention>(ac, gen, init, dtype));

@@ -386,6 +386,10 @@ AttentionGrads backward_flash(const Tensor& q0, const Tensor& k0, const Tensor& 
                    Tensor::empty(q.shape(), kBFloat16, q.device()),
                    Tensor::empty(q.shape(), kBFloat16, q.device())};
   Tensor delta = Tensor::empty({2, q.size(0), q.size(2), q.size(1)}, kFloat32, q.device());
+  // The single pass accumulates dQ in float32 (zeroed by the backward itself).
+  Tensor dq_accum;
+  if (!options.deterministic) dq_accum = Tensor::empty(q.shape(), kFloat32, q.device());
+  p.dq_accum = options.deterministic ? nullptr : dq_accum.data<float>();
   p.out = out.raw_data();
   p.out_strides = strides_of(out);
   p.lse = lse.data<float>();

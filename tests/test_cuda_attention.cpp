@@ -63,6 +63,13 @@ GpuResult run_gpu(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
     p.dout = dod.raw_data(), p.dout_strides = strides(dod);
     p.dq = dq.raw_data(), p.dk = dk.raw_data(), p.dv = dv.raw_data();
     p.delta = delta.data<float>();
+    // The single pass's float32 dQ accumulator, poisoned too: the backward must zero it.
+    Tensor dq_accum;
+    if (!o.deterministic) {
+      dq_accum = Tensor::empty(q.shape(), kFloat32, Device::cuda());
+      testing::poison(dq_accum);
+      p.dq_accum = dq_accum.data<float>();
+    }
     cuda::flash_attention_backward(p);
     r.dq = dq.to(kFloat64).cpu(), r.dk = dk.to(kFloat64).cpu(), r.dv = dv.to(kFloat64).cpu();
   }
@@ -79,13 +86,17 @@ Tensor bf16_randn(const Shape& shape, uint64_t seed) {
 }
 
 // Checks one configuration; returns the kernel's forward error for the summary.
-void check_case(int64_t B, int64_t T, int64_t H, int64_t D, bool causal, float p, bool grads) {
-  INFO("B=" << B << " T=" << T << " H=" << H << " D=" << D << " causal=" << causal << " p=" << p);
+// deterministic: the two-kernel backward (fixed summation order) instead of the single pass.
+void check_case(int64_t B, int64_t T, int64_t H, int64_t D, bool causal, float p, bool grads,
+                bool deterministic = false) {
+  INFO("B=" << B << " T=" << T << " H=" << H << " D=" << D << " causal=" << causal << " p=" << p
+            << " deterministic=" << deterministic);
   const Shape shape{B, T, H, D};
   const uint64_t seed = uint64_t(T * 131 + D * 7 + H);
   Tensor q = bf16_randn(shape, seed), k = bf16_randn(shape, seed + 1);
   Tensor v = bf16_randn(shape, seed + 2), dout = bf16_randn(shape, seed + 3);
   AttentionOptions o{causal, p, 1234 + uint64_t(T), 7, 0.0f};
+  o.deterministic = deterministic;
 
   Tensor lse64;
   Tensor ref = ops::attention_forward(q, k, v, o, &lse64);  // tiled float64 CPU
@@ -162,16 +173,34 @@ CUDA_TEST_CASE("cuda: flash attention, T = 4099 (past every tile multiple)") {
   for (int64_t D : {16, 32}) check_case(1, 4099, 1, D, true, 0.05f, false);
 }
 
+CUDA_TEST_CASE("cuda: flash attention, the deterministic backward at every head dim") {
+  for (int64_t D : {8, 16, 32, 64, 128}) {
+    check_case(3, 17, 8, D, true, 0.05f, true, true);
+    check_case(1, 1000, 2, D, true, 0.05f, true, true);
+    check_case(2, 300, 1, D, false, 0.0f, true, true);
+  }
+}
+
 CUDA_TEST_CASE("cuda: flash attention backward is deterministic") {
   const Shape shape{2, 1000, 4, 32};
   Tensor q = bf16_randn(shape, 1), k = bf16_randn(shape, 2), v = bf16_randn(shape, 3);
   Tensor dout = bf16_randn(shape, 4);
   AttentionOptions o{true, 0.05f, 42, 3, 0.0f};
+  o.deterministic = true;
   GpuResult a = run_gpu(q, k, v, dout, o, true), b = run_gpu(q, k, v, dout, o, true);
   CHECK(testing::max_abs_diff(a.dq, b.dq) == 0.0);
   CHECK(testing::max_abs_diff(a.dk, b.dk) == 0.0);
   CHECK(testing::max_abs_diff(a.dv, b.dv) == 0.0);
   CHECK(testing::max_abs_diff(a.out, b.out) == 0.0);
+  // The single pass: dK and dV are still summed in a fixed order; dQ's atomic adds may round
+  // differently from run to run, by a few bf16 ulps at most.
+  o.deterministic = false;
+  GpuResult c = run_gpu(q, k, v, dout, o, true), d = run_gpu(q, k, v, dout, o, true);
+  CHECK(testing::max_abs_diff(c.dk, a.dk) == 0.0);
+  CHECK(testing::max_abs_diff(c.dv, a.dv) == 0.0);
+  CHECK(testing::max_abs_diff(c.dk, d.dk) == 0.0);
+  CHECK(testing::rel_error(c.dq, a.dq) < 1e-2);
+  CHECK(testing::rel_error(c.dq, d.dq) < 1e-2);
 }
 
 CUDA_TEST_CASE("cuda: scaled_dot_product_attention on strided views matches the CPU") {
@@ -212,6 +241,7 @@ CUDA_TEST_CASE("cuda: flash attention sanitizer set") {
   check_case(1, 130, 2, 8, true, 0.05f, true);
   check_case(1, 70, 1, 64, false, 0.05f, true);
   check_case(1, 33, 1, 128, true, 0.0f, true);
+  check_case(1, 130, 2, 8, true, 0.05f, true, /*deterministic=*/true);
 }
 
 #if defined(MT_WITH_CUDA) && defined(__FLT16_MAX__)
@@ -269,6 +299,9 @@ CUDA_TEST_CASE("cuda: flash attention with fp16 inputs") {
     p.q = qd.raw_data(), p.k = kd.raw_data(), p.v = vd.raw_data(), p.dout = dod.raw_data();
     p.out = out.raw_data(), p.lse = lse.data<float>(), p.delta = delta.data<float>();
     p.dq = dq.raw_data(), p.dk = dk.raw_data(), p.dv = dv.raw_data();
+    Tensor dq_accum = Tensor::empty(shape, kFloat32, Device::cuda());  // the single pass
+    testing::poison(dq_accum);
+    p.dq_accum = dq_accum.data<float>();
     cuda::flash_attention_forward(p);
     cuda::flash_attention_backward(p);
     Tensor lse64;
