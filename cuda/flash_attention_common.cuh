@@ -135,8 +135,31 @@ template <int ROWS, int D, int STRIDE, int THREADS, typename E>
 __device__ __forceinline__ void load_tile(E* smem, const E* head_base, int64_t row_stride, int row0,
                                           int T) {
   constexpr int kChunks = D / 8;  // 16-byte chunks a row
-  for (int c = threadIdx.x; c < ROWS * kChunks; c += THREADS) {
+  constexpr int kTotal = ROWS * kChunks, kSteps = (kTotal + THREADS - 1) / THREADS;
+  // A compile-time trip count (threadIdx.x < THREADS): straight-line code, no loop remainder
+  // handling (a loop from threadIdx.x costs ~60 instructions a tile for one copy at D = 8).
+#pragma unroll
+  for (int i = 0; i < kSteps; ++i) {
+    const int c = static_cast<int>(threadIdx.x) + i * THREADS;
+    if (kTotal % THREADS != 0 && c >= kTotal) break;
     const int r = c / kChunks, part = c % kChunks;
+    const bool valid = row0 + r < T;
+    const E* src = valid ? head_base + static_cast<int64_t>(row0 + r) * row_stride + part * 8
+                         : head_base;
+    cp_async16(smem_addr(smem + r * STRIDE + part * 8), src, valid);
+  }
+}
+
+// load_tile for a tile of exactly PASSES 16-byte chunks a thread (ROWS * D / 8 = PASSES *
+// THREADS): a fixed, unrolled count instead of a loop whose trip count the compiler cannot see.
+template <int ROWS, int D, int STRIDE, int THREADS, typename E>
+__device__ __forceinline__ void load_tile_even(E* smem, const E* head_base, int64_t row_stride,
+                                               int row0, int T) {
+  constexpr int kChunks = D / 8;
+  static_assert(ROWS * kChunks % THREADS == 0, "whole passes");
+#pragma unroll
+  for (int i = 0; i < ROWS * kChunks / THREADS; ++i) {
+    const int c = threadIdx.x + i * THREADS, r = c / kChunks, part = c % kChunks;
     const bool valid = row0 + r < T;
     const E* src = valid ? head_base + (row0 + r) * row_stride + part * 8 : head_base;
     cp_async16(smem_addr(smem + r * STRIDE + part * 8), src, valid);
@@ -340,6 +363,41 @@ __device__ __forceinline__ void fold_acc(float (*acc)[4]) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[0][i] += acc[1][i] + acc[2][i] + acc[3][i];
   }
+}
+
+// ---- packed-fragment helpers (the D = 8 forward) --------------------------------------------
+
+// The bits of the pair (1, 1) in E. As an mma B operand it turns the product into row sums:
+// C[i][n] += sum_k A[i][k] for every column n.
+template <typename E>
+__device__ __forceinline__ uint32_t one_pair() {
+  return std::is_same_v<E, __nv_bfloat16> ? 0x3F803F80u : 0x3C003C00u;  // 1.0 in bf16 / fp16
+}
+
+// A pair of E (low half first) times c, rounded back to E.
+template <typename E>
+__device__ __forceinline__ uint32_t scale_pair(uint32_t x, float c) {
+  const E* e = reinterpret_cast<const E*>(&x);
+  return Elem<E>::pack(Elem<E>::to_float(e[0]) * c, Elem<E>::to_float(e[1]) * c);
+}
+
+// x as the sum of two E values, hi + lo, returned packed (hi low); x becomes exactly
+// float(hi) + float(lo) (it was already for integers below 2^16 at bf16, 2^22 at fp16).
+template <typename E>
+__device__ __forceinline__ uint32_t split_pair(float& x) {
+  const float hi = Elem<E>::to_float(Elem<E>::from_float(x));
+  const float lo = Elem<E>::to_float(Elem<E>::from_float(x - hi));
+  x = hi + lo;
+  return Elem<E>::pack(hi, lo);
+}
+
+// prmt.b32: byte i of the result is the byte of {b, a} (a = bytes 0..3) picked by nibble i of
+// sel; a nibble with its msb set (8 + byte) instead replicates that byte's sign bit over all 8
+// bits, which turns a flag in bit 7 into a 0x00 / 0xFF byte mask.
+__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
+  uint32_t d;
+  asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+  return d;
 }
 
 }  // namespace mt::cuda::fa

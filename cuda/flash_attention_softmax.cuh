@@ -118,4 +118,128 @@ __device__ __forceinline__ void dropout_rows(float (*s)[4], uint8_t* buf,
   __syncwarp();  // the buffer is rewritten by the next tile
 }
 
+// ---- the D = 8 forward: lazy max, row sums on the tensor core, packed dropout ---------------
+// (cuda/flash_attention_fwd.cu explains the scheme.) Here s holds scale_log2 * score - m_run
+// already: the QK^T mma subtracts the running max.
+
+// The most a row of one tile's P may sum to before the tile is redone with its row max taken
+// into m_run: every p is then at most 2^15, which fp16 (max 65504) and bf16 hold, and l and O
+// grow by at most 2^15 a key over the old scale, far inside fp32 range. A row of 128 keys all
+// near its running max sums to at most 128, so only a real rise of the max (by about 8 to 15 in
+// log2 units) takes the slow path. An inf or NaN sum fails the test too.
+constexpr float kMaxTileRowSum = 32768.0f;
+
+// p = 2^s for a 16 x 8 NT tile, rounded into the A fragments of the P V product (16 keys a
+// fragment, NT / 2 of them). s is left holding p in fp32.
+template <typename E, int NT>
+__device__ __forceinline__ void exp2_to_a(uint32_t (*pa)[4], float (*s)[4]) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) s[nt][i] = ex2(s[nt][i]);
+  }
+#pragma unroll
+  for (int ks = 0; ks < NT / 2; ++ks) c_to_a<E>(pa[ks], s[2 * ks], s[2 * ks + 1]);
+}
+
+// The row sums of the rounded P (the A fragments) on the tensor core: one mma against a B of
+// ones a 16-key fragment, instead of one FADD a score. Every column of the C tile then holds
+// the full row sum (no quad reduction): sum[0] for row g, sum[1] for row g + 8. Two partial
+// accumulators halve the chain of dependent mma.
+template <typename E, int KS>
+__device__ __forceinline__ void row_sums_mma(const uint32_t (*pa)[4], float* sum) {
+  static_assert(KS % 2 == 0, "pairs of 16-key fragments");
+  const uint32_t ones[2] = {one_pair<E>(), one_pair<E>()};
+  float acc[2][4] = {};
+#pragma unroll
+  for (int ks = 0; ks < KS; ++ks) mma16816<E>(acc[ks % 2], pa[ks], ones);
+  sum[0] = acc[0][0] + acc[1][0];
+  sum[1] = acc[0][2] + acc[1][2];
+}
+
+// The slow path of the lazy online softmax (a warp's first tile, or a tile whose P outgrew
+// kMaxTileRowSum), for the thread's rows g and g + 8: m_run moves up to ceil(row max) (on the
+// first tile, to it wherever it lies: m_run starts at 0, not at a true max), s is rebased by the
+// same move, and alpha = 2^-move is the factor for what was accumulated against the old m_run.
+// m_run stays an integer, a sum of two E values (split_pair), so that the QK^T mma subtracts it
+// exactly; m_frag[r] = (-hi, -lo) is that pair, the A fragment's columns 8 and 9.
+template <typename E, int NT>
+__device__ __forceinline__ void rebase_rows(float (*s)[4], float* m_run, uint32_t* m_frag,
+                                            float* alpha, bool first) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float part[NT];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) part[nt] = fmaxf(s[nt][2 * r], s[nt][2 * r + 1]);
+    tree_reduce<NT / 2>(part, [](float a, float b) { return fmaxf(a, b); });
+    float mx = part[0];
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    // Later tiles only ever raise m; a row whose keys are all masked keeps it (no -inf in m).
+    float move = first ? mx : fmaxf(mx, 0.0f);
+    move = move == -INFINITY ? 0.0f : ceilf(move);
+    float m_new = m_run[r] + move;
+    m_frag[r] = split_pair<E>(m_new) ^ 0x80008000u;  // negate both halves (their sign bits)
+    move = m_new - m_run[r];                         // exactly what the mma now subtracts more
+    m_run[r] = m_new;
+    // On the first tile nothing has been accumulated (and 2^-move may overflow).
+    alpha[r] = first ? 1.0f : ex2(-move);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      s[nt][2 * r] -= move;
+      s[nt][2 * r + 1] -= move;
+    }
+  }
+}
+
+// Per byte, x >= t (t4 = the threshold in every byte), as bit 7 of each result byte (its other
+// bits mean nothing). With the top bits set aside, (x | 0x80) - (t & 0x7F) cannot borrow into
+// the next byte and its bit 7 says x >= t on the low 7 bits; the top bits decide where they
+// differ. Four compares in three integer instructions.
+__device__ __forceinline__ uint32_t bytes_ge(uint32_t x, uint32_t t4) {
+  const uint32_t d = (x | 0x80808080u) - (t4 & 0x7F7F7F7Fu);
+  return (x & ~t4) | (~(x ^ t4) & d);
+}
+
+// Dropout on the packed A fragments of a 16 x 16 KS probability tile (rows r0.., keys n0.., n0
+// a multiple of 16): the same draws as dropout_rows (one Philox call per 16 keys of a row), but
+// stored as keep flags (bit 7 of each byte) and reordered so that lane t of a quad finds the
+// four it needs for one 16-key fragment, keys 2t, 2t+1, 2t+8, 2t+9, in one 32-bit word. prmt
+// then widens two flags into the 16-bit halves of an AND mask: one AND per pair of elements.
+// Applied after row_sums_mma: l is the sum of P before dropout.
+template <int KS, int STRIDE>
+__device__ __forceinline__ void dropout_packed(uint32_t (*pa)[4], uint8_t* buf,
+                                               const AttentionDropout& drop, uint32_t bh, int r0,
+                                               int n0, int lane) {
+  const int g = lane / 4, t = lane % 4;
+  static_assert(KS % 2 == 0, "a whole number of Philox calls a lane");
+  const uint32_t t4 = drop.threshold * 0x01010101u;
+  const bool drop_all = drop.threshold > 255u;  // byte >= 256 never holds
+#pragma unroll
+  for (int i = 0; i < KS / 2; ++i) {
+    const int c = lane + 32 * i, row = c % 16, col16 = c / 16;
+    Philox4 r =
+        drop.bytes16(bh, static_cast<uint32_t>(r0 + row), static_cast<uint32_t>(n0 / 16 + col16));
+    uint32_t k[4];
+#pragma unroll
+    for (int w = 0; w < 4; ++w) k[w] = drop_all ? 0u : bytes_ge(r.v[w], t4);
+    // Word t = bytes 2t, 2t+1 (word t / 2 of the draw) and 2t+8, 2t+9 (word 2 + t / 2).
+    *reinterpret_cast<uint4*>(buf + row * STRIDE + col16 * 16) =
+        make_uint4(prmt(k[0], k[2], 0x5410), prmt(k[0], k[2], 0x7632), prmt(k[1], k[3], 0x5410),
+                   prmt(k[1], k[3], 0x7632));
+  }
+  __syncwarp();
+#pragma unroll
+  for (int ks = 0; ks < KS; ++ks) {
+    const uint32_t lo = *reinterpret_cast<const uint32_t*>(buf + g * STRIDE + ks * 16 + 4 * t);
+    const uint32_t hi =
+        *reinterpret_cast<const uint32_t*>(buf + (g + 8) * STRIDE + ks * 16 + 4 * t);
+    pa[ks][0] &= prmt(lo, 0, 0x9988);  // row g, keys 2t, 2t+1: flags of bytes 0, 1
+    pa[ks][1] &= prmt(hi, 0, 0x9988);  // row g + 8
+    pa[ks][2] &= prmt(lo, 0, 0xBBAA);  // row g, keys 2t+8, 2t+9: bytes 2, 3
+    pa[ks][3] &= prmt(hi, 0, 0xBBAA);
+  }
+  __syncwarp();  // the buffer is rewritten by the next tile
+}
+
 }  // namespace mt::cuda::fa
