@@ -16,6 +16,31 @@
 // At the end o_i / l_i is the output and lse_i = (m_i + log2 l_i) ln 2 the row log-sum-exp:
 // these two are all the backward needs (cuda/flash_attention_bwd.cu recomputes P from them).
 //
+// Head dim 8 (the seed model) takes a leaner path, flash_fwd_kernel_lazy. There a score costs
+// one exponential on the special-function unit (MUFU.EX2: 16 results a clock an SM, so a warp
+// may issue only 8 other instructions per exponential before issue, not MUFU, is the limit), and
+// the path above spends about 8 more: the row max (FMNMX), the scale and shift (FFMA), the row
+// sum (FADD), the packing to bf16, the rescale of o, and the bookkeeping. Three changes remove
+// all but the packing from the common case:
+//   1. Row sums on the tensor core: once P is packed into A fragments, one more mma against a B
+//      of ones gives rowsum(P), 1 mma per 8 scores a thread instead of 1 FADD per score. It sums
+//      the rounded P that P V uses, so numerator and denominator agree (and every column of its
+//      C tile holds the whole row sum: no quad reduction at the end).
+//   2. The shift inside the mma: at D = 8, m16n8k16 has 8 spare columns of k. Q is stored
+//      pre-multiplied by scale log2 e (rounded to bf16, like the P that P V uses) in columns
+//      0..7, -m_i as a (hi, lo) pair of bf16 in columns 8, 9, and K^T's rows 8, 9 are ones, so
+//      the mma itself returns S scale log2 e - m_i: no FFMA a score.
+//   3. A lazy max (as in FlashAttention-4): m_i need not be the exact running max, only close
+//      enough above it that no 2^(s - m_i) overflows. The kernel first computes P = 2^(S - m_i)
+//      with the old m_i; if every row sum of the tile's P stays below 2^16 (tested on the
+//      tensor-core row sums, one vote a warp) the tile is done: no row max, no rescale of o and
+//      l. Otherwise (and always on a warp's first tile) it recomputes S, takes the row max, moves
+//      m_i up to it (an integer, exact in the (hi, lo) pair) and rescales o and l as above.
+//      After the first tile the scores of a row rarely climb 16 (log2 units) above their
+//      running max, so the slow path is rare.
+// Per 32 scores that leaves about 2 instructions besides the exponential (the mma, the packing)
+// plus the per-tile loads, barriers and the vote.
+//
 // Work skipped: with causal masking, key tiles past a query block's last row are never loaded,
 // and only tiles that touch the diagonal or the end of the sequence pay for the mask. Causal
 // blocks are launched heaviest first (the last query block sees every key) so that the grid's
@@ -35,8 +60,9 @@ namespace {
 
 using fa::FwdTraits;
 
-// Writes the warp's 16 x D output rows (normalized) and their log-sum-exp.
-template <typename E, int D>
+// Writes the warp's 16 x D output rows (normalized) and their log-sum-exp. l_run is the thread's
+// partial row sum (summed over the quad here) or, with kFullSums, the whole row sum already.
+template <typename E, int D, bool kFullSums = false>
 __device__ __forceinline__ void store_output(const FlashAttentionParams& p, float (*o)[4],
                                              const float* m_run, const float* l_run, int b, int h,
                                              int r0, float keep_scale, int lane) {
@@ -44,7 +70,7 @@ __device__ __forceinline__ void store_output(const FlashAttentionParams& p, floa
   E* out = static_cast<E*>(p.out) + b * p.out_strides.b + h * p.out_strides.h;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const float l = fa::quad_sum(l_run[r]);
+    const float l = kFullSums ? l_run[r] : fa::quad_sum(l_run[r]);
     const int row = r0 + g + 8 * r;
     if (row >= p.T) continue;
     const float inv = l > 0.0f ? keep_scale / l : 0.0f;
@@ -60,6 +86,66 @@ __device__ __forceinline__ void store_output(const FlashAttentionParams& p, floa
   }
 }
 
+// What a CTA works on: its (batch, head), its first query row m0, the heads' base pointers and
+// the number of key tiles it visits. Its shared memory: Q, then K and V (two stages each), then
+// the warps' dropout buffers.
+template <typename E, int D>
+struct FwdBlock {
+  using Tr = FwdTraits<D>;
+  int b, h, m0, n_tiles;
+  const E *q, *k, *v;
+  E *sQ, *sK, *sV;  // sK: [stage][kBlockN][kStrideK], sV: [stage][kBlockN][kStride]
+  uint8_t* sMask;
+
+  __device__ FwdBlock(const FlashAttentionParams& p, unsigned char* smem) {
+    const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest causal blocks first
+    b = blockIdx.y / p.H, h = blockIdx.y % p.H, m0 = m_block * Tr::kBlockM;
+    q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
+    k = static_cast<const E*>(p.k) + b * p.k_strides.b + h * p.k_strides.h;
+    v = static_cast<const E*>(p.v) + b * p.v_strides.b + h * p.v_strides.h;
+    const int n_end = p.causal ? min(p.T, m0 + Tr::kBlockM) : p.T;
+    n_tiles = (n_end + Tr::kBlockN - 1) / Tr::kBlockN;
+    sQ = reinterpret_cast<E*>(smem);
+    sK = sQ + Tr::kBlockM * Tr::kStride;
+    sV = sK + Tr::kStages * Tr::kBlockN * Tr::kStrideK;
+    sMask = reinterpret_cast<uint8_t*>(sV + Tr::kStages * Tr::kBlockN * Tr::kStride);
+  }
+  // Starts the loads of Q and of key/value tile 0.
+  __device__ void load_first(const FlashAttentionParams& p) const {
+    fa::load_tile<Tr::kBlockM, D, Tr::kStride, Tr::kThreads>(sQ, q, p.q_strides.t, m0, p.T);
+    load_kv(p, 0);
+  }
+  // Starts the load of key/value tile j into stage j % 2 (one cp.async group).
+  __device__ void load_kv(const FlashAttentionParams& p, int j) const {
+    constexpr int SK = Tr::kStrideK, SV = Tr::kStride, N = Tr::kBlockN, TH = Tr::kThreads;
+    const int n0 = j * N;
+    E* k_dst = sK + (j % 2) * N * SK;
+    E* v_dst = sV + (j % 2) * N * SV;
+    if constexpr (Tr::kLazyMax) {  // one chunk a thread: no loop
+      fa::load_tile_even<N, D, SK, TH>(k_dst, k, p.k_strides.t, n0, p.T);
+      fa::load_tile_even<N, D, SV, TH>(v_dst, v, p.v_strides.t, n0, p.T);
+    } else {
+      fa::load_tile<N, D, SK, TH>(k_dst, k, p.k_strides.t, n0, p.T);
+      fa::load_tile<N, D, SV, TH>(v_dst, v, p.v_strides.t, n0, p.T);
+    }
+    fa::cp_async_commit();
+  }
+  // Prefetches tile j + 1 into the other stage, then waits until tile j (and Q) has landed and
+  // every thread sees it.
+  __device__ void wait_kv(const FlashAttentionParams& p, int j) const {
+    if (j + 1 < n_tiles) {
+      load_kv(p, j + 1);
+      fa::cp_async_wait<1>();
+    } else {
+      fa::cp_async_wait<0>();
+    }
+    __syncthreads();
+  }
+  __device__ const E* k_tile(int j) const { return sK + (j % 2) * Tr::kBlockN * Tr::kStrideK; }
+  __device__ const E* v_tile(int j) const { return sV + (j % 2) * Tr::kBlockN * Tr::kStride; }
+};
+
+// The general path (every head dim): exact row max each tile, as the header's first formulas.
 template <typename E, int D>
 __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
     flash_fwd_kernel(const FlashAttentionParams p) {
@@ -67,25 +153,10 @@ __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
   constexpr int NT = Tr::kBlockN / 8, DT = fa::acc_tiles<D>(), S = Tr::kStride;
   constexpr int MW = Tr::kRowTiles;
   extern __shared__ __align__(16) unsigned char smem[];
-  E* sQ = reinterpret_cast<E*>(smem);
-  E* sK = sQ + Tr::kBlockM * S;                // [stage][kBlockN][S]
-  E* sV = sK + Tr::kStages * Tr::kBlockN * S;  // [stage][kBlockN][S]
-  uint8_t* sMask = reinterpret_cast<uint8_t*>(sV + Tr::kStages * Tr::kBlockN * S);
-
-  const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest causal blocks first
-  const int b = blockIdx.y / p.H, h = blockIdx.y % p.H;
+  const FwdBlock<E, D> blk(p, smem);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int m0 = m_block * Tr::kBlockM, r0 = m0 + 16 * MW * warp;  // the warp's first row
-  const E* q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
-  const E* k = static_cast<const E*>(p.k) + b * p.k_strides.b + h * p.k_strides.h;
-  const E* v = static_cast<const E*>(p.v) + b * p.v_strides.b + h * p.v_strides.h;
-  const int n_end = p.causal ? min(p.T, m0 + Tr::kBlockM) : p.T;
-  const int n_tiles = (n_end + Tr::kBlockN - 1) / Tr::kBlockN;
-
-  fa::load_tile<Tr::kBlockM, D, S, Tr::kThreads>(sQ, q, p.q_strides.t, m0, p.T);
-  fa::load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sK, k, p.k_strides.t, 0, p.T);
-  fa::load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sV, v, p.v_strides.t, 0, p.T);
-  fa::cp_async_commit();
+  const int r0 = blk.m0 + 16 * MW * warp;  // the warp's first row
+  blk.load_first(p);
 
   AttentionDropout drop{p.seed, p.offset, p.dropout_threshold};
   const float scale_log2 = p.scale * fa::kLog2e;
@@ -93,29 +164,16 @@ __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
 #pragma unroll
   for (int mw = 0; mw < MW; ++mw) m_run[mw][0] = m_run[mw][1] = -INFINITY;
   uint32_t qa[MW][fa::a_steps<D>()][4];
-  for (int j = 0; j < n_tiles; ++j) {
-    const int stage = j % 2, n0 = j * Tr::kBlockN;
-    if (j + 1 < n_tiles) {  // prefetch the next K/V tile into the other stage
-      const int next = (stage ^ 1) * Tr::kBlockN * S;
-      fa::load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sK + next, k, p.k_strides.t, n0 + Tr::kBlockN,
-                                                     p.T);
-      fa::load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sV + next, v, p.v_strides.t, n0 + Tr::kBlockN,
-                                                     p.T);
-      fa::cp_async_commit();
-      fa::cp_async_wait<1>();
-    } else {
-      fa::cp_async_wait<0>();
-    }
-    __syncthreads();
+  for (int j = 0; j < blk.n_tiles; ++j) {
+    const int n0 = j * Tr::kBlockN;
+    blk.wait_kv(p, j);
     if (j == 0) {
 #pragma unroll
-      for (int mw = 0; mw < MW; ++mw) fa::load_rows_a<D, S>(qa[mw], sQ, r0 - m0 + 16 * mw, lane);
+      for (int mw = 0; mw < MW; ++mw)
+        fa::load_rows_a<D, S>(qa[mw], blk.sQ, r0 - blk.m0 + 16 * mw, lane);
     }
-    const E* k_tile = sK + stage * Tr::kBlockN * S;
-    const E* v_tile = sV + stage * Tr::kBlockN * S;
-
     float s[MW][NT][4] = {};
-    fa::gemm_rows_nk_mw<D, NT, S, MW>(s, qa, k_tile, lane);
+    fa::gemm_rows_nk_mw<D, NT, S, MW>(s, qa, blk.k_tile(j), lane);
 #pragma unroll
     for (int mw = 0; mw < MW; ++mw) {
       const int rm = r0 + 16 * mw;
@@ -124,25 +182,163 @@ __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
       }
       fa::online_softmax<NT, DT>(s[mw], o[mw], m_run[mw], l_run[mw], scale_log2);
       if (drop.threshold != 0) {
-        fa::dropout_rows<NT, Tr::kMaskStride>(s[mw], sMask + warp * 16 * Tr::kMaskStride, drop,
+        fa::dropout_rows<NT, Tr::kMaskStride>(s[mw], blk.sMask + warp * 16 * Tr::kMaskStride, drop,
                                               static_cast<uint32_t>(blockIdx.y), rm, n0, lane);
       }
     }
-    fa::gemm_p_kn_mw<D, NT, DT, S, MW>(o, s, v_tile, lane);
+    fa::gemm_p_kn_mw<D, NT, DT, S, MW>(o, s, blk.v_tile(j), lane);
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
   const float keep_scale = drop.threshold != 0 ? drop.keep_scale() : 1.0f;
 #pragma unroll
   for (int mw = 0; mw < MW; ++mw) {
     fa::fold_acc<D>(o[mw]);
-    store_output<E, D>(p, o[mw], m_run[mw], l_run[mw], b, h, r0 + 16 * mw, keep_scale, lane);
+    store_output<E, D>(p, o[mw], m_run[mw], l_run[mw], blk.b, blk.h, r0 + 16 * mw, keep_scale,
+                       lane);
   }
+}
+
+// ---- head dim 8: the lazy-max path (the header's points 1-3) --------------------------------
+
+// Partial P V accumulators: 2, not the 4 of gemm_p_kn at D = 8. The 8 mma of a tile then form
+// chains of 4 (about 4 x 33 cycles), which the other warps of the SM sub-partition (3, from other
+// CTAs) cover easily, while the 8 registers saved keep the kernel under 128 without spills.
+// (Their rescale only runs on the rare slow tiles now, so the count costs no FMULs.)
+constexpr int kLazyAcc = 2;
+
+// A warp's running state for its 16 rows (the thread's rows g and g + 8).
+struct LazyRows {
+  float o[kLazyAcc][4] = {};  // 16 x 8 output in partial accumulators (gemm_pv_lazy)
+  float m[2] = {};      // running max (log2 units), an integer; 0 until the first tile sets it
+  float l[2] = {};      // the whole row sum of the rounded P (no quad reduction)
+  uint32_t qa[4] = {};  // A fragment: Q scale log2 e (a0, a1), (-m hi, -m lo) (a2, a3)
+};
+
+// S' = (Q scale log2 e) K^T - m for a 16 x 8 NT tile, one m16n8k16 an 8-key n-tile. k = 0..7
+// are Q against K^T; k = 8, 9 are (-m hi, -m lo) against the ones of K's constant half (rows
+// [k0..k7 | 1 1 0 0 0 0 0 0], FwdTraits::kStrideK), so ldmatrix_x4 yields both B registers of
+// two n-tiles at once, already in the consecutive pairs the mma takes. A's columns 10..15 (a2,
+// a3 of lanes t > 0) hold -m too, but meet the zeros.
+template <typename E, int NT, int STRIDE>
+__device__ __forceinline__ void scores_lazy(float (*s)[4], const uint32_t* qa, const E* k_tile,
+                                            int lane) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+  for (int nt = 0; nt < NT; nt += 2) {
+    uint32_t b[4];
+    fa::load_b_nk<STRIDE>(b, k_tile, nt * 8, 0, lane);
+    fa::mma16816<E>(s[nt], qa, b);
+    fa::mma16816<E>(s[nt + 1], qa, b + 2);
+  }
+}
+
+// o[16 x 8] += P V for KS 16-key A fragments of P (packed, dropout applied), alternating over
+// the kLazyAcc partial accumulators so that consecutive mma do not wait on each other.
+template <typename E, int KS, int STRIDE>
+__device__ __forceinline__ void gemm_pv_lazy(float (*o)[4], const uint32_t (*pa)[4],
+                                             const E* v_tile, int lane) {
+#pragma unroll
+  for (int ks = 0; ks < KS; ks += 2) {
+    uint32_t b[4];
+    fa::load_b_kn_2k<STRIDE>(b, v_tile, ks * 16, 0, lane);
+    fa::mma16816<E>(o[ks % kLazyAcc], pa[ks], b);
+    fa::mma16816<E>(o[(ks + 1) % kLazyAcc], pa[ks + 1], b + 2);
+  }
+}
+
+// One key tile of the lazy path for a warp's 16 rows r0..: P into packed A fragments, l, o.
+template <typename E>
+__device__ __forceinline__ void tile_lazy(const FlashAttentionParams& p, LazyRows& w,
+                                          const FwdBlock<E, 8>& blk, int j, int r0, int lane) {
+  using Tr = FwdTraits<8>;
+  constexpr int NT = Tr::kBlockN / 8, KS = NT / 2, S = Tr::kStride, SK = Tr::kStrideK;
+  const int n0 = j * Tr::kBlockN;
+  const bool first = j == 0;
+  const bool edge = n0 + Tr::kBlockN > p.T || (p.causal && n0 + Tr::kBlockN - 1 > r0);
+  float s[NT][4], sum[2];
+  uint32_t pa[KS][4];
+  scores_lazy<E, NT, SK>(s, w.qa, blk.k_tile(j), lane);
+  if (edge) fa::mask_scores<NT>(s, r0, n0, p.T, p.causal, lane);
+  bool rebase = first;
+  if (!first) {  // the fast path: P against the old m, kept if no row sum outgrew the bound
+    fa::exp2_to_a<E, NT>(pa, s);
+    fa::row_sums_mma<E, KS>(pa, sum);
+    rebase = !__all_sync(0xffffffffu, sum[0] <= fa::kMaxTileRowSum && sum[1] <= fa::kMaxTileRowSum);
+    if (rebase) {  // s now holds P: recompute the scores
+      scores_lazy<E, NT, SK>(s, w.qa, blk.k_tile(j), lane);
+      if (edge) fa::mask_scores<NT>(s, r0, n0, p.T, p.causal, lane);
+    }
+  }
+  if (rebase) {
+    float alpha[2];
+    fa::rebase_rows<E, NT>(s, w.m, w.qa + 2, alpha, first);
+    fa::exp2_to_a<E, NT>(pa, s);
+    fa::row_sums_mma<E, KS>(pa, sum);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      w.l[r] *= alpha[r];
+#pragma unroll
+      for (int i = 0; i < kLazyAcc; ++i) w.o[i][2 * r] *= alpha[r], w.o[i][2 * r + 1] *= alpha[r];
+    }
+  }
+  w.l[0] += sum[0];
+  w.l[1] += sum[1];
+  const AttentionDropout drop{p.seed, p.offset, p.dropout_threshold};
+  if (drop.threshold != 0) {
+    fa::dropout_packed<KS, Tr::kMaskStride>(pa,
+                                            blk.sMask + (threadIdx.x / 32) * 16 * Tr::kMaskStride,
+                                            drop, static_cast<uint32_t>(blockIdx.y), r0, n0, lane);
+  }
+  gemm_pv_lazy<E, KS, S>(w.o, pa, blk.v_tile(j), lane);
+}
+
+// Head dim 8. 4 CTAs an SM (<= 128 registers a thread): the kernel is bound by the exponential
+// unit and by issue, and every resident warp helps hide the mma and vote latencies.
+template <typename E>
+__global__ void __launch_bounds__(FwdTraits<8>::kThreads, 4)
+    flash_fwd_kernel_lazy(const FlashAttentionParams p) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  const FwdBlock<E, 8> blk(p, smem);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int r0 = blk.m0 + 16 * warp;  // the warp's first row
+  blk.load_first(p);
+  // The constant half of K's rows (both stages); cp.async only ever writes columns 0..7.
+  constexpr int kRows = FwdTraits<8>::kStages * FwdTraits<8>::kBlockN;
+  for (int r = threadIdx.x; r < kRows; r += FwdTraits<8>::kThreads) {
+    *reinterpret_cast<uint4*>(blk.sK + r * FwdTraits<8>::kStrideK + 8) =
+        make_uint4(fa::one_pair<E>(), 0u, 0u, 0u);
+  }
+  LazyRows w;
+  for (int j = 0; j < blk.n_tiles; ++j) {
+    blk.wait_kv(p, j);
+    if (j == 0) {
+      fa::load_a_k8<FwdTraits<8>::kStride>(w.qa, blk.sQ, r0 - blk.m0, lane);
+      const float scale_log2 = p.scale * fa::kLog2e;
+      w.qa[0] = fa::scale_pair<E>(w.qa[0], scale_log2);
+      w.qa[1] = fa::scale_pair<E>(w.qa[1], scale_log2);
+    }
+    tile_lazy<E>(p, w, blk, j, r0, lane);
+    __syncthreads();  // every warp is done with this stage before it is refilled
+  }
+  const float keep_scale =
+      p.dropout_threshold != 0
+          ? AttentionDropout{p.seed, p.offset, p.dropout_threshold}.keep_scale()
+          : 1.0f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) w.o[0][i] += w.o[1][i];
+  store_output<E, 8, true>(p, w.o, w.m, w.l, blk.b, blk.h, r0, keep_scale, lane);
 }
 
 template <typename E, int D>
 void launch_forward(const FlashAttentionParams& p) {
   using Tr = FwdTraits<D>;
-  auto kernel = flash_fwd_kernel<E, D>;
+  void (*kernel)(FlashAttentionParams) = nullptr;
+  if constexpr (Tr::kLazyMax) {
+    kernel = flash_fwd_kernel_lazy<E>;
+  } else {
+    kernel = flash_fwd_kernel<E, D>;
+  }
   if (Tr::kSmemBytes > 48 * 1024) {
     CUDA_CHECK(
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));

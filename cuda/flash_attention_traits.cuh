@@ -33,10 +33,18 @@ struct FwdTraits {
   // registers) and the Q fragments (D / 4) need the room. (D = 8 with 64 keys: 80 registers
   // and 6 CTAs an SM instead of 127 and 4, but measured 3-7% slower on an H100.)
   static constexpr int kBlockN = D <= 32 ? 128 : 64;
+  // D = 8 runs the lazy-max kernel (cuda/flash_attention_fwd.cu: -m inside the Q K^T mma, row
+  // sums on the tensor core, no row max or rescale on most tiles); it needs the 8 spare k
+  // columns of m16n8k16 that only D = 8 has. false selects the general kernel (for comparison).
+  static constexpr bool kLazyMax = D == 8;
   static constexpr int kStride = smem_stride<D>();
+  // The lazy kernel's K rows are [k0..k7 | 1 1 0 0 0 0 0 0 | 8 padding]: the constant half is
+  // the B operand's k = 8..15 (the -m columns of Q), so one ldmatrix_x4 loads both halves; 48
+  // bytes a row keep the 8 rows of each 8x8 load in different banks.
+  static constexpr int kStrideK = kLazyMax ? 24 : kStride;
   static constexpr int kStages = 2;  // K/V double buffer: loads of tile j+1 overlap tile j
   static constexpr int kSmemQ = kBlockM * kStride * 2;
-  static constexpr int kSmemKV = kStages * 2 * kBlockN * kStride * 2;
+  static constexpr int kSmemKV = kStages * kBlockN * (kStrideK + kStride) * 2;
   static constexpr int kMaskStride = kBlockN + 16;  // dropout bytes a row, 16-aligned, padded
   static constexpr int kSmemMask = kWarps * 16 * kMaskStride;
   static constexpr int kSmemBytes = kSmemQ + kSmemKV + kSmemMask;
@@ -45,6 +53,8 @@ struct FwdTraits {
   static_assert(kBlockN % 32 == 0, "key tiles are loaded as pairs of 16-key mma steps");
   static_assert(kBlockN % kBlockM == 0 || kBlockM % kBlockN == 0,
                 "causal tile skipping assumes nested tiles");
+  static_assert(!kLazyMax || (D == 8 && kRowTiles == 1 && kBlockN == 128),
+                "the lazy kernel is written for D = 8, one row tile, 128-key tiles");
   static_assert(kSmemBytes <= 227 * 1024, "fits an H100 SM's shared memory");
 };
 
