@@ -32,18 +32,24 @@ namespace mt::cuda::fa {
 namespace {
 
 // Queues the copies of the log2-domain lse and the delta of query rows [m0, m0 + M) into
-// shared memory (part of the caller's cp.async group). Rows past T get 0: their scores are
-// masked to -inf, so p = 2^(-inf - 0) = 0, never a NaN.
+// shared memory (part of the caller's cp.async group), interleaved by pairs of rows:
+// s_stats[4 j ..] = {lse[2 j], lse[2 j + 1], delta[2 j], delta[2 j + 1]}, the four numbers a
+// lane needs for its two query columns of a C tile, so one 16-byte load fetches them. Rows past
+// T get 0: their scores are masked to -inf, so p = 2^(-inf - 0) = 0, never a NaN.
 template <int M, int THREADS>
-__device__ __forceinline__ void load_stats(float* s_lse, float* s_delta,
-                                           const FlashAttentionParams& p, int64_t bh, int m0) {
+__device__ __forceinline__ void load_stats(float* s_stats, const FlashAttentionParams& p,
+                                           int64_t bh, int m0) {
   const int64_t plane = static_cast<int64_t>(p.B) * p.H * p.T;
-  for (int i = threadIdx.x; i < M; i += THREADS) {
+#pragma unroll
+  for (int step = 0; step < (M + THREADS - 1) / THREADS; ++step) {  // compile-time trip count
+    const int i = static_cast<int>(threadIdx.x) + step * THREADS;
+    if (M % THREADS != 0 && i >= M) break;
     const int row = m0 + i;
     const bool valid = row < p.T;
     const int64_t at = valid ? bh * p.T + row : 0;
-    cp_async4(smem_addr(s_lse + i), p.delta + plane + at, valid);
-    cp_async4(smem_addr(s_delta + i), p.delta + at, valid);
+    float* pair = s_stats + (i / 2) * 4 + i % 2;
+    cp_async4(smem_addr(pair), p.delta + plane + at, valid);  // lse * log2(e)
+    cp_async4(smem_addr(pair + 2), p.delta + at, valid);      // delta
   }
 }
 
@@ -78,14 +84,15 @@ __device__ __forceinline__ uint32_t dropout_keys(uint8_t* buf, const AttentionDr
 // overwritten by dS^T). Without dropout (kDropout false, chosen once per launch) a score costs
 // FFMA, EX2, FADD, FMUL: the keep selects and the 1 / (1 - p) factor are compiled out.
 template <int MT, bool kDropout>
-__device__ __forceinline__ void probs_and_ds(float (*s)[4], float (*dp)[4], const float* s_lse,
-                                             const float* s_delta, float scale_log2,
-                                             uint32_t keep_bits, float keep_scale, int lane) {
+__device__ __forceinline__ void probs_and_ds(float (*s)[4], float (*dp)[4], const float* s_stats,
+                                             float scale_log2, uint32_t keep_bits, float keep_scale,
+                                             int lane) {
   const int t = lane % 4;
 #pragma unroll
   for (int nt = 0; nt < MT; ++nt) {
-    const float2 lse = *reinterpret_cast<const float2*>(s_lse + nt * 8 + 2 * t);
-    const float2 delta = *reinterpret_cast<const float2*>(s_delta + nt * 8 + 2 * t);
+    // Columns nt * 8 + 2 t and + 1: lse in .x, .y, delta in .z, .w (see load_stats).
+    const float4 st = *reinterpret_cast<const float4*>(s_stats + (nt * 4 + t) * 4);
+    const float2 lse = make_float2(st.x, st.y), delta = make_float2(st.z, st.w);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const float pr = ex2(fmaf(s[nt][i], scale_log2, -(i % 2 ? lse.y : lse.x)));
@@ -206,10 +213,9 @@ __device__ __forceinline__ void accumulate_dq(float* dq_head, int64_t row_stride
 template <typename Tr, int D, typename E>
 __device__ __forceinline__ void kv_subtile(float (*dk)[4], float (*dv)[4], const uint32_t (*ka)[4],
                                            const uint32_t (*va)[4], const E* q_sub, const E* do_sub,
-                                           const float* lse_sub, const float* delta_sub, E* sDs,
-                                           uint8_t* mask_buf, const FlashAttentionParams& p,
-                                           float scale_log2, int m_sub, int k0, int warp,
-                                           int lane) {
+                                           const float* stats_sub, E* sDs, uint8_t* mask_buf,
+                                           const FlashAttentionParams& p, float scale_log2,
+                                           int m_sub, int k0, int warp, int lane) {
   constexpr int MT = Tr::kSubM / 8, S = Tr::kStride;
   float st[MT][4] = {}, dpt[MT][4] = {};
   gemm_rows_nk<D, MT, S>(st, ka, q_sub, 0, lane);    // S^T = K Q^T
@@ -229,10 +235,9 @@ __device__ __forceinline__ void kv_subtile(float (*dk)[4], float (*dv)[4], const
   if (drop.threshold != 0) {
     const uint32_t keep_bits =
         dropout_keys<MT>(mask_buf, drop, static_cast<uint32_t>(blockIdx.y), m_sub, k0, lane);
-    probs_and_ds<MT, true>(st, dpt, lse_sub, delta_sub, scale_log2, keep_bits, drop.keep_scale(),
-                           lane);
+    probs_and_ds<MT, true>(st, dpt, stats_sub, scale_log2, keep_bits, drop.keep_scale(), lane);
   } else {
-    probs_and_ds<MT, false>(st, dpt, lse_sub, delta_sub, scale_log2, 0u, 1.0f, lane);
+    probs_and_ds<MT, false>(st, dpt, stats_sub, scale_log2, 0u, 1.0f, lane);
   }
   if (p.dq_accum != nullptr) store_ds_t<MT, Tr::kDsStride>(sDs, dpt, 16 * warp, lane);
   gemm_p_kn<D, MT, S>(dv, st, do_sub, 0, lane);  // dV += drop(P)^T dO
@@ -247,11 +252,10 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
   extern __shared__ __align__(16) unsigned char smem[];
   E* sK = reinterpret_cast<E*>(smem);
   E* sV = sK + Tr::kBlockN * S;
-  E* sQ = sV + Tr::kBlockN * S;       // [stage][kBlockM][S]
-  E* sdO = sQ + Tr::kStages * M * S;  // [stage][kBlockM][S]
-  float* sLse = reinterpret_cast<float*>(sdO + Tr::kStages * M * S);
-  float* sDelta = sLse + Tr::kStages * M;
-  uint8_t* sMask = reinterpret_cast<uint8_t*>(sDelta + Tr::kStages * M);
+  E* sQ = sV + Tr::kBlockN * S;                                         // [stage][kBlockM][S]
+  E* sdO = sQ + Tr::kStages * M * S;                                    // [stage][kBlockM][S]
+  float* sStats = reinterpret_cast<float*>(sdO + Tr::kStages * M * S);  // [stage][2 M], load_stats
+  uint8_t* sMask = reinterpret_cast<uint8_t*>(sStats + Tr::kStages * 2 * M);
   E* sDs = reinterpret_cast<E*>(sMask + Tr::kSmemMask);  // [kBlockN][kDsStride], single pass
 
   const int b = blockIdx.y / p.H, h = blockIdx.y % p.H;
@@ -268,7 +272,7 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
   load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sV, v, p.v_strides.t, n0, p.T);
   load_tile<M, D, S, Tr::kThreads>(sQ, q, p.q_strides.t, m_begin, p.T);
   load_tile<M, D, S, Tr::kThreads>(sdO, dout, p.dout_strides.t, m_begin, p.T);
-  load_stats<M, Tr::kThreads>(sLse, sDelta, p, blockIdx.y, m_begin);
+  load_stats<M, Tr::kThreads>(sStats, p, blockIdx.y, m_begin);
   cp_async_commit();
 
   const float scale_log2 = p.scale * kLog2e;
@@ -281,7 +285,7 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
       const int next = stage ^ 1;
       load_tile<M, D, S, Tr::kThreads>(sQ + next * M * S, q, p.q_strides.t, m0 + M, p.T);
       load_tile<M, D, S, Tr::kThreads>(sdO + next * M * S, dout, p.dout_strides.t, m0 + M, p.T);
-      load_stats<M, Tr::kThreads>(sLse + next * M, sDelta + next * M, p, blockIdx.y, m0 + M);
+      load_stats<M, Tr::kThreads>(sStats + next * 2 * M, p, blockIdx.y, m0 + M);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -298,8 +302,8 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
     for (int sub = 0; sub < M; sub += Tr::kSubM) {
       if (m0 + sub >= p.T) break;
       kv_subtile<Tr, D>(dk, dv, ka, va, sQ + (stage * M + sub) * S, sdO + (stage * M + sub) * S,
-                        sLse + stage * M + sub, sDelta + stage * M + sub, sDs + sub,
-                        sMask + warp * Tr::kSubM * 16, p, scale_log2, m0 + sub, k0, warp, lane);
+                        sStats + stage * 2 * M + 2 * sub, sDs + sub, sMask + warp * Tr::kSubM * 16,
+                        p, scale_log2, m0 + sub, k0, warp, lane);
     }
     if (p.dq_accum != nullptr) {
       __syncthreads();  // every warp's dS^T is in sDs

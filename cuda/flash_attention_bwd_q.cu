@@ -55,12 +55,13 @@ __global__ void __launch_bounds__(kDeltaThreads)
     p.delta[row] = acc;
     p.delta[rows + row] = p.lse[row] * kLog2e;
   }
-  if (row < rows && p.dq_accum != nullptr) {  // single pass: the dQ accumulator starts at zero
-    const int t = static_cast<int>(row % p.T);
-    const int bh = static_cast<int>(row / p.T), b = bh / p.H, h = bh % p.H;
-    float4* acc_row = reinterpret_cast<float4*>(
-        p.dq_accum + ((static_cast<int64_t>(b) * p.T + t) * p.H + h) * D + part * 8);
-    acc_row[0] = acc_row[1] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  if (row < rows && p.dq_accum != nullptr) {
+    // Single pass: the dQ accumulator starts at zero. It has 8 floats for each thread of this
+    // grid (rows x D / 8 lanes), zeroed in memory order (thread i: floats 8 i .. 8 i + 7) so
+    // that a warp's stores are contiguous.
+    const int64_t i = row * L + part;
+    float4* acc = reinterpret_cast<float4*>(p.dq_accum) + 2 * i;
+    acc[0] = acc[1] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   }
 }
 
