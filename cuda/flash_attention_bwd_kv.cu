@@ -279,10 +279,15 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
   float* dq_head = p.dq_accum + (int64_t(b) * p.T * p.H + h) * D;  // used only if dq_accum set
   float dk[DT][4] = {}, dv[DT][4] = {};
   uint32_t ka[A][4], va[A][4];
+  // Three stages and a double-buffered sDs make one barrier a tile enough: the barrier of tile
+  // j publishes tile j's loads and tile j-1's dS^T (whose dQ product runs first), and proves
+  // every warp done with tile j-2, whose stage the prefetch of tile j+1 overwrites and whose
+  // sDs buffer tile j rewrites.
+  int m_prev = -1;  // the query rows of the tile whose dQ product is pending
   for (int m0 = m_begin, j = 0; m0 < p.T; m0 += M, ++j) {
-    const int stage = j % 2;
-    if (m0 + M < p.T) {  // prefetch the next query tile into the other stage
-      const int next = stage ^ 1;
+    const int stage = j % Tr::kStages;
+    if (m0 + M < p.T) {  // prefetch the next query tile
+      const int next = (j + 1) % Tr::kStages;
       load_tile<M, D, S, Tr::kThreads>(sQ + next * M * S, q, p.q_strides.t, m0 + M, p.T);
       load_tile<M, D, S, Tr::kThreads>(sdO + next * M * S, dout, p.dout_strides.t, m0 + M, p.T);
       load_stats<M, Tr::kThreads>(sStats + next * 2 * M, p, blockIdx.y, m0 + M);
@@ -296,20 +301,28 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
       load_rows_a<D, S>(ka, sK, 16 * warp, lane);
       load_rows_a<D, S>(va, sV, 16 * warp, lane);
     }
+    E* ds_tile = sDs + (j % 2) * Tr::kBlockN * Tr::kDsStride;
+    if (p.dq_accum != nullptr && m_prev >= 0) {
+      accumulate_dq<Tr, D>(dq_head, int64_t(p.H) * D,
+                           sDs + ((j + 1) % 2) * Tr::kBlockN * Tr::kDsStride, sK, m_prev, p.T,
+                           p.scale, warp, lane);
+    }
     // The loaded tile in sub-tiles of kSubM queries: the loads, barriers and dQ product are
     // paid once per kBlockM queries, the registers only for kSubM.
 #pragma unroll 1
     for (int sub = 0; sub < M; sub += Tr::kSubM) {
       if (m0 + sub >= p.T) break;
       kv_subtile<Tr, D>(dk, dv, ka, va, sQ + (stage * M + sub) * S, sdO + (stage * M + sub) * S,
-                        sStats + stage * 2 * M + 2 * sub, sDs + sub, sMask + warp * Tr::kSubM * 16,
-                        p, scale_log2, m0 + sub, k0, warp, lane);
+                        sStats + stage * 2 * M + 2 * sub, ds_tile + sub,
+                        sMask + warp * Tr::kSubM * 16, p, scale_log2, m0 + sub, k0, warp, lane);
     }
-    if (p.dq_accum != nullptr) {
-      __syncthreads();  // every warp's dS^T is in sDs
-      accumulate_dq<Tr, D>(dq_head, int64_t(p.H) * D, sDs, sK, m0, p.T, p.scale, warp, lane);
-    }
+    m_prev = m0;
+  }
+  if (p.dq_accum != nullptr && m_prev >= 0) {
+    const int last = (p.T - 1 - m_begin) / M;  // the last tile's index
     __syncthreads();
+    accumulate_dq<Tr, D>(dq_head, int64_t(p.H) * D, sDs + (last % 2) * Tr::kBlockN * Tr::kDsStride,
+                         sK, m_prev, p.T, p.scale, warp, lane);
   }
   fold_acc<D>(dk);
   fold_acc<D>(dv);

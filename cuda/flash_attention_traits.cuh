@@ -78,7 +78,7 @@ struct BwdKVTraits {
   // so the 20 warps matter more than a few registers.
   static constexpr int kMinBlocks = D == 8 ? 5 : 1;
   static constexpr int kStride = smem_stride<D>();
-  static constexpr int kStages = 2;
+  static constexpr int kStages = 3;  // one barrier a tile (see the kernel's loop)
   static constexpr int kSmemKV = 2 * kBlockN * kStride * 2;
   static constexpr int kSmemQdO = kStages * 2 * kBlockM * kStride * 2;
   static constexpr int kSmemStats = kStages * 2 * kBlockM * 4;  // lse and delta, fp32
@@ -87,7 +87,7 @@ struct BwdKVTraits {
   // shared memory so that dQ = dS K can be computed with the queries as rows. 8 elements of
   // padding a row keep the 8 rows of each ldmatrix in different banks.
   static constexpr int kDsStride = kBlockM + 8;
-  static constexpr int kSmemDs = kBlockN * kDsStride * 2;
+  static constexpr int kSmemDs = 2 * kBlockN * kDsStride * 2;  // double-buffered
   static constexpr int kSmemBytes = kSmemKV + kSmemQdO + kSmemStats + kSmemMask + kSmemDs;
 
   static_assert(D == 8 || D == 16 || D == 32 || D == 64 || D == 128, "head dims 8..128");
