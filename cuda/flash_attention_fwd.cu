@@ -86,65 +86,6 @@ __device__ __forceinline__ void store_output(const FlashAttentionParams& p, floa
   }
 }
 
-// What a CTA works on: its (batch, head), its first query row m0, the heads' base pointers and
-// the number of key tiles it visits. Its shared memory: Q, then K and V (two stages each), then
-// the warps' dropout buffers.
-template <typename E, int D>
-struct FwdBlock {
-  using Tr = FwdTraits<D>;
-  int b, h, m0, n_tiles;
-  const E *q, *k, *v;
-  E *sQ, *sK, *sV;  // sK: [stage][kBlockN][kStrideK], sV: [stage][kBlockN][kStride]
-  uint8_t* sMask;
-
-  __device__ FwdBlock(const FlashAttentionParams& p, unsigned char* smem) {
-    const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest causal blocks first
-    b = blockIdx.y / p.H, h = blockIdx.y % p.H, m0 = m_block * Tr::kBlockM;
-    q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
-    k = static_cast<const E*>(p.k) + b * p.k_strides.b + h * p.k_strides.h;
-    v = static_cast<const E*>(p.v) + b * p.v_strides.b + h * p.v_strides.h;
-    const int n_end = p.causal ? min(p.T, m0 + Tr::kBlockM) : p.T;
-    n_tiles = (n_end + Tr::kBlockN - 1) / Tr::kBlockN;
-    sQ = reinterpret_cast<E*>(smem);
-    sK = sQ + Tr::kBlockM * Tr::kStride;
-    sV = sK + Tr::kStages * Tr::kBlockN * Tr::kStrideK;
-    sMask = reinterpret_cast<uint8_t*>(sV + Tr::kStages * Tr::kBlockN * Tr::kStride);
-  }
-  // Starts the loads of Q and of key/value tile 0.
-  __device__ void load_first(const FlashAttentionParams& p) const {
-    fa::load_tile<Tr::kBlockM, D, Tr::kStride, Tr::kThreads>(sQ, q, p.q_strides.t, m0, p.T);
-    load_kv(p, 0);
-  }
-  // Starts the load of key/value tile j into stage j % 2 (one cp.async group).
-  __device__ void load_kv(const FlashAttentionParams& p, int j) const {
-    constexpr int SK = Tr::kStrideK, SV = Tr::kStride, N = Tr::kBlockN, TH = Tr::kThreads;
-    const int n0 = j * N;
-    E* k_dst = sK + (j % 2) * N * SK;
-    E* v_dst = sV + (j % 2) * N * SV;
-    if constexpr (Tr::kLazyMax) {  // one chunk a thread: no loop
-      fa::load_tile_even<N, D, SK, TH>(k_dst, k, p.k_strides.t, n0, p.T);
-      fa::load_tile_even<N, D, SV, TH>(v_dst, v, p.v_strides.t, n0, p.T);
-    } else {
-      fa::load_tile<N, D, SK, TH>(k_dst, k, p.k_strides.t, n0, p.T);
-      fa::load_tile<N, D, SV, TH>(v_dst, v, p.v_strides.t, n0, p.T);
-    }
-    fa::cp_async_commit();
-  }
-  // Prefetches tile j + 1 into the other stage, then waits until tile j (and Q) has landed and
-  // every thread sees it.
-  __device__ void wait_kv(const FlashAttentionParams& p, int j) const {
-    if (j + 1 < n_tiles) {
-      load_kv(p, j + 1);
-      fa::cp_async_wait<1>();
-    } else {
-      fa::cp_async_wait<0>();
-    }
-    __syncthreads();
-  }
-  __device__ const E* k_tile(int j) const { return sK + (j % 2) * Tr::kBlockN * Tr::kStrideK; }
-  __device__ const E* v_tile(int j) const { return sV + (j % 2) * Tr::kBlockN * Tr::kStride; }
-};
-
 // The general path (every head dim): exact row max each tile, as the header's first formulas.
 template <typename E, int D>
 __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
@@ -153,10 +94,25 @@ __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
   constexpr int NT = Tr::kBlockN / 8, DT = fa::acc_tiles<D>(), S = Tr::kStride;
   constexpr int MW = Tr::kRowTiles;
   extern __shared__ __align__(16) unsigned char smem[];
-  const FwdBlock<E, D> blk(p, smem);
+  E* sQ = reinterpret_cast<E*>(smem);
+  E* sK = sQ + Tr::kBlockM * S;                // [stage][kBlockN][S]
+  E* sV = sK + Tr::kStages * Tr::kBlockN * S;  // [stage][kBlockN][S]
+  uint8_t* sMask = reinterpret_cast<uint8_t*>(sV + Tr::kStages * Tr::kBlockN * S);
+
+  const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest causal blocks first
+  const int b = blockIdx.y / p.H, h = blockIdx.y % p.H;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int r0 = blk.m0 + 16 * MW * warp;  // the warp's first row
-  blk.load_first(p);
+  const int m0 = m_block * Tr::kBlockM, r0 = m0 + 16 * MW * warp;  // the warp's first row
+  const E* q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
+  const E* k = static_cast<const E*>(p.k) + b * p.k_strides.b + h * p.k_strides.h;
+  const E* v = static_cast<const E*>(p.v) + b * p.v_strides.b + h * p.v_strides.h;
+  const int n_end = p.causal ? min(p.T, m0 + Tr::kBlockM) : p.T;
+  const int n_tiles = (n_end + Tr::kBlockN - 1) / Tr::kBlockN;
+
+  fa::load_tile<Tr::kBlockM, D, S, Tr::kThreads>(sQ, q, p.q_strides.t, m0, p.T);
+  fa::load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sK, k, p.k_strides.t, 0, p.T);
+  fa::load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sV, v, p.v_strides.t, 0, p.T);
+  fa::cp_async_commit();
 
   AttentionDropout drop{p.seed, p.offset, p.dropout_threshold};
   const float scale_log2 = p.scale * fa::kLog2e;
@@ -164,16 +120,29 @@ __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
 #pragma unroll
   for (int mw = 0; mw < MW; ++mw) m_run[mw][0] = m_run[mw][1] = -INFINITY;
   uint32_t qa[MW][fa::a_steps<D>()][4];
-  for (int j = 0; j < blk.n_tiles; ++j) {
-    const int n0 = j * Tr::kBlockN;
-    blk.wait_kv(p, j);
+  for (int j = 0; j < n_tiles; ++j) {
+    const int stage = j % 2, n0 = j * Tr::kBlockN;
+    if (j + 1 < n_tiles) {  // prefetch the next K/V tile into the other stage
+      const int next = (stage ^ 1) * Tr::kBlockN * S;
+      fa::load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sK + next, k, p.k_strides.t, n0 + Tr::kBlockN,
+                                                     p.T);
+      fa::load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sV + next, v, p.v_strides.t, n0 + Tr::kBlockN,
+                                                     p.T);
+      fa::cp_async_commit();
+      fa::cp_async_wait<1>();
+    } else {
+      fa::cp_async_wait<0>();
+    }
+    __syncthreads();
     if (j == 0) {
 #pragma unroll
-      for (int mw = 0; mw < MW; ++mw)
-        fa::load_rows_a<D, S>(qa[mw], blk.sQ, r0 - blk.m0 + 16 * mw, lane);
+      for (int mw = 0; mw < MW; ++mw) fa::load_rows_a<D, S>(qa[mw], sQ, r0 - m0 + 16 * mw, lane);
     }
+    const E* k_tile = sK + stage * Tr::kBlockN * S;
+    const E* v_tile = sV + stage * Tr::kBlockN * S;
+
     float s[MW][NT][4] = {};
-    fa::gemm_rows_nk_mw<D, NT, S, MW>(s, qa, blk.k_tile(j), lane);
+    fa::gemm_rows_nk_mw<D, NT, S, MW>(s, qa, k_tile, lane);
 #pragma unroll
     for (int mw = 0; mw < MW; ++mw) {
       const int rm = r0 + 16 * mw;
@@ -182,19 +151,18 @@ __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
       }
       fa::online_softmax<NT, DT>(s[mw], o[mw], m_run[mw], l_run[mw], scale_log2);
       if (drop.threshold != 0) {
-        fa::dropout_rows<NT, Tr::kMaskStride>(s[mw], blk.sMask + warp * 16 * Tr::kMaskStride, drop,
+        fa::dropout_rows<NT, Tr::kMaskStride>(s[mw], sMask + warp * 16 * Tr::kMaskStride, drop,
                                               static_cast<uint32_t>(blockIdx.y), rm, n0, lane);
       }
     }
-    fa::gemm_p_kn_mw<D, NT, DT, S, MW>(o, s, blk.v_tile(j), lane);
+    fa::gemm_p_kn_mw<D, NT, DT, S, MW>(o, s, v_tile, lane);
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
   const float keep_scale = drop.threshold != 0 ? drop.keep_scale() : 1.0f;
 #pragma unroll
   for (int mw = 0; mw < MW; ++mw) {
     fa::fold_acc<D>(o[mw]);
-    store_output<E, D>(p, o[mw], m_run[mw], l_run[mw], blk.b, blk.h, r0 + 16 * mw, keep_scale,
-                       lane);
+    store_output<E, D>(p, o[mw], m_run[mw], l_run[mw], b, h, r0 + 16 * mw, keep_scale, lane);
   }
 }
 
@@ -212,6 +180,64 @@ struct LazyRows {
   float m[2] = {};      // running max (log2 units), an integer; 0 until the first tile sets it
   float l[2] = {};      // the whole row sum of the rounded P (no quad reduction)
   uint32_t qa[4] = {};  // A fragment: Q scale log2 e (a0, a1), (-m hi, -m lo) (a2, a3)
+};
+
+// What a CTA of the lazy kernel works on: its (batch, head), its first query row m0, the heads'
+// base pointers and the number of key tiles it visits. Its shared memory: Q, then K (rows of
+// kStrideK, with the constant half) and V (two stages each), then the warps' dropout buffers.
+template <typename E>
+struct LazyBlock {
+  using Tr = FwdTraits<8>;
+  int b, h, m0, n_tiles;
+  const E *q, *k, *v;
+  E *sQ, *sK, *sV;  // sK: [stage][kBlockN][kStrideK], sV: [stage][kBlockN][kStride]
+  uint8_t* sMask;
+
+  __device__ LazyBlock(const FlashAttentionParams& p, unsigned char* smem) {
+    const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest causal blocks first
+    b = blockIdx.y / p.H, h = blockIdx.y % p.H, m0 = m_block * Tr::kBlockM;
+    q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
+    k = static_cast<const E*>(p.k) + b * p.k_strides.b + h * p.k_strides.h;
+    v = static_cast<const E*>(p.v) + b * p.v_strides.b + h * p.v_strides.h;
+    const int n_end = p.causal ? min(p.T, m0 + Tr::kBlockM) : p.T;
+    n_tiles = (n_end + Tr::kBlockN - 1) / Tr::kBlockN;
+    sQ = reinterpret_cast<E*>(smem);
+    sK = sQ + Tr::kBlockM * Tr::kStride;
+    sV = sK + Tr::kStages * Tr::kBlockN * Tr::kStrideK;
+    sMask = reinterpret_cast<uint8_t*>(sV + Tr::kStages * Tr::kBlockN * Tr::kStride);
+  }
+  // Starts the loads of Q and of key/value tile 0; fills the constant half of K's rows (both
+  // stages: cp.async only ever writes columns 0..7).
+  __device__ void load_first(const FlashAttentionParams& p) const {
+    fa::load_tile<Tr::kBlockM, 8, Tr::kStride, Tr::kThreads>(sQ, q, p.q_strides.t, m0, p.T);
+    load_kv(p, 0);
+    for (int r = threadIdx.x; r < Tr::kStages * Tr::kBlockN; r += Tr::kThreads) {
+      *reinterpret_cast<uint4*>(sK + r * Tr::kStrideK + 8) =
+          make_uint4(fa::one_pair<E>(), 0u, 0u, 0u);
+    }
+  }
+  // Starts the load of key/value tile j into stage j % 2 (one cp.async group): one 16-byte
+  // chunk a thread, so a fixed count instead of load_tile's loop.
+  __device__ void load_kv(const FlashAttentionParams& p, int j) const {
+    constexpr int N = Tr::kBlockN, SK = Tr::kStrideK, SV = Tr::kStride, TH = Tr::kThreads;
+    const int n0 = j * N;
+    fa::load_tile_even<N, 8, SK, TH>(sK + (j % 2) * N * SK, k, p.k_strides.t, n0, p.T);
+    fa::load_tile_even<N, 8, SV, TH>(sV + (j % 2) * N * SV, v, p.v_strides.t, n0, p.T);
+    fa::cp_async_commit();
+  }
+  // Prefetches tile j + 1 into the other stage, then waits until tile j (and Q) has landed and
+  // every thread sees it (and the constant half of K, on the first tile).
+  __device__ void wait_kv(const FlashAttentionParams& p, int j) const {
+    if (j + 1 < n_tiles) {
+      load_kv(p, j + 1);
+      fa::cp_async_wait<1>();
+    } else {
+      fa::cp_async_wait<0>();
+    }
+    __syncthreads();
+  }
+  __device__ const E* k_tile(int j) const { return sK + (j % 2) * Tr::kBlockN * Tr::kStrideK; }
+  __device__ const E* v_tile(int j) const { return sV + (j % 2) * Tr::kBlockN * Tr::kStride; }
 };
 
 // S' = (Q scale log2 e) K^T - m for a 16 x 8 NT tile, one m16n8k16 an 8-key n-tile. k = 0..7
@@ -250,7 +276,7 @@ __device__ __forceinline__ void gemm_pv_lazy(float (*o)[4], const uint32_t (*pa)
 // One key tile of the lazy path for a warp's 16 rows r0..: P into packed A fragments, l, o.
 template <typename E>
 __device__ __forceinline__ void tile_lazy(const FlashAttentionParams& p, LazyRows& w,
-                                          const FwdBlock<E, 8>& blk, int j, int r0, int lane) {
+                                          const LazyBlock<E>& blk, int j, int r0, int lane) {
   using Tr = FwdTraits<8>;
   constexpr int NT = Tr::kBlockN / 8, KS = NT / 2, S = Tr::kStride, SK = Tr::kStrideK;
   const int n0 = j * Tr::kBlockN;
@@ -299,16 +325,10 @@ template <typename E>
 __global__ void __launch_bounds__(FwdTraits<8>::kThreads, 4)
     flash_fwd_kernel_lazy(const FlashAttentionParams p) {
   extern __shared__ __align__(16) unsigned char smem[];
-  const FwdBlock<E, 8> blk(p, smem);
+  const LazyBlock<E> blk(p, smem);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int r0 = blk.m0 + 16 * warp;  // the warp's first row
   blk.load_first(p);
-  // The constant half of K's rows (both stages); cp.async only ever writes columns 0..7.
-  constexpr int kRows = FwdTraits<8>::kStages * FwdTraits<8>::kBlockN;
-  for (int r = threadIdx.x; r < kRows; r += FwdTraits<8>::kThreads) {
-    *reinterpret_cast<uint4*>(blk.sK + r * FwdTraits<8>::kStrideK + 8) =
-        make_uint4(fa::one_pair<E>(), 0u, 0u, 0u);
-  }
   LazyRows w;
   for (int j = 0; j < blk.n_tiles; ++j) {
     blk.wait_kv(p, j);
