@@ -27,19 +27,24 @@
 //      the rounded P that P V uses, so numerator and denominator agree (and every column of its
 //      C tile holds the whole row sum: no quad reduction at the end).
 //   2. The shift inside the mma: at D = 8, m16n8k16 has 8 spare columns of k. Q is stored
-//      pre-multiplied by scale log2 e (rounded to bf16, like the P that P V uses) in columns
+//      pre-multiplied by scale log2 e (rounded to bf16: a relative 2^-9 a product, the size of
+//      the rounding of S that the naive bf16 reference makes, and of P's here) in columns
 //      0..7, -m_i as a (hi, lo) pair of bf16 in columns 8, 9, and K^T's rows 8, 9 are ones, so
 //      the mma itself returns S scale log2 e - m_i: no FFMA a score.
 //   3. A lazy max (as in FlashAttention-4): m_i need not be the exact running max, only close
 //      enough above it that no 2^(s - m_i) overflows. The kernel first computes P = 2^(S - m_i)
-//      with the old m_i; if every row sum of the tile's P stays below 2^16 (tested on the
+//      with the old m_i; if every row sum of the tile's P stays below 2^15 (tested on the
 //      tensor-core row sums, one vote a warp) the tile is done: no row max, no rescale of o and
 //      l. Otherwise (and always on a warp's first tile) it recomputes S, takes the row max, moves
 //      m_i up to it (an integer, exact in the (hi, lo) pair) and rescales o and l as above.
-//      After the first tile the scores of a row rarely climb 16 (log2 units) above their
-//      running max, so the slow path is rare.
-// Per 32 scores that leaves about 2 instructions besides the exponential (the mma, the packing)
-// plus the per-tile loads, barriers and the vote.
+//      After the first tile the scores of a row rarely climb 15 (log2 units) above their
+//      running max, so the slow path is rare. Its test also catches inf and NaN.
+// A common tile (not a warp's first, no mask) then issues about 230 instructions a warp for its
+// 16 x 128 scores (3.6 a score, against 7 for the general kernel at D = 8; SASS counts), and the
+// exponential unit, 64 MUFU.EX2 x 8 cycles, becomes the limit. So
+//   4. a few exponentials of each such tile (FwdTraits::kPolyExp2Tiles) run on the FMA pipe as a
+//      polynomial (exp2_poly, relative error 7.5e-5, far below P's bf16 rounding): 9 issue slots
+//      each, but off the busy unit.
 //
 // Work skipped: with causal masking, key tiles past a query block's last row are never loaded,
 // and only tiles that touch the diagonal or the end of the sequence pay for the mask. Causal
@@ -288,7 +293,11 @@ __device__ __forceinline__ void tile_lazy(const FlashAttentionParams& p, LazyRow
   if (edge) fa::mask_scores<NT>(s, r0, n0, p.T, p.causal, lane);
   bool rebase = first;
   if (!first) {  // the fast path: P against the old m, kept if no row sum outgrew the bound
-    fa::exp2_to_a<E, NT>(pa, s);
+    if (edge) {  // masked keys: MUFU.EX2 gives them an exact 0
+      fa::exp2_to_a<E, NT>(pa, s);
+    } else {
+      fa::exp2_to_a<E, NT, Tr::kPolyExp2Tiles>(pa, s);
+    }
     fa::row_sums_mma<E, KS>(pa, sum);
     rebase = !__all_sync(0xffffffffu, sum[0] <= fa::kMaxTileRowSum && sum[1] <= fa::kMaxTileRowSum);
     if (rebase) {  // s now holds P: recompute the scores

@@ -42,6 +42,12 @@ struct FwdTraits {
   // the B operand's k = 8..15 (the -m columns of Q), so one ldmatrix_x4 loads both halves; 48
   // bytes a row keep the 8 rows of each 8x8 load in different banks.
   static constexpr int kStrideK = kLazyMax ? 24 : kStride;
+  // Lazy kernel: n-tiles (4 exponentials a thread each) of a key tile's 16 whose exponentials
+  // run on the FMA pipe (exp2_poly) on the fast path. Its common tile issues about 230
+  // instructions a warp against 64 MUFU.EX2 that occupy the unit for 512 cycles, so the unit is
+  // the limit; 2 moves 1/8 of them off it for about 9 instructions each (3 and 4 balance it
+  // further, at the cost of issue slots). 0 keeps every exponential on MUFU.
+  static constexpr int kPolyExp2Tiles = kLazyMax ? 2 : 0;
   static constexpr int kStages = 2;  // K/V double buffer: loads of tile j+1 overlap tile j
   static constexpr int kSmemQ = kBlockM * kStride * 2;
   static constexpr int kSmemKV = kStages * kBlockN * (kStrideK + kStride) * 2;
