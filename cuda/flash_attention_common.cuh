@@ -84,6 +84,13 @@ __device__ __forceinline__ void mma1688(float* c, const uint32_t* a, uint32_t b)
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
+// The shared-memory address of tile[i]: the tile's address converted once (the compiler reuses
+// it across an unrolled loop) plus a 32-bit offset, whose constant part folds into the
+// ldmatrix's immediate, instead of 64-bit generic pointer arithmetic for every load.
+template <typename E>
+__device__ __forceinline__ uint32_t smem_elem(const E* tile, int i) {
+  return smem_addr(tile) + static_cast<uint32_t>(i) * static_cast<uint32_t>(sizeof(E));
+}
 
 // Four 8 x 8 matrices of 16-bit elements; lane 8 i + r gives the address of row r of matrix i.
 __device__ __forceinline__ void ldmatrix_x4(uint32_t* r, uint32_t addr) {
@@ -144,8 +151,8 @@ __device__ __forceinline__ void load_tile(E* smem, const E* head_base, int64_t r
     if (kTotal % THREADS != 0 && c >= kTotal) break;
     const int r = c / kChunks, part = c % kChunks;
     const bool valid = row0 + r < T;
-    const E* src = valid ? head_base + static_cast<int64_t>(row0 + r) * row_stride + part * 8
-                         : head_base;
+    const E* src =
+        valid ? head_base + static_cast<int64_t>(row0 + r) * row_stride + part * 8 : head_base;
     cp_async16(smem_addr(smem + r * STRIDE + part * 8), src, valid);
   }
 }
@@ -172,13 +179,13 @@ __device__ __forceinline__ void load_tile_even(E* smem, const E* head_base, int6
 template <int STRIDE, typename E>
 __device__ __forceinline__ void load_a(uint32_t* a, const E* tile, int r0, int k0, int lane) {
   const int mi = lane / 8, r = lane % 8;
-  ldmatrix_x4(a, smem_addr(tile + (r0 + (mi % 2) * 8 + r) * STRIDE + k0 + (mi / 2) * 8));
+  ldmatrix_x4(a, smem_elem(tile, (r0 + (mi % 2) * 8 + r) * STRIDE + k0 + (mi / 2) * 8));
 }
 // A fragments of a 16 x 8 block, for m16n8k8 (D = 8).
 template <int STRIDE, typename E>
 __device__ __forceinline__ void load_a_k8(uint32_t* a, const E* tile, int r0, int lane) {
   const int r = lane % 16;
-  ldmatrix_x2(a, smem_addr(tile + (r0 + r) * STRIDE));
+  ldmatrix_x2(a, smem_elem(tile, (r0 + r) * STRIDE));
 }
 
 // B fragments for two neighbouring n-tiles (n0.., n0 + 8..) and one k-step (k0..k0 + 16) from a
@@ -186,25 +193,25 @@ __device__ __forceinline__ void load_a_k8(uint32_t* a, const E* tile, int r0, in
 template <int STRIDE, typename E>
 __device__ __forceinline__ void load_b_nk(uint32_t* b, const E* tile, int n0, int k0, int lane) {
   const int mi = lane / 8, r = lane % 8;
-  ldmatrix_x4(b, smem_addr(tile + (n0 + (mi / 2) * 8 + r) * STRIDE + k0 + (mi % 2) * 8));
+  ldmatrix_x4(b, smem_elem(tile, (n0 + (mi / 2) * 8 + r) * STRIDE + k0 + (mi % 2) * 8));
 }
 // The m16n8k8 B fragments of four neighbouring n-tiles (n0 + 8 i) from a [n][8] tile (D = 8).
 template <int STRIDE, typename E>
 __device__ __forceinline__ void load_b_nk_k8(uint32_t* b, const E* tile, int n0, int lane) {
-  ldmatrix_x4(b, smem_addr(tile + (n0 + lane) * STRIDE));
+  ldmatrix_x4(b, smem_elem(tile, (n0 + lane) * STRIDE));
 }
 // B fragments for two neighbouring n-tiles (n0.., n0 + 8..) and one k-step from a tile stored
 // [k][n] (V for P V: B[key][d] = V[key][d]), transposed by ldmatrix.
 template <int STRIDE, typename E>
 __device__ __forceinline__ void load_b_kn(uint32_t* b, const E* tile, int k0, int n0, int lane) {
   const int mi = lane / 8, r = lane % 8;
-  ldmatrix_x4_trans(b, smem_addr(tile + (k0 + (mi % 2) * 8 + r) * STRIDE + n0 + (mi / 2) * 8));
+  ldmatrix_x4_trans(b, smem_elem(tile, (k0 + (mi % 2) * 8 + r) * STRIDE + n0 + (mi / 2) * 8));
 }
 // The B fragments of one n-tile (n0..n0 + 8) for two k-steps (k0.., k0 + 16..) from a [k][n]
 // tile: b[0..1] for k-step k0, b[2..3] for k0 + 16 (D = 8 has a single n-tile).
 template <int STRIDE, typename E>
 __device__ __forceinline__ void load_b_kn_2k(uint32_t* b, const E* tile, int k0, int n0, int lane) {
-  ldmatrix_x4_trans(b, smem_addr(tile + (k0 + lane) * STRIDE + n0));
+  ldmatrix_x4_trans(b, smem_elem(tile, (k0 + lane) * STRIDE + n0));
 }
 
 // The A fragment of a 16 x 16 block from two neighbouring fp32 C tiles (see the header).
@@ -374,21 +381,48 @@ __device__ __forceinline__ uint32_t one_pair() {
   return std::is_same_v<E, __nv_bfloat16> ? 0x3F803F80u : 0x3C003C00u;  // 1.0 in bf16 / fp16
 }
 
-// A pair of E (low half first) times c, rounded back to E.
+// c * (x0, x1) for a pair x of E (low half first) as hi + lo, two pairs of E: hi = E(c x),
+// lo = E(c x - hi), together exact to about 2^-16 (bf16) relative instead of hi's 2^-9.
 template <typename E>
-__device__ __forceinline__ uint32_t scale_pair(uint32_t x, float c) {
+__device__ __forceinline__ void scale_split_pair(uint32_t x, float c, uint32_t* hi, uint32_t* lo) {
   const E* e = reinterpret_cast<const E*>(&x);
-  return Elem<E>::pack(Elem<E>::to_float(e[0]) * c, Elem<E>::to_float(e[1]) * c);
+  const float x0 = Elem<E>::to_float(e[0]) * c, x1 = Elem<E>::to_float(e[1]) * c;
+  const float h0 = Elem<E>::to_float(Elem<E>::from_float(x0));
+  const float h1 = Elem<E>::to_float(Elem<E>::from_float(x1));
+  *hi = Elem<E>::pack(h0, h1);
+  *lo = Elem<E>::pack(x0 - h0, x1 - h1);
 }
 
-// x as the sum of two E values, hi + lo, returned packed (hi low); x becomes exactly
-// float(hi) + float(lo) (it was already for integers below 2^16 at bf16, 2^22 at fp16).
+// d = a * b + c on a 16 x 8 x 16 tile, with the accumulator input c apart from the output d: one
+// C tile (say, a per-row offset) can start many products without a copy into each.
 template <typename E>
-__device__ __forceinline__ uint32_t split_pair(float& x) {
-  const float hi = Elem<E>::to_float(Elem<E>::from_float(x));
-  const float lo = Elem<E>::to_float(Elem<E>::from_float(x - hi));
-  x = hi + lo;
-  return Elem<E>::pack(hi, lo);
+__device__ __forceinline__ void mma16816_cd(float* d, const uint32_t* a, const uint32_t* b,
+                                            const float* c) {
+  if constexpr (std::is_same_v<E, __nv_bfloat16>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%10,%11,%12,%13};\n"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]),
+          "f"(c[2]), "f"(c[3]));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%10,%11,%12,%13};\n"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]),
+          "f"(c[2]), "f"(c[3]));
+  }
+}
+
+// The B fragments of two neighbouring n-tiles (n0.., n0 + 8..) from a [n][8] tile (D = 8) with
+// the 8 d's repeated as k = 8..15: B = [K^T; K^T], so b[0] = b[1] (n-tile n0), b[2] = b[3]
+// (n0 + 8); lanes 8..15 give the same row addresses as lanes 0..7. Against an A of [hi | lo]
+// the m16n8k16 then sums (hi + lo) K^T.
+template <int STRIDE, typename E>
+__device__ __forceinline__ void load_b_nk_k8_twice(uint32_t* b, const E* tile, int n0, int lane) {
+  const int mi = lane / 8, r = lane % 8;
+  ldmatrix_x4(b, smem_addr(tile + (n0 + (mi / 2) * 8 + r) * STRIDE));
 }
 
 // prmt.b32: byte i of the result is the byte of {b, a} (a = bytes 0..3) picked by nibble i of

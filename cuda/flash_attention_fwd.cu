@@ -26,21 +26,21 @@
 //      of ones gives rowsum(P), 1 mma per 8 scores a thread instead of 1 FADD per score. It sums
 //      the rounded P that P V uses, so numerator and denominator agree (and every column of its
 //      C tile holds the whole row sum: no quad reduction at the end).
-//   2. The shift inside the mma: at D = 8, m16n8k16 has 8 spare columns of k. Q is stored
-//      pre-multiplied by scale log2 e (rounded to bf16: a relative 2^-9 a product, the size of
-//      the rounding of S that the naive bf16 reference makes, and of P's here) in columns
-//      0..7, -m_i as a (hi, lo) pair of bf16 in columns 8, 9, and K^T's rows 8, 9 are ones, so
-//      the mma itself returns S scale log2 e - m_i: no FFMA a score.
+//   2. Scale and shift inside the mma: at D = 8, m16n8k16 has 8 spare columns of k. Q scale
+//      log2 e is kept as a pair hi + lo of bf16 (exact to about 2^-16) in columns 0..7 and
+//      8..15, against K^T in B's rows 0..7 and again in 8..15, and the mma's accumulator input
+//      is -m_i (one C tile, shared by every n-tile): the mma itself returns S scale log2 e -
+//      m_i, no FFMA a score.
 //   3. A lazy max (as in FlashAttention-4): m_i need not be the exact running max, only close
 //      enough above it that no 2^(s - m_i) overflows. The kernel first computes P = 2^(S - m_i)
 //      with the old m_i; if every row sum of the tile's P stays below 2^15 (tested on the
 //      tensor-core row sums, one vote a warp) the tile is done: no row max, no rescale of o and
 //      l. Otherwise (and always on a warp's first tile) it recomputes S, takes the row max, moves
-//      m_i up to it (an integer, exact in the (hi, lo) pair) and rescales o and l as above.
+//      m_i up to it and rescales o and l as above.
 //      After the first tile the scores of a row rarely climb 15 (log2 units) above their
 //      running max, so the slow path is rare. Its test also catches inf and NaN.
-// A common tile (not a warp's first, no mask) then issues about 230 instructions a warp for its
-// 16 x 128 scores (3.6 a score, against 7 for the general kernel at D = 8; SASS counts), and the
+// A common tile (not a warp's first, no mask) then issues about 265 instructions a warp for its
+// 16 x 128 scores (4.1 a score, against 7 for the general kernel at D = 8; SASS counts), and the
 // exponential unit, 64 MUFU.EX2 x 8 cycles, becomes the limit. So
 //   4. a few exponentials of each such tile (FwdTraits::kPolyExp2Tiles) run on the FMA pipe as a
 //      polynomial (exp2_poly, relative error 7.5e-5, far below P's bf16 rounding): 9 issue slots
@@ -182,20 +182,20 @@ constexpr int kLazyAcc = 2;
 // A warp's running state for its 16 rows (the thread's rows g and g + 8).
 struct LazyRows {
   float o[kLazyAcc][4] = {};  // 16 x 8 output in partial accumulators (gemm_pv_lazy)
-  float m[2] = {};      // running max (log2 units), an integer; 0 until the first tile sets it
-  float l[2] = {};      // the whole row sum of the rounded P (no quad reduction)
-  uint32_t qa[4] = {};  // A fragment: Q scale log2 e (a0, a1), (-m hi, -m lo) (a2, a3)
+  float m[2] = {};            // running max (log2 units); 0 until the first tile sets it
+  float l[2] = {};            // the whole row sum of the rounded P (no quad reduction)
+  uint32_t qa[4] = {};        // A fragment [hi | lo] of Q scale log2 e (scores_lazy)
 };
 
 // What a CTA of the lazy kernel works on: its (batch, head), its first query row m0, the heads'
 // base pointers and the number of key tiles it visits. Its shared memory: Q, then K (rows of
-// kStrideK, with the constant half) and V (two stages each), then the warps' dropout buffers.
+// K and V (two stages each), then the warps' dropout buffers.
 template <typename E>
 struct LazyBlock {
   using Tr = FwdTraits<8>;
   int b, h, m0, n_tiles;
   const E *q, *k, *v;
-  E *sQ, *sK, *sV;  // sK: [stage][kBlockN][kStrideK], sV: [stage][kBlockN][kStride]
+  E *sQ, *sK, *sV;  // sK, sV: [stage][kBlockN][kStride]
   uint8_t* sMask;
 
   __device__ LazyBlock(const FlashAttentionParams& p, unsigned char* smem) {
@@ -208,30 +208,25 @@ struct LazyBlock {
     n_tiles = (n_end + Tr::kBlockN - 1) / Tr::kBlockN;
     sQ = reinterpret_cast<E*>(smem);
     sK = sQ + Tr::kBlockM * Tr::kStride;
-    sV = sK + Tr::kStages * Tr::kBlockN * Tr::kStrideK;
+    sV = sK + Tr::kStages * Tr::kBlockN * Tr::kStride;
     sMask = reinterpret_cast<uint8_t*>(sV + Tr::kStages * Tr::kBlockN * Tr::kStride);
   }
-  // Starts the loads of Q and of key/value tile 0; fills the constant half of K's rows (both
-  // stages: cp.async only ever writes columns 0..7).
+  // Starts the loads of Q and of key/value tile 0.
   __device__ void load_first(const FlashAttentionParams& p) const {
     fa::load_tile<Tr::kBlockM, 8, Tr::kStride, Tr::kThreads>(sQ, q, p.q_strides.t, m0, p.T);
     load_kv(p, 0);
-    for (int r = threadIdx.x; r < Tr::kStages * Tr::kBlockN; r += Tr::kThreads) {
-      *reinterpret_cast<uint4*>(sK + r * Tr::kStrideK + 8) =
-          make_uint4(fa::one_pair<E>(), 0u, 0u, 0u);
-    }
   }
   // Starts the load of key/value tile j into stage j % 2 (one cp.async group): one 16-byte
   // chunk a thread, so a fixed count instead of load_tile's loop.
   __device__ void load_kv(const FlashAttentionParams& p, int j) const {
-    constexpr int N = Tr::kBlockN, SK = Tr::kStrideK, SV = Tr::kStride, TH = Tr::kThreads;
+    constexpr int N = Tr::kBlockN, S = Tr::kStride, TH = Tr::kThreads;
     const int n0 = j * N;
-    fa::load_tile_even<N, 8, SK, TH>(sK + (j % 2) * N * SK, k, p.k_strides.t, n0, p.T);
-    fa::load_tile_even<N, 8, SV, TH>(sV + (j % 2) * N * SV, v, p.v_strides.t, n0, p.T);
+    fa::load_tile_even<N, 8, S, TH>(sK + (j % 2) * N * S, k, p.k_strides.t, n0, p.T);
+    fa::load_tile_even<N, 8, S, TH>(sV + (j % 2) * N * S, v, p.v_strides.t, n0, p.T);
     fa::cp_async_commit();
   }
   // Prefetches tile j + 1 into the other stage, then waits until tile j (and Q) has landed and
-  // every thread sees it (and the constant half of K, on the first tile).
+  // every thread sees it.
   __device__ void wait_kv(const FlashAttentionParams& p, int j) const {
     if (j + 1 < n_tiles) {
       load_kv(p, j + 1);
@@ -241,26 +236,24 @@ struct LazyBlock {
     }
     __syncthreads();
   }
-  __device__ const E* k_tile(int j) const { return sK + (j % 2) * Tr::kBlockN * Tr::kStrideK; }
+  __device__ const E* k_tile(int j) const { return sK + (j % 2) * Tr::kBlockN * Tr::kStride; }
   __device__ const E* v_tile(int j) const { return sV + (j % 2) * Tr::kBlockN * Tr::kStride; }
 };
 
-// S' = (Q scale log2 e) K^T - m for a 16 x 8 NT tile, one m16n8k16 an 8-key n-tile. k = 0..7
-// are Q against K^T; k = 8, 9 are (-m hi, -m lo) against the ones of K's constant half (rows
-// [k0..k7 | 1 1 0 0 0 0 0 0], FwdTraits::kStrideK), so ldmatrix_x4 yields both B registers of
-// two n-tiles at once, already in the consecutive pairs the mma takes. A's columns 10..15 (a2,
-// a3 of lanes t > 0) hold -m too, but meet the zeros.
+// S' = (Q scale log2 e) K^T - m for a 16 x 8 NT tile, one m16n8k16 an 8-key n-tile. Q scale
+// log2 e is the pair hi + lo of E (scale_split_pair: exact to about 2^-16, where hi alone would
+// round every product by up to 2^-9), A = [hi | lo] against B = [K^T; K^T] (load_b_nk_k8_twice),
+// and every mma starts from the same C tile cm = -m (mma16816_cd), so no instruction a score
+// is spent on the scale or the shift.
 template <typename E, int NT, int STRIDE>
-__device__ __forceinline__ void scores_lazy(float (*s)[4], const uint32_t* qa, const E* k_tile,
-                                            int lane) {
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+__device__ __forceinline__ void scores_lazy(float (*s)[4], const uint32_t* qa, const float* cm,
+                                            const E* k_tile, int lane) {
 #pragma unroll
   for (int nt = 0; nt < NT; nt += 2) {
     uint32_t b[4];
-    fa::load_b_nk<STRIDE>(b, k_tile, nt * 8, 0, lane);
-    fa::mma16816<E>(s[nt], qa, b);
-    fa::mma16816<E>(s[nt + 1], qa, b + 2);
+    fa::load_b_nk_k8_twice<STRIDE>(b, k_tile, nt * 8, lane);
+    fa::mma16816_cd<E>(s[nt], qa, b, cm);
+    fa::mma16816_cd<E>(s[nt + 1], qa, b + 2, cm);
   }
 }
 
@@ -283,13 +276,14 @@ template <typename E>
 __device__ __forceinline__ void tile_lazy(const FlashAttentionParams& p, LazyRows& w,
                                           const LazyBlock<E>& blk, int j, int r0, int lane) {
   using Tr = FwdTraits<8>;
-  constexpr int NT = Tr::kBlockN / 8, KS = NT / 2, S = Tr::kStride, SK = Tr::kStrideK;
+  constexpr int NT = Tr::kBlockN / 8, KS = NT / 2, S = Tr::kStride;
   const int n0 = j * Tr::kBlockN;
   const bool first = j == 0;
   const bool edge = n0 + Tr::kBlockN > p.T || (p.causal && n0 + Tr::kBlockN - 1 > r0);
+  const float cm[4] = {-w.m[0], -w.m[0], -w.m[1], -w.m[1]};  // C tile: rows g, g + 8
   float s[NT][4], sum[2];
   uint32_t pa[KS][4];
-  scores_lazy<E, NT, SK>(s, w.qa, blk.k_tile(j), lane);
+  scores_lazy<E, NT, S>(s, w.qa, cm, blk.k_tile(j), lane);
   if (edge) fa::mask_scores<NT>(s, r0, n0, p.T, p.causal, lane);
   bool rebase = first;
   if (!first) {  // the fast path: P against the old m, kept if no row sum outgrew the bound
@@ -301,13 +295,13 @@ __device__ __forceinline__ void tile_lazy(const FlashAttentionParams& p, LazyRow
     fa::row_sums_mma<E, KS>(pa, sum);
     rebase = !__all_sync(0xffffffffu, sum[0] <= fa::kMaxTileRowSum && sum[1] <= fa::kMaxTileRowSum);
     if (rebase) {  // s now holds P: recompute the scores
-      scores_lazy<E, NT, SK>(s, w.qa, blk.k_tile(j), lane);
+      scores_lazy<E, NT, S>(s, w.qa, cm, blk.k_tile(j), lane);
       if (edge) fa::mask_scores<NT>(s, r0, n0, p.T, p.causal, lane);
     }
   }
   if (rebase) {
     float alpha[2];
-    fa::rebase_rows<E, NT>(s, w.m, w.qa + 2, alpha, first);
+    fa::rebase_rows<NT>(s, w.m, alpha, first);
     fa::exp2_to_a<E, NT>(pa, s);
     fa::row_sums_mma<E, KS>(pa, sum);
 #pragma unroll
@@ -344,8 +338,8 @@ __global__ void __launch_bounds__(FwdTraits<8>::kThreads, 4)
     if (j == 0) {
       fa::load_a_k8<FwdTraits<8>::kStride>(w.qa, blk.sQ, r0 - blk.m0, lane);
       const float scale_log2 = p.scale * fa::kLog2e;
-      w.qa[0] = fa::scale_pair<E>(w.qa[0], scale_log2);
-      w.qa[1] = fa::scale_pair<E>(w.qa[1], scale_log2);
+      fa::scale_split_pair<E>(w.qa[1], scale_log2, &w.qa[1], &w.qa[3]);  // rows g + 8
+      fa::scale_split_pair<E>(w.qa[0], scale_log2, &w.qa[0], &w.qa[2]);  // rows g
     }
     tile_lazy<E>(p, w, blk, j, r0, lane);
     __syncthreads();  // every warp is done with this stage before it is refilled

@@ -121,7 +121,7 @@ __device__ __forceinline__ void dropout_rows(float (*s)[4], uint8_t* buf,
 
 // ---- the D = 8 forward: lazy max, row sums on the tensor core, packed dropout ---------------
 // (cuda/flash_attention_fwd.cu explains the scheme.) Here s holds scale_log2 * score - m_run
-// already: the QK^T mma subtracts the running max.
+// already: the Q K^T mma starts from -m_run.
 
 // The most a row of one tile's P may sum to before the tile is redone with its row max taken
 // into m_run: every p is then at most 2^15, which fp16 (max 65504) and bf16 hold, and l and O
@@ -172,28 +172,26 @@ __device__ __forceinline__ void exp2_to_a(uint32_t (*pa)[4], float (*s)[4]) {
 
 // The row sums of the rounded P (the A fragments) on the tensor core: one mma against a B of
 // ones a 16-key fragment, instead of one FADD a score. Every column of the C tile then holds
-// the full row sum (no quad reduction): sum[0] for row g, sum[1] for row g + 8. Two partial
-// accumulators halve the chain of dependent mma.
+// the full row sum (no quad reduction): sum[0] for row g, sum[1] for row g + 8. One accumulator:
+// a chain of KS dependent mma, which the SM's other warps cover (a second one pushed the lazy
+// kernel past 128 registers).
 template <typename E, int KS>
 __device__ __forceinline__ void row_sums_mma(const uint32_t (*pa)[4], float* sum) {
   static_assert(KS % 2 == 0, "pairs of 16-key fragments");
   const uint32_t ones[2] = {one_pair<E>(), one_pair<E>()};
-  float acc[2][4] = {};
+  float acc[4] = {};
 #pragma unroll
-  for (int ks = 0; ks < KS; ++ks) mma16816<E>(acc[ks % 2], pa[ks], ones);
-  sum[0] = acc[0][0] + acc[1][0];
-  sum[1] = acc[0][2] + acc[1][2];
+  for (int ks = 0; ks < KS; ++ks) mma16816<E>(acc, pa[ks], ones);
+  sum[0] = acc[0];
+  sum[1] = acc[2];
 }
 
 // The slow path of the lazy online softmax (a warp's first tile, or a tile whose P outgrew
-// kMaxTileRowSum), for the thread's rows g and g + 8: m_run moves up to ceil(row max) (on the
+// kMaxTileRowSum), for the thread's rows g and g + 8: m_run moves up to the row max (on the
 // first tile, to it wherever it lies: m_run starts at 0, not at a true max), s is rebased by the
 // same move, and alpha = 2^-move is the factor for what was accumulated against the old m_run.
-// m_run stays an integer, a sum of two E values (split_pair), so that the QK^T mma subtracts it
-// exactly; m_frag[r] = (-hi, -lo) is that pair, the A fragment's columns 8 and 9.
-template <typename E, int NT>
-__device__ __forceinline__ void rebase_rows(float (*s)[4], float* m_run, uint32_t* m_frag,
-                                            float* alpha, bool first) {
+template <int NT>
+__device__ __forceinline__ void rebase_rows(float (*s)[4], float* m_run, float* alpha, bool first) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float part[NT];
@@ -205,10 +203,9 @@ __device__ __forceinline__ void rebase_rows(float (*s)[4], float* m_run, uint32_
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     // Later tiles only ever raise m; a row whose keys are all masked keeps it (no -inf in m).
     float move = first ? mx : fmaxf(mx, 0.0f);
-    move = move == -INFINITY ? 0.0f : ceilf(move);
-    float m_new = m_run[r] + move;
-    m_frag[r] = split_pair<E>(m_new) ^ 0x80008000u;  // negate both halves (their sign bits)
-    move = m_new - m_run[r];                         // exactly what the mma now subtracts more
+    move = move == -INFINITY ? 0.0f : move;
+    const float m_new = m_run[r] + move;
+    move = m_new - m_run[r];  // exactly what the next tiles' mma subtracts more
     m_run[r] = m_new;
     // On the first tile nothing has been accumulated (and 2^-move may overflow).
     alpha[r] = first ? 1.0f : ex2(-move);

@@ -33,24 +33,20 @@ struct FwdTraits {
   // registers) and the Q fragments (D / 4) need the room. (D = 8 with 64 keys: 80 registers
   // and 6 CTAs an SM instead of 127 and 4, but measured 3-7% slower on an H100.)
   static constexpr int kBlockN = D <= 32 ? 128 : 64;
-  // D = 8 runs the lazy-max kernel (cuda/flash_attention_fwd.cu: -m inside the Q K^T mma, row
-  // sums on the tensor core, no row max or rescale on most tiles); it needs the 8 spare k
-  // columns of m16n8k16 that only D = 8 has. false selects the general kernel (for comparison).
+  // D = 8 runs the lazy-max kernel (cuda/flash_attention_fwd.cu: scale and -m inside the Q K^T
+  // mma, row sums on the tensor core, no row max or rescale on most tiles); it needs the 8
+  // spare k columns of m16n8k16 that only D = 8 has. false selects the general kernel.
   static constexpr bool kLazyMax = D == 8;
   static constexpr int kStride = smem_stride<D>();
-  // The lazy kernel's K rows are [k0..k7 | 1 1 0 0 0 0 0 0 | 8 padding]: the constant half is
-  // the B operand's k = 8..15 (the -m columns of Q), so one ldmatrix_x4 loads both halves; 48
-  // bytes a row keep the 8 rows of each 8x8 load in different banks.
-  static constexpr int kStrideK = kLazyMax ? 24 : kStride;
   // Lazy kernel: n-tiles (4 exponentials a thread each) of a key tile's 16 whose exponentials
-  // run on the FMA pipe (exp2_poly) on the fast path. Its common tile issues about 230
+  // run on the FMA pipe (exp2_poly) on the fast path. Its common tile issues about 265
   // instructions a warp against 64 MUFU.EX2 that occupy the unit for 512 cycles, so the unit is
   // the limit; 2 moves 1/8 of them off it for about 9 instructions each (3 and 4 balance it
   // further, at the cost of issue slots). 0 keeps every exponential on MUFU.
   static constexpr int kPolyExp2Tiles = kLazyMax ? 2 : 0;
   static constexpr int kStages = 2;  // K/V double buffer: loads of tile j+1 overlap tile j
   static constexpr int kSmemQ = kBlockM * kStride * 2;
-  static constexpr int kSmemKV = kStages * kBlockN * (kStrideK + kStride) * 2;
+  static constexpr int kSmemKV = kStages * 2 * kBlockN * kStride * 2;
   static constexpr int kMaskStride = kBlockN + 16;  // dropout bytes a row, 16-aligned, padded
   static constexpr int kSmemMask = kWarps * 16 * kMaskStride;
   static constexpr int kSmemBytes = kSmemQ + kSmemKV + kSmemMask;
