@@ -148,7 +148,7 @@ __device__ __forceinline__ void store_ds_t(E* sDs, const float (*ds)[4], int key
 template <int STRIDE, typename E>
 __device__ __forceinline__ void load_a_trans(uint32_t* a, const E* tile, int m0, int k0, int lane) {
   const int mi = lane / 8, r = lane % 8;
-  ldmatrix_x4_trans(a, smem_addr(tile + (k0 + (mi / 2) * 8 + r) * STRIDE + m0 + (mi % 2) * 8));
+  ldmatrix_x4_trans(a, smem_elem(tile, (k0 + (mi / 2) * 8 + r) * STRIDE + m0 + (mi % 2) * 8));
 }
 
 // *addr += (a, b) for two consecutive floats, in L2, without returning the old values.
