@@ -99,8 +99,11 @@ const ConfigSchema& run_schema() {
 
 TrainerOptions TrainerOptions::from_config(const json& c) {
   TrainerOptions o;
-  const json& d = at_path(c, "data");
-  const json& t = at_path(c, "trainer");
+  // Named keys first: g++ 13 warns (-Wdangling-reference) when a reference is bound to a call
+  // that takes a temporary std::string, although at_path returns a part of c.
+  const std::string data_key = "data", trainer_key = "trainer";
+  const json& d = at_path(c, data_key);
+  const json& t = at_path(c, trainer_key);
   o.data_dir = d.at("dir").get<std::string>();
   o.window = d.at("window").get<int64_t>();
   o.stride = d.at("stride").get<int64_t>();
