@@ -6,8 +6,9 @@
 #      config end to end on the GPU with both forecast targets (level, delta);
 #   4. bench-train: our training step beside PyTorch eager and torch.compile, same session;
 #   5. dp: data-parallel on every GPU of the host (scripts/dp_check.sh), when there are 2 or more.
-# SAN_TC narrows the sanitizer runs to some CUDA test cases (doctest -tc patterns); timed cases
-# ("*quickly*") never run under a sanitizer, whose slowdown they would report as a failure.
+# SAN_TC narrows the sanitizer runs to some CUDA test cases (doctest -tc patterns), SAN_EXCLUDE
+# leaves some out (-tce patterns); timed cases ("*quickly*") never run under a sanitizer, whose
+# slowdown they would report as a failure.
 # Logs and the run folders' small files go to $LOGS, packed at the end into $OUT/final.tar.gz
 # (the device tool returns at most 8 files).
 #   usage: bash scripts/gpu_final.sh [steps...]  (steps: test sanitize train bench dp; default all)
@@ -38,18 +39,22 @@ if has sanitize; then
   # NCCL's communicator setup probes kernels built for other GPUs and handles the resulting
   # "no kernel image" API errors itself; memcheck reports those API errors, so the two NCCL
   # cases run separately with API-error reports off (memory errors are still reported).
-  echo "=== memcheck (CUDA suites)"
+  # The three runs go in parallel (the sanitizers are CPU-bound; the GPU has room for all).
+  echo "=== memcheck and racecheck (CUDA suites), in parallel"
   TC=${SAN_TC:+-tc=$SAN_TC}
-  time timeout ${SAN_TIMEOUT:-420} $SAN --tool memcheck --leak-check no --error-exitcode 3 $BUILD/bin/tests -ts=cuda \
-    $TC -tce='*out of memory*,*NCCL*,*DataParallel*,*quickly*' > "$OUT/memcheck.log" 2>&1; echo "memcheck rc=$?"
-  grep -E "ERROR SUMMARY|test cases:" "$OUT/memcheck.log" | tail -3
-  timeout 120 $SAN --tool memcheck --report-api-errors no --leak-check no --error-exitcode 3 \
-    $BUILD/bin/tests -ts=cuda -tc='*NCCL*,*DataParallel*' > "$OUT/memcheck_nccl.log" 2>&1
-  echo "memcheck (NCCL cases) rc=$?"; grep -E "ERROR SUMMARY|test cases:" "$OUT/memcheck_nccl.log" | tail -3
-  echo "=== racecheck (CUDA suites)"
-  time timeout ${SAN_TIMEOUT:-420} $SAN --tool racecheck --error-exitcode 3 $BUILD/bin/tests -ts=cuda \
-    $TC -tce='*out of memory*,*large*,*quickly*' > "$OUT/racecheck.log" 2>&1; echo "racecheck rc=$?"
-  grep -E "RACECHECK SUMMARY|ERROR SUMMARY|test cases:" "$OUT/racecheck.log" | tail -3
+  ( timeout ${SAN_TIMEOUT:-420} $SAN --tool memcheck --leak-check no --error-exitcode 3 $BUILD/bin/tests -ts=cuda \
+      $TC -tce="*out of memory*,*NCCL*,*DataParallel*,*quickly*${SAN_EXCLUDE:+,$SAN_EXCLUDE}" > "$OUT/memcheck.log" 2>&1
+    echo "memcheck rc=$?" >> "$OUT/memcheck.log" ) &
+  ( timeout 200 $SAN --tool memcheck --report-api-errors no --leak-check no --error-exitcode 3 \
+      $BUILD/bin/tests -ts=cuda -tc='*NCCL*,*DataParallel*' > "$OUT/memcheck_nccl.log" 2>&1
+    echo "memcheck (NCCL cases) rc=$?" >> "$OUT/memcheck_nccl.log" ) &
+  ( timeout ${SAN_TIMEOUT:-420} $SAN --tool racecheck --error-exitcode 3 $BUILD/bin/tests -ts=cuda \
+      $TC -tce="*out of memory*,*large*,*quickly*${SAN_EXCLUDE:+,$SAN_EXCLUDE}" > "$OUT/racecheck.log" 2>&1
+    echo "racecheck rc=$?" >> "$OUT/racecheck.log" ) &
+  time wait
+  for f in memcheck memcheck_nccl racecheck; do
+    grep -E "rc=|ERROR SUMMARY|RACECHECK SUMMARY|test cases:" "$OUT/$f.log" | tail -4
+  done
 fi
 
 if has train || has dp; then
