@@ -3,6 +3,7 @@
 #pragma once
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <memory>
@@ -110,9 +111,12 @@ struct OneThread {
   ~OneThread() { omp_set_num_threads(previous); }
 };
 
+// A scratch folder under the system's temp directory, named after the case and the process, so
+// that two test processes (e.g. memcheck and racecheck side by side) never share one.
 struct TempDir {
   fs::path path;
-  explicit TempDir(const char* name) : path(fs::temp_directory_path() / name) {
+  explicit TempDir(const char* name)
+      : path(fs::temp_directory_path() / (std::string(name) + "_" + std::to_string(::getpid()))) {
     fs::remove_all(path);
   }
   ~TempDir() { fs::remove_all(path); }
