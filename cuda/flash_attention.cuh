@@ -48,7 +48,7 @@ struct FlashAttentionParams : AttentionArgs {
   float* delta = nullptr;
   // Backward workspace [B, T, H, D] float32 for the single-pass backward: dQ is accumulated here
   // with atomic adds by the dK/dV kernel, then rounded into dq. nullptr selects the deterministic
-  // backward (a second kernel sums each dQ row in a fixed order; about 1.4x slower at D = 8).
+  // backward (a second kernel sums each dQ row in a fixed order; about 1.2x slower at D = 8).
   float* dq_accum = nullptr;
 };
 

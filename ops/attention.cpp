@@ -386,10 +386,14 @@ AttentionGrads backward_flash(const Tensor& q0, const Tensor& k0, const Tensor& 
                    Tensor::empty(q.shape(), kBFloat16, q.device()),
                    Tensor::empty(q.shape(), kBFloat16, q.device())};
   Tensor delta = Tensor::empty({2, q.size(0), q.size(2), q.size(1)}, kFloat32, q.device());
-  // The single pass accumulates dQ in float32 (zeroed by the backward itself).
+  // The single pass accumulates dQ in float32 (zeroed by the backward itself). At D = 128 the
+  // two-kernel backward is the faster one (H100, docs/benchmarks.md: 1.93 vs 2.07 ms at B=8,
+  // H=16, T=2048: zeroing and rounding the 4-byte accumulator and its atomics cost more than the
+  // second pass over the scores), so it runs there whatever `deterministic` says.
+  const bool single_pass = !options.deterministic && q.size(3) < 128;
   Tensor dq_accum;
-  if (!options.deterministic) dq_accum = Tensor::empty(q.shape(), kFloat32, q.device());
-  p.dq_accum = options.deterministic ? nullptr : dq_accum.data<float>();
+  if (single_pass) dq_accum = Tensor::empty(q.shape(), kFloat32, q.device());
+  p.dq_accum = single_pass ? dq_accum.data<float>() : nullptr;
   p.out = out.raw_data();
   p.out_strides = strides_of(out);
   p.lse = lse.data<float>();
