@@ -157,22 +157,6 @@ __device__ __forceinline__ void load_tile(E* smem, const E* head_base, int64_t r
   }
 }
 
-// load_tile for a tile of exactly PASSES 16-byte chunks a thread (ROWS * D / 8 = PASSES *
-// THREADS): a fixed, unrolled count instead of a loop whose trip count the compiler cannot see.
-template <int ROWS, int D, int STRIDE, int THREADS, typename E>
-__device__ __forceinline__ void load_tile_even(E* smem, const E* head_base, int64_t row_stride,
-                                               int row0, int T) {
-  constexpr int kChunks = D / 8;
-  static_assert(ROWS * kChunks % THREADS == 0, "whole passes");
-#pragma unroll
-  for (int i = 0; i < ROWS * kChunks / THREADS; ++i) {
-    const int c = threadIdx.x + i * THREADS, r = c / kChunks, part = c % kChunks;
-    const bool valid = row0 + r < T;
-    const E* src = valid ? head_base + (row0 + r) * row_stride + part * 8 : head_base;
-    cp_async16(smem_addr(smem + r * STRIDE + part * 8), src, valid);
-  }
-}
-
 // ---- fragment loads from shared memory ------------------------------------------------------
 
 // A fragments of a 16 x 16 block (rows r0.., cols k0..) of a row-major [rows][STRIDE] tile.

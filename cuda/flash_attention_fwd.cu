@@ -221,8 +221,8 @@ struct LazyBlock {
   __device__ void load_kv(const FlashAttentionParams& p, int j) const {
     constexpr int N = Tr::kBlockN, S = Tr::kStride, TH = Tr::kThreads;
     const int n0 = j * N;
-    fa::load_tile_even<N, 8, S, TH>(sK + (j % 2) * N * S, k, p.k_strides.t, n0, p.T);
-    fa::load_tile_even<N, 8, S, TH>(sV + (j % 2) * N * S, v, p.v_strides.t, n0, p.T);
+    fa::load_tile<N, 8, S, TH>(sK + (j % 2) * N * S, k, p.k_strides.t, n0, p.T);
+    fa::load_tile<N, 8, S, TH>(sV + (j % 2) * N * S, v, p.v_strides.t, n0, p.T);
     fa::cp_async_commit();
   }
   // Prefetches tile j + 1 into the other stage, then waits until tile j (and Q) has landed and

@@ -41,6 +41,20 @@ __device__ __forceinline__ void tree_reduce(float* part, Op op) {
   }
 }
 
+// The max of row g + 8 r of a 16 x 8 NT score tile in C fragments: the thread's 2 NT elements
+// by a tree (depth log2 NT instead of a chain of NT dependent instructions), then across the
+// quad of 4 lanes that share the row. Every lane of the quad gets it.
+template <int NT>
+__device__ __forceinline__ float quad_row_max(const float (*s)[4], int r) {
+  float part[NT];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) part[nt] = fmaxf(s[nt][2 * r], s[nt][2 * r + 1]);
+  tree_reduce<NT / 2>(part, [](float a, float b) { return fmaxf(a, b); });
+  float mx = part[0];
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+  return fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+}
+
 // The online-softmax step for the thread's two rows (g and g + 8) of a new score tile:
 //   m' = max(m, scale_log2 * max_j s_j)          (log2 domain: exp(x) = 2^(x log2 e))
 //   alpha = 2^(m - m'),  p_j = 2^(scale_log2 s_j - m'),  l = alpha l + sum_j p_j,  o *= alpha
@@ -51,14 +65,8 @@ __device__ __forceinline__ void online_softmax(float (*s)[4], float (*o)[4], flo
                                                float* l_run, float scale_log2) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    // Tree reductions (depth log2 NT instead of a chain of NT dependent instructions).
+    const float mx = quad_row_max<NT>(s, r);
     float part[NT];
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) part[nt] = fmaxf(s[nt][2 * r], s[nt][2 * r + 1]);
-    tree_reduce<NT / 2>(part, [](float a, float b) { return fmaxf(a, b); });
-    float mx = part[0];
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float m_new = fmaxf(m_run[r], mx * scale_log2);
     // A row that has seen only masked keys keeps m = -inf; subtract 0 instead so that
     // 2^(-inf - (-inf)) never makes a NaN.
@@ -194,13 +202,7 @@ template <int NT>
 __device__ __forceinline__ void rebase_rows(float (*s)[4], float* m_run, float* alpha, bool first) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    float part[NT];
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) part[nt] = fmaxf(s[nt][2 * r], s[nt][2 * r + 1]);
-    tree_reduce<NT / 2>(part, [](float a, float b) { return fmaxf(a, b); });
-    float mx = part[0];
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float mx = quad_row_max<NT>(s, r);
     // Later tiles only ever raise m; a row whose keys are all masked keeps it (no -inf in m).
     float move = first ? mx : fmaxf(mx, 0.0f);
     move = move == -INFINITY ? 0.0f : move;
