@@ -53,6 +53,46 @@ __device__ __forceinline__ void load_stats(float* s_stats, const FlashAttentionP
   }
 }
 
+// The query-tile copies at D = 8, where a tile (M rows of one 16-byte chunk) has fewer chunks
+// than the CTA has threads: thread t < M copies row t of Q, thread M + t row t of dO, and the
+// same threads copy lse (t < M) and delta, from pointers set up once and advanced by M rows a
+// tile. (load_tile and load_stats recompute the 64-bit row offsets every tile, and there two
+// warps do every copy: about 75 instructions a tile each, against about 15 a thread here.)
+template <typename Tr, typename E>
+struct QueryTileCopyD8 {
+  static constexpr int M = Tr::kBlockM;
+  static_assert(2 * M == Tr::kThreads && Tr::kStride == 8, "one chunk and one statistic a thread");
+  const E* src;            // this thread's Q or dO row of the next tile to copy
+  int64_t src_step;        // M rows of that tensor
+  const float* stat;       // its lse * log2(e) or delta of the same row
+  uint32_t dst, dst_stat;  // byte offsets in stage 0 (of sQ/sdO, of sStats)
+  int row;                 // its row in the tile
+
+  __device__ QueryTileCopyD8(const FlashAttentionParams& p, const E* q, const E* dout, int64_t bh,
+                             int m_begin) {
+    const int t = static_cast<int>(threadIdx.x), is_do = t >= M;
+    row = t - is_do * M;
+    const int64_t stride = is_do ? p.dout_strides.t : p.q_strides.t;
+    src = (is_do ? dout : q) + (m_begin + row) * stride;
+    src_step = M * stride;
+    // delta: plane 0 of the workspace, lse * log2(e): plane 1 (flash_attention.cuh)
+    stat = p.delta + (is_do ? 0 : static_cast<int64_t>(p.B) * p.H * p.T) + bh * p.T + m_begin + row;
+    dst = static_cast<uint32_t>((is_do * Tr::kStages * M + row) * Tr::kStride * sizeof(E));
+    dst_stat = static_cast<uint32_t>(((row / 2) * 4 + row % 2 + (is_do ? 2 : 0)) * sizeof(float));
+  }
+  // Queues tile m0's copies into stage `stage` (sQ: the base of every Q/dO stage, as laid out by
+  // the kernel; sStats: of every statistics stage) and moves on to the next tile. Rows past T
+  // are zero-filled (src-size 0) from `any`, a valid address, never from past the tensor.
+  __device__ void issue(uint32_t sQ, uint32_t sStats, int stage, int m0, int T, const float* any) {
+    const bool valid = m0 + row < T;
+    cp_async16(sQ + dst + stage * M * Tr::kStride * sizeof(E),
+               valid ? static_cast<const void*>(src) : any, valid);
+    cp_async4(sStats + dst_stat + stage * 2 * M * sizeof(float), valid ? stat : any, valid);
+    src += src_step;
+    stat += M;
+  }
+};
+
 // Keep bits of the warp's 16 keys (k0.., a multiple of 16) x MT * 8 queries (q0..): one
 // Philox call per query covers the 16 keys. Bit 4 nt + i is C element i of tile nt.
 template <int MT>
@@ -270,9 +310,24 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
 
   load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sK, k, p.k_strides.t, n0, p.T);
   load_tile<Tr::kBlockN, D, S, Tr::kThreads>(sV, v, p.v_strides.t, n0, p.T);
-  load_tile<M, D, S, Tr::kThreads>(sQ, q, p.q_strides.t, m_begin, p.T);
-  load_tile<M, D, S, Tr::kThreads>(sdO, dout, p.dout_strides.t, m_begin, p.T);
-  load_stats<M, Tr::kThreads>(sStats, p, blockIdx.y, m_begin);
+  // D = 8: the small-tile copier (QueryTileCopyD8); other head dims: load_tile / load_stats.
+  [[maybe_unused]] auto copier = [&] {
+    if constexpr (D == 8) {
+      return QueryTileCopyD8<Tr, E>(p, q, dout, blockIdx.y, m_begin);
+    } else {
+      return 0;
+    }
+  }();
+  auto copy_query_tile = [&](int stage, int m) {
+    if constexpr (D == 8) {
+      copier.issue(smem_addr(sQ), smem_addr(sStats), stage, m, p.T, p.delta);
+    } else {
+      load_tile<M, D, S, Tr::kThreads>(sQ + stage * M * S, q, p.q_strides.t, m, p.T);
+      load_tile<M, D, S, Tr::kThreads>(sdO + stage * M * S, dout, p.dout_strides.t, m, p.T);
+      load_stats<M, Tr::kThreads>(sStats + stage * 2 * M, p, blockIdx.y, m);
+    }
+  };
+  copy_query_tile(0, m_begin);
   cp_async_commit();
 
   const float scale_log2 = p.scale * kLog2e;
@@ -284,13 +339,11 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
   // every warp done with tile j-2, whose stage the prefetch of tile j+1 overwrites and whose
   // sDs buffer tile j rewrites.
   int m_prev = -1;  // the query rows of the tile whose dQ product is pending
-  for (int m0 = m_begin, j = 0; m0 < p.T; m0 += M, ++j) {
-    const int stage = j % Tr::kStages;
+  // stage = j % kStages and next = (j + 1) % kStages, kept as counters (no division a tile).
+  for (int m0 = m_begin, j = 0, stage = 0, next = 1; m0 < p.T;
+       m0 += M, ++j, stage = next, next = next + 1 == Tr::kStages ? 0 : next + 1) {
     if (m0 + M < p.T) {  // prefetch the next query tile
-      const int next = (j + 1) % Tr::kStages;
-      load_tile<M, D, S, Tr::kThreads>(sQ + next * M * S, q, p.q_strides.t, m0 + M, p.T);
-      load_tile<M, D, S, Tr::kThreads>(sdO + next * M * S, dout, p.dout_strides.t, m0 + M, p.T);
-      load_stats<M, Tr::kThreads>(sStats + next * 2 * M, p, blockIdx.y, m0 + M);
+      copy_query_tile(next, m0 + M);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
