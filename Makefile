@@ -72,6 +72,12 @@ $(BUILD)/obj/%.cu.o: %.cu | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(CPPFLAGS) $(NVCCFLAGS) -c $< -o $@
 
+# Hopper-only kernels (wgmma) exist in the architecture-specific target sm_90a alone, whose code
+# runs on compute capability 9.0 and nothing else: files named cuda/*_sm90.cu compile for it in
+# place of NVCC_ARCH (even one given on the command line); their launchers check the device.
+NVCC_ARCH_SM90A := -gencode=arch=compute_90a,code=sm_90a
+$(BUILD)/obj/cuda/%_sm90.cu.o: override NVCC_ARCH := $(NVCC_ARCH_SM90A)
+
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	@rm -f $@

@@ -1,0 +1,207 @@
+// The Hopper FlashAttention forward (cuda/flash_attention_fwd_sm90.cu: wgmma, sm_90a) against
+// the float64 CPU reference, through its launcher fa::launch_forward_sm90, whatever
+// fa::kUseSm90Forward says. The tolerances of tests/test_cuda_attention.cpp: the output's
+// relative error at most 2x that of a naive bf16 implementation, lse within 1e-3 (1 + sqrt(T)).
+// Outputs are poisoned with NaN first and checked to be fully written. Where the launcher
+// declines (no compute capability 9.0 device) a case says so and checks nothing more.
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "ops/attention.h"
+#include "tensor/random.h"
+#include "tests/test_util.h"
+#ifdef MT_WITH_CUDA
+#include "cuda/attention_dropout.h"
+#include "cuda/flash_attention_sm90.cuh"
+#endif
+
+using namespace mt;
+using mt::ops::AttentionOptions;
+
+#ifdef MT_WITH_CUDA
+namespace {
+
+Tensor bf16_randn(const Shape& shape, uint64_t seed) {
+  Generator gen(seed);
+  return Tensor::randn(shape, gen, kFloat64).to(kBFloat16).to(kFloat64);  // exact in bf16
+}
+
+// fp16 has no framework dtype: its bits travel in a 2-byte (bf16-typed) tensor, converted on the
+// host with the compiler's _Float16 (round to nearest even), as in tests/test_cuda_attention.cpp.
+#if defined(__FLT16_MAX__)
+Tensor to_half_bits(const Tensor& x) {
+  std::vector<double> v = x.to_vector<double>();
+  Tensor bits = Tensor::empty(x.shape(), kBFloat16);
+  for (size_t i = 0; i < v.size(); ++i) {
+    _Float16 h = static_cast<_Float16>(v[i]);
+    std::memcpy(&bits.data<bf16>()[i].bits, &h, 2);
+  }
+  return bits;
+}
+Tensor from_half_bits(const Tensor& bits) {
+  Tensor c = bits.cpu();
+  std::vector<double> v(c.numel());
+  for (size_t i = 0; i < v.size(); ++i) {
+    _Float16 h;
+    std::memcpy(&h, &c.data<bf16>()[i].bits, 2);
+    v[i] = static_cast<double>(h);
+  }
+  return Tensor::from_doubles(v, bits.shape(), kFloat64);
+}
+#endif
+
+cuda::AttnStrides strides_of(const Tensor& t) {
+  return cuda::AttnStrides{t.stride(0), t.stride(1), t.stride(2)};
+}
+
+// The problem of q, k, v (device tensors, 2-byte elements, any [B, T, H, D] strides) and o,
+// with out and lse (device, poisoned by the caller) to write.
+cuda::FlashAttentionParams make_params(const Tensor& q, const Tensor& k, const Tensor& v,
+                                       const AttentionOptions& o, Tensor& out, Tensor& lse) {
+  cuda::FlashAttentionParams p;
+  p.B = int(q.size(0)), p.T = int(q.size(1)), p.H = int(q.size(2)), p.D = int(q.size(3));
+  p.scale = ops::attention_scale(o, q.size(3));
+  p.causal = o.causal;
+  p.seed = o.seed, p.offset = o.offset;
+  p.dropout_threshold = AttentionDropout::threshold_for(o.dropout_p);
+  p.q = q.raw_data(), p.k = k.raw_data(), p.v = v.raw_data();
+  p.q_strides = strides_of(q), p.k_strides = strides_of(k), p.v_strides = strides_of(v);
+  p.out = out.raw_data(), p.out_strides = strides_of(out), p.lse = lse.data<float>();
+  return p;
+}
+
+// Checks the kernel's out and lse (float64 CPU copies) against the references for q, k, v (the
+// float64 values the device inputs hold exactly).
+void check_against_reference(const Tensor& q, const Tensor& k, const Tensor& v,
+                             const AttentionOptions& o, const Tensor& out, const Tensor& lse) {
+  REQUIRE(testing::all_written(out));
+  REQUIRE(testing::all_written(lse));
+  Tensor lse64;
+  Tensor ref = ops::attention_forward(q, k, v, o, &lse64);  // tiled float64 CPU
+  Tensor naive = ops::attention_naive_forward(q, k, v, o, /*emulate_bf16=*/true);
+  const double err = testing::rel_error(out, ref), err_naive = testing::rel_error(naive, ref);
+  INFO("forward error " << err << " vs naive bf16 " << err_naive);
+  CHECK(err <= 2.0 * err_naive);
+  const double lse_err = testing::max_abs_diff(lse, lse64);
+  INFO("lse max abs error " << lse_err);
+  CHECK(lse_err < 1e-3 * (1.0 + std::sqrt(double(q.size(1)))));
+}
+
+// One configuration in bf16 on contiguous inputs. Returns false (with a message) when the
+// launcher declines.
+bool check_case(int64_t B, int64_t T, int64_t H, int64_t D, bool causal) {
+  INFO("B=" << B << " T=" << T << " H=" << H << " D=" << D << " causal=" << causal);
+  const Shape shape{B, T, H, D};
+  const uint64_t seed = uint64_t(T * 131 + D * 7 + H + 17 * B);
+  Tensor q = bf16_randn(shape, seed), k = bf16_randn(shape, seed + 1);
+  Tensor v = bf16_randn(shape, seed + 2);
+  AttentionOptions o;
+  o.causal = causal;
+  Tensor qd = q.to(kBFloat16).cuda(), kd = k.to(kBFloat16).cuda(), vd = v.to(kBFloat16).cuda();
+  Tensor out = Tensor::empty(shape, kBFloat16, Device::cuda());
+  Tensor lse = Tensor::empty({B, H, T}, kFloat32, Device::cuda());
+  testing::poison(out);
+  testing::poison(lse);
+  if (!cuda::fa::launch_forward_sm90(make_params(qd, kd, vd, o, out, lse))) {
+    MESSAGE("launch_forward_sm90 declined (not a compute capability 9.0 device): not checked");
+    return false;
+  }
+  check_against_reference(q, k, v, o, out.to(kFloat64).cpu(), lse.to(kFloat64).cpu());
+  return true;
+}
+
+}  // namespace
+
+CUDA_TEST_CASE("cuda: sm90 flash attention forward, short sequences") {
+  for (int64_t D : {64, 128})
+    for (int64_t T : {1, 17, 128})
+      for (bool causal : {true, false})
+        if (!check_case(3, T, 8, D, causal)) return;
+}
+
+CUDA_TEST_CASE("cuda: sm90 flash attention forward, T = 1000 and 2048") {
+  for (int64_t D : {64, 128}) {
+    if (!check_case(1, 1000, 8, D, true)) return;
+    check_case(3, 1000, 1, D, false);
+    check_case(1, 2048, 1, D, true);
+    check_case(1, 2048, 1, D, false);
+  }
+}
+
+CUDA_TEST_CASE("cuda: sm90 flash attention forward on strided views") {
+  // The model's case: q, k, v are slices of a fused [B, T, 3, H, D] projection, no copy.
+  for (int64_t D : {64, 128}) {
+    INFO("D=" << D);
+    Tensor qkv = bf16_randn({2, 300, 3, 4, D}, 9 + D);
+    Tensor qkv_gpu = qkv.to(kBFloat16).cuda();
+    Tensor q = qkv.select(2, 0), k = qkv.select(2, 1), v = qkv.select(2, 2);
+    AttentionOptions o;
+    o.causal = true;
+    Tensor out = Tensor::empty({2, 300, 4, D}, kBFloat16, Device::cuda());
+    Tensor lse = Tensor::empty({2, 4, 300}, kFloat32, Device::cuda());
+    testing::poison(out);
+    testing::poison(lse);
+    cuda::FlashAttentionParams p =
+        make_params(qkv_gpu.select(2, 0), qkv_gpu.select(2, 1), qkv_gpu.select(2, 2), o, out, lse);
+    if (!cuda::fa::launch_forward_sm90(p)) {
+      MESSAGE("launch_forward_sm90 declined (not a compute capability 9.0 device): not checked");
+      return;
+    }
+    check_against_reference(q, k, v, o, out.to(kFloat64).cpu(), lse.to(kFloat64).cpu());
+  }
+}
+
+#if defined(__FLT16_MAX__)
+CUDA_TEST_CASE("cuda: sm90 flash attention forward with fp16 inputs") {
+  for (int64_t D : {64, 128}) {
+    INFO("D=" << D);
+    const Shape shape{2, 300, 3, D};
+    Generator gen(D + 1);
+    auto half_randn = [&] {
+      return from_half_bits(to_half_bits(Tensor::randn(shape, gen, kFloat64)));
+    };
+    Tensor q = half_randn(), k = half_randn(), v = half_randn();
+    AttentionOptions o;
+    o.causal = true;
+    Tensor qd = to_half_bits(q).cuda(), kd = to_half_bits(k).cuda(), vd = to_half_bits(v).cuda();
+    Tensor out = Tensor::empty(shape, kBFloat16, Device::cuda());
+    Tensor lse = Tensor::empty({2, 3, 300}, kFloat32, Device::cuda());
+    testing::poison(out);
+    testing::poison(lse);
+    cuda::FlashAttentionParams p = make_params(qd, kd, vd, o, out, lse);
+    p.elem = cuda::AttnElem::F16;
+    if (!cuda::fa::launch_forward_sm90(p)) {
+      MESSAGE("launch_forward_sm90 declined (not a compute capability 9.0 device): not checked");
+      return;
+    }
+    // fp16 keeps 3 more mantissa bits than bf16: the kernel must beat the bf16 bound.
+    check_against_reference(q, k, v, o, from_half_bits(out), lse.to(kFloat64).cpu());
+  }
+}
+#endif
+
+CUDA_TEST_CASE("cuda: sm90 flash attention forward declines what it does not handle") {
+  // Dropout and head dims other than 64 and 128 stay on the mma.sync kernel: the launcher
+  // returns false before launching anything, on every device.
+  const Shape shape{1, 64, 2, 32};
+  Tensor q = Tensor::ones(shape, kBFloat16, Device::cuda());
+  Tensor out = Tensor::empty(shape, kBFloat16, Device::cuda());
+  Tensor lse = Tensor::empty({1, 2, 64}, kFloat32, Device::cuda());
+  AttentionOptions o;
+  CHECK_FALSE(cuda::fa::launch_forward_sm90(make_params(q, q, q, o, out, lse)));
+  Tensor q64 = Tensor::ones({1, 64, 2, 64}, kBFloat16, Device::cuda());
+  Tensor out64 = Tensor::empty({1, 64, 2, 64}, kBFloat16, Device::cuda());
+  o.dropout_p = 0.1f;
+  CHECK_FALSE(cuda::fa::launch_forward_sm90(make_params(q64, q64, q64, o, out64, lse)));
+}
+
+// Small enough for compute-sanitizer (memcheck, racecheck, synccheck): tails shorter and longer
+// than a tile, causal and not, both head dims, several heads and batches.
+CUDA_TEST_CASE("cuda: sm90 flash attention forward sanitizer set") {
+  if (!check_case(1, 130, 2, 64, true)) return;
+  check_case(2, 70, 1, 128, false);
+  check_case(1, 33, 3, 128, true);
+  check_case(1, 257, 1, 64, false);
+}
+#endif
