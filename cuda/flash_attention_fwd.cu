@@ -55,6 +55,7 @@
 #include "cuda/check.cuh"
 #include "cuda/flash_attention.cuh"
 #include "cuda/flash_attention_common.cuh"
+#include "cuda/flash_attention_sm90.cuh"
 #include "cuda/flash_attention_softmax.cuh"
 #include "cuda/flash_attention_traits.cuh"
 #include "cuda/nvtx.h"
@@ -395,6 +396,8 @@ void flash_attention_forward(const FlashAttentionParams& p) {
   NvtxRange range("attention_fwd");
   CHECK(p.B * p.H <= 65535, "flash_attention_forward: B * H = {} exceeds the grid's 65535",
         p.B * p.H);
+  // The Hopper wgmma kernel (cuda/flash_attention_fwd_sm90.cu) where it applies, once enabled.
+  if (fa::kUseSm90Forward && fa::launch_forward_sm90(p)) return;
   if (p.elem == AttnElem::BF16) {
     dispatch_forward<__nv_bfloat16>(p);
   } else {
