@@ -39,12 +39,21 @@
 //      m_i up to it and rescales o and l as above.
 //      After the first tile the scores of a row rarely climb 15 (log2 units) above their
 //      running max, so the slow path is rare. Its test also catches inf and NaN.
-// A common tile (not a warp's first, no mask) then issues about 265 instructions a warp for its
-// 16 x 128 scores (4.1 a score, against 7 for the general kernel at D = 8; SASS counts), and the
-// exponential unit, 64 MUFU.EX2 x 8 cycles, becomes the limit. So
+// A common tile (not a warp's first, no mask) then issues 337 instructions a warp for its 16 x
+// 128 scores, K/V prefetch, barriers and loop included (sm_90 SASS, nvcc 13.0): 5.3 per 32
+// scores, against about 8.6 for the general kernel at D = 8, and the exponential unit, 64
+// MUFU.EX2 x 8 cycles, becomes the limit on paper. So
 //   4. a few exponentials of each such tile (FwdTraits::kPolyExp2Tiles) run on the FMA pipe as a
 //      polynomial (exp2_poly, relative error 7.5e-5, far below P's bf16 rounding): 9 issue slots
 //      each, but off the busy unit.
+// (Measured, the kernel is bound by latency rather than by either: too few warps an SM.)
+//
+// Key tiles of 128 or 64 (FwdTraits<8>::kLazyBlockN, an A/B switch; the traits say why): 64
+// keys take the thread from 128 registers to at most 96, so 5 CTAs (20 warps) share an SM
+// instead of 4, against that latency; a common tile is then 197 instructions (6.2 per 32
+// scores: the per-tile work is paid twice as often). At 64 keys K and V are copied by different
+// warps, one row a thread from a pointer set up once (KvRowCopy), and the tiles to mask are found
+// with one compare (first_edge_tile); everything else is the same code with 8 n-tiles, not 16.
 //
 // Work skipped: with causal masking, key tiles past a query block's last row are never loaded,
 // and only tiles that touch the diagonal or the end of the sequence pay for the mask. Causal
@@ -174,9 +183,10 @@ __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
 
 // ---- head dim 8: the lazy-max path (the header's points 1-3) --------------------------------
 
-// Partial P V accumulators: 2, not the 4 of gemm_p_kn at D = 8. The 8 mma of a tile then form
-// chains of 4 (about 4 x 33 cycles), which the other warps of the SM sub-partition (3, from other
-// CTAs) cover easily, while the 8 registers saved keep the kernel under 128 without spills.
+// Partial P V accumulators: 2, not the 4 of gemm_p_kn at D = 8. The 8 mma of a 128-key tile then
+// form chains of 4 (about 4 x 33 cycles; 2 at 64 keys), which the other warps of the SM
+// sub-partition (3 or more, from other CTAs) cover easily, while the 8 registers saved keep the
+// 128-key kernel under 128 without spills.
 // (Their rescale only runs on the rare slow tiles now, so the count costs no FMULs.)
 constexpr int kLazyAcc = 2;
 
@@ -188,12 +198,45 @@ struct LazyRows {
   uint32_t qa[4] = {};        // A fragment [hi | lo] of Q scale log2 e (scores_lazy)
 };
 
+// The 64-key K/V copy of the lazy kernel: one 16-byte row a thread a tile, K in warps 0-1 and V
+// in warps 2-3 (a warp-uniform choice). The thread's source pointer is set up once and advanced
+// a tile at a time: computed afresh, a row's 64-bit address costs about 20 integer instructions
+// a tile, which 64 keys (twice the tiles of 128) would pay twice as often.
+template <typename E>
+struct KvRowCopy {
+  using Tr = FwdTraits<8>;
+  const E* src;  // this thread's row of the next tile to load
+  int64_t step;  // kBlockN rows of the thread's tensor, in elements
+  uint32_t dst;  // shared address of the thread's row in stage 0
+  int row;       // the row of a tile the thread copies
+
+  __device__ KvRowCopy(const FlashAttentionParams& p, const E* k, const E* v, const E* sK,
+                       const E* sV) {
+    const bool is_v = threadIdx.x >= Tr::kBlockN;
+    const int64_t stride = is_v ? p.v_strides.t : p.k_strides.t;
+    row = threadIdx.x % Tr::kBlockN;
+    src = (is_v ? v : k) + row * stride;
+    step = Tr::kBlockN * stride;
+    dst = fa::smem_addr((is_v ? sV : sK) + row * Tr::kStride);
+  }
+  // Starts the copy of tile j (the tiles in order, one call each) into stage j % 2. Rows past T
+  // are zero-filled, and give the address any_row (none is read): K's first row, the same for
+  // every thread, so that it needs no register of its own.
+  __device__ void issue(int j, int T, const E* any_row) {
+    constexpr uint32_t kStageBytes = Tr::kBlockN * Tr::kStride * sizeof(E);
+    const bool valid = j * Tr::kBlockN + row < T;
+    fa::cp_async16(dst + (j % 2) * kStageBytes, valid ? src : any_row, valid);
+    src += step;
+  }
+};
+
 // What a CTA of the lazy kernel works on: its (batch, head), its first query row m0, the heads'
 // base pointers and the number of key tiles it visits. Its shared memory: Q, then K (rows of
 // K and V (two stages each), then the warps' dropout buffers.
 template <typename E>
 struct LazyBlock {
   using Tr = FwdTraits<8>;
+  static constexpr bool kRowCopy = 2 * Tr::kBlockN == Tr::kThreads;  // the 64-key K/V copy
   int b, h, m0, n_tiles;
   const E *q, *k, *v;
   E *sQ, *sK, *sV;  // sK, sV: [stage][kBlockN][kStride]
@@ -213,24 +256,28 @@ struct LazyBlock {
     sMask = reinterpret_cast<uint8_t*>(sV + Tr::kStages * Tr::kBlockN * Tr::kStride);
   }
   // Starts the loads of Q and of key/value tile 0.
-  __device__ void load_first(const FlashAttentionParams& p) const {
+  __device__ void load_first(const FlashAttentionParams& p, KvRowCopy<E>& kv) const {
     fa::load_tile<Tr::kBlockM, 8, Tr::kStride, Tr::kThreads>(sQ, q, p.q_strides.t, m0, p.T);
-    load_kv(p, 0);
+    load_kv(p, kv, 0);
   }
-  // Starts the load of key/value tile j into stage j % 2 (one cp.async group): one 16-byte
-  // chunk a thread, so a fixed count instead of load_tile's loop.
-  __device__ void load_kv(const FlashAttentionParams& p, int j) const {
+  // Starts the load of key/value tile j into stage j % 2 (one cp.async group): a fixed count of
+  // 16-byte rows a thread instead of load_tile's loop (128 keys: one K and one V row a thread;
+  // 64 keys: KvRowCopy).
+  __device__ void load_kv(const FlashAttentionParams& p, KvRowCopy<E>& kv, int j) const {
     constexpr int N = Tr::kBlockN, S = Tr::kStride, TH = Tr::kThreads;
-    const int n0 = j * N;
-    fa::load_tile<N, 8, S, TH>(sK + (j % 2) * N * S, k, p.k_strides.t, n0, p.T);
-    fa::load_tile<N, 8, S, TH>(sV + (j % 2) * N * S, v, p.v_strides.t, n0, p.T);
+    if constexpr (kRowCopy) {
+      kv.issue(j, p.T, k);
+    } else {
+      fa::load_tile<N, 8, S, TH>(sK + (j % 2) * N * S, k, p.k_strides.t, j * N, p.T);
+      fa::load_tile<N, 8, S, TH>(sV + (j % 2) * N * S, v, p.v_strides.t, j * N, p.T);
+    }
     fa::cp_async_commit();
   }
   // Prefetches tile j + 1 into the other stage, then waits until tile j (and Q) has landed and
   // every thread sees it.
-  __device__ void wait_kv(const FlashAttentionParams& p, int j) const {
+  __device__ void wait_kv(const FlashAttentionParams& p, KvRowCopy<E>& kv, int j) const {
     if (j + 1 < n_tiles) {
-      load_kv(p, j + 1);
+      load_kv(p, kv, j + 1);
       fa::cp_async_wait<1>();
     } else {
       fa::cp_async_wait<0>();
@@ -272,15 +319,25 @@ __device__ __forceinline__ void gemm_pv_lazy(float (*o)[4], const uint32_t (*pa)
   }
 }
 
+// The first key tile that the warp's rows r0.. must mask: tile j has keys past T - 1 iff j >=
+// T / kBlockN and, causal, keys past row r0 iff j >= (r0 + 1) / kBlockN; every later tile is
+// masked too. At 64 keys the kernel keeps it in a register and tests a tile with one compare; at
+// 128 keys it tests each tile afresh (the kernel spills with one register more).
+__device__ __forceinline__ int first_edge_tile(const FlashAttentionParams& p, int r0) {
+  constexpr int N = FwdTraits<8>::kBlockN;
+  return p.causal ? min(p.T / N, (r0 + 1) / N) : p.T / N;
+}
+
 // One key tile of the lazy path for a warp's 16 rows r0..: P into packed A fragments, l, o.
+// edge: the tile has keys to mask (past T, or causal ones past a row).
 template <typename E>
 __device__ __forceinline__ void tile_lazy(const FlashAttentionParams& p, LazyRows& w,
-                                          const LazyBlock<E>& blk, int j, int r0, int lane) {
+                                          const LazyBlock<E>& blk, int j, bool edge, int r0,
+                                          int lane) {
   using Tr = FwdTraits<8>;
   constexpr int NT = Tr::kBlockN / 8, KS = NT / 2, S = Tr::kStride;
   const int n0 = j * Tr::kBlockN;
   const bool first = j == 0;
-  const bool edge = n0 + Tr::kBlockN > p.T || (p.causal && n0 + Tr::kBlockN - 1 > r0);
   const float cm[4] = {-w.m[0], -w.m[0], -w.m[1], -w.m[1]};  // C tile: rows g, g + 8
   float s[NT][4], sum[2];
   uint32_t pa[KS][4];
@@ -323,26 +380,32 @@ __device__ __forceinline__ void tile_lazy(const FlashAttentionParams& p, LazyRow
   gemm_pv_lazy<E, KS, S>(w.o, pa, blk.v_tile(j), lane);
 }
 
-// Head dim 8. 4 CTAs an SM (<= 128 registers a thread): the kernel is bound by the exponential
-// unit and by issue, and every resident warp helps hide the mma and vote latencies.
+// Head dim 8. FwdTraits<8>::kMinBlocks CTAs an SM (4 at 128 keys: <= 128 registers a thread; 5
+// at 64 keys: <= 96, the kernel uses 95): it is latency-bound, and every resident warp helps hide
+// the mma, exponential and vote latencies of the others.
 template <typename E>
-__global__ void __launch_bounds__(FwdTraits<8>::kThreads, 4)
+__global__ void __launch_bounds__(FwdTraits<8>::kThreads, FwdTraits<8>::kMinBlocks)
     flash_fwd_kernel_lazy(const FlashAttentionParams p) {
   extern __shared__ __align__(16) unsigned char smem[];
   const LazyBlock<E> blk(p, smem);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int r0 = blk.m0 + 16 * warp;  // the warp's first row
-  blk.load_first(p);
+  const int r0 = blk.m0 + 16 * warp;                 // the warp's first row
+  KvRowCopy<E> kv(p, blk.k, blk.v, blk.sK, blk.sV);  // (unused at 128 keys)
+  blk.load_first(p, kv);
+  const int edge_from = first_edge_tile(p, r0);
   LazyRows w;
   for (int j = 0; j < blk.n_tiles; ++j) {
-    blk.wait_kv(p, j);
+    blk.wait_kv(p, kv, j);
     if (j == 0) {
       fa::load_a_k8<FwdTraits<8>::kStride>(w.qa, blk.sQ, r0 - blk.m0, lane);
       const float scale_log2 = p.scale * fa::kLog2e;
       fa::scale_split_pair<E>(w.qa[1], scale_log2, &w.qa[1], &w.qa[3]);  // rows g + 8
       fa::scale_split_pair<E>(w.qa[0], scale_log2, &w.qa[0], &w.qa[2]);  // rows g
     }
-    tile_lazy<E>(p, w, blk, j, r0, lane);
+    constexpr int N = FwdTraits<8>::kBlockN;  // edge: keys to mask (see first_edge_tile)
+    const bool edge =
+        N == 64 ? j >= edge_from : j * N + N > p.T || (p.causal && j * N + N - 1 > r0);
+    tile_lazy<E>(p, w, blk, j, edge, r0, lane);
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
   const float keep_scale =

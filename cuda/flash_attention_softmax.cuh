@@ -133,9 +133,9 @@ __device__ __forceinline__ void dropout_rows(float (*s)[4], uint8_t* buf,
 
 // The most a row of one tile's P may sum to before the tile is redone with its row max taken
 // into m_run: every p is then at most 2^15, which fp16 (max 65504) and bf16 hold, and l and O
-// grow by at most 2^15 a key over the old scale, far inside fp32 range. A row of 128 keys all
-// near its running max sums to at most 128, so only a real rise of the max (by about 8 to 15 in
-// log2 units) takes the slow path. An inf or NaN sum fails the test too.
+// grow by at most 2^15 a key over the old scale, far inside fp32 range. A row of a tile's 128 (or
+// 64) keys all near its running max sums to at most 128 (64), so only a real rise of the max (by
+// about 8 to 15 in log2 units) takes the slow path. An inf or NaN sum fails the test too.
 constexpr float kMaxTileRowSum = 32768.0f;
 
 // 2^x on the FMA pipe instead of the exponential unit (FlashAttention-4's trick): with j =

@@ -148,6 +148,45 @@ void check_case(int64_t B, int64_t T, int64_t H, int64_t D, bool causal, float p
   }
 }
 
+// D = 8 inputs whose scores move along the keys at a slope per head, in log2 units a key:
+// 4 / 64 and 24 / 64 (rising: later key tiles outgrow the lazy kernel's bound on P's row sums
+// and take its slow path, which random scores never reach), -4 / 64 (falling), 0 (random).
+// Checked against the float64 reference directly: the naive bf16 rounds scores of several
+// hundred to steps of 1 or 2 and is no yardstick. A scalar model of the kernel (bf16 P, hi/lo Q)
+// gives about 2e-3 here, at 64- and at 128-key tiles.
+void check_rising_scores(int64_t T, bool causal, float p) {
+  INFO("T=" << T << " causal=" << causal << " p=" << p);
+  const int64_t H = 4, D = 8;
+  const Shape shape{1, T, H, D};
+  const double slopes[H] = {4.0 / 64, 24.0 / 64, -4.0 / 64, 0.0};
+  AttentionOptions o{causal, p, 99 + uint64_t(T), 3, 0.0f};
+  const double scale_log2 = ops::attention_scale(o, D) * 1.4426950408889634;
+  std::vector<double> q = bf16_randn(shape, 21).to_vector<double>();
+  std::vector<double> k = bf16_randn(shape, 22).to_vector<double>();
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t h = 0; h < H; ++h) {
+      double* qr = &q[(t * H + h) * D];
+      double* kr = &k[(t * H + h) * D];
+      for (int64_t d = 1; d < D; ++d) qr[d] *= 0.5, kr[d] *= 0.5;
+      qr[0] = 2.0;  // score ~ 2 k[0] + noise, k[0] = key * slope / (2 scale log2 e) + noise
+      kr[0] += double(t) * slopes[h] / (2.0 * scale_log2);
+    }
+  }
+  auto bf16_exact = [&](const std::vector<double>& x) {
+    return Tensor::from_doubles(x, shape, kFloat64).to(kBFloat16).to(kFloat64);
+  };
+  Tensor qt = bf16_exact(q), kt = bf16_exact(k), v = bf16_randn(shape, 23);
+  Tensor lse64;
+  Tensor ref = ops::attention_forward(qt, kt, v, o, &lse64);
+  GpuResult g = run_gpu(qt, kt, v, v, o, /*backward=*/false);
+  REQUIRE(testing::all_written(g.out));
+  REQUIRE(testing::all_written(g.lse));
+  const double err = testing::rel_error(g.out, ref);
+  INFO("forward error " << err << ", lse " << testing::max_abs_diff(g.lse, lse64));
+  CHECK(err < 1e-2);
+  CHECK(testing::max_abs_diff(g.lse, lse64) < 1e-3 * (1.0 + std::sqrt(double(T))));
+}
+
 }  // namespace
 
 CUDA_TEST_CASE("cuda: flash attention, short sequences, every head dim and flag") {
@@ -233,6 +272,12 @@ CUDA_TEST_CASE("cuda: scaled_dot_product_attention on strided views matches the 
 CUDA_TEST_CASE("cuda: flash attention rejects unsupported head dims") {
   Tensor q = Tensor::ones({1, 4, 1, 24}, kBFloat16, Device::cuda());
   CHECK_THROWS_WITH_TEXT(ops::attention_forward(q, q, q, {}, nullptr), "head dims");
+}
+
+CUDA_TEST_CASE("cuda: flash attention at D = 8, scores rising along the keys (lazy max)") {
+  for (bool causal : {true, false})
+    for (float p : {0.0f, 0.05f}) check_rising_scores(300, causal, p);
+  check_rising_scores(1000, true, 0.05f);
 }
 
 // Small enough for compute-sanitizer (memcheck, racecheck): tails, causal, dropout, D = 8 and
