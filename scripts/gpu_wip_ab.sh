@@ -22,13 +22,13 @@ for tool in memcheck racecheck; do
     > "$LOGS/sm90_$tool.log" 2>&1
   echo "sm90 $tool: rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$LOGS/sm90_$tool.log" | tail -1)"
 done
-variant() {  # name, file, sed expression
+variant() {  # name, file, sed expression, the constant's name (printed after the edit)
   rm -rf /tmp/v_$1 && mkdir -p /tmp/v_$1 && cp -r $(ls -A | grep -vE '^(build|\.git)$') /tmp/v_$1/
-  sed -i "$3" /tmp/v_$1/$2 && grep -n "$(echo "$3" | sed 's#s/\([^/]*\)/.*#\1#')" /tmp/v_$1/$2 | head -2
+  sed -i "$3" /tmp/v_$1/$2 && grep -n "$4 =" /tmp/v_$1/$2 | head -2
   (cd /tmp/v_$1 && make -j"$(nproc)" BUILD=build build/bin/bench_attention > "$LOGS/build_$1.log" 2>&1 &&
     build/bin/bench_attention 2>&1 | tee "$LOGS/bench_$1.log")
 }
 echo "=== A/B: D = 8 forward with 128-key tiles (main's kernel)"
-variant lazy128 cuda/flash_attention_traits.cuh 's/kLazyBlockN = 64;/kLazyBlockN = 128;/'
+variant lazy128 cuda/flash_attention_traits.cuh 's/kLazyBlockN = 64;/kLazyBlockN = 128;/' kLazyBlockN
 echo "=== A/B: wgmma forward at D = 64/128"
-variant sm90 cuda/flash_attention_sm90.cuh 's/kUseSm90Forward = false;/kUseSm90Forward = true;/'
+variant sm90 cuda/flash_attention_sm90.cuh 's/kUseSm90Forward = false;/kUseSm90Forward = true;/' kUseSm90Forward
