@@ -1,5 +1,7 @@
-// Philox4x32-10: the counter-based random generator (Salmon et al., "Parallel random numbers:
-// as easy as 1, 2, 3", SC'11) that the CPU ops and the CUDA kernels share.
+// Philox4x32: the counter-based random generator (Salmon et al., "Parallel random numbers: as
+// easy as 1, 2, 3", SC'11) that the CPU ops and the CUDA kernels share. philox4x32() runs the
+// paper's recommended 10 rounds; philox4x32_rounds<R>() any count (attention dropout uses 7:
+// cuda/attention_dropout.h says why).
 //
 // Why counter-based: the i-th random number is a pure function of (key, counter), so any thread
 // can compute any element directly, in any order, on any device. The same seed therefore gives
@@ -36,13 +38,14 @@ MT_HOST_DEVICE void mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) 
 }
 }  // namespace philox_detail
 
-// Ten rounds of the Philox S-box; returns four independent 32-bit outputs.
-MT_HOST_DEVICE Philox4 philox4x32(uint64_t seed, uint64_t index, uint64_t stream) {
+// kRounds rounds of the Philox S-box; returns four independent 32-bit outputs.
+template <int kRounds>
+MT_HOST_DEVICE Philox4 philox4x32_rounds(uint64_t seed, uint64_t index, uint64_t stream) {
   using namespace philox_detail;
   uint32_t c0 = static_cast<uint32_t>(index), c1 = static_cast<uint32_t>(index >> 32);
   uint32_t c2 = static_cast<uint32_t>(stream), c3 = static_cast<uint32_t>(stream >> 32);
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-  for (int round = 0; round < 10; ++round) {
+  for (int round = 0; round < kRounds; ++round) {
     uint32_t hi0, lo0, hi1, lo1;
     mulhilo(kMul0, c0, hi0, lo0);
     mulhilo(kMul1, c2, hi1, lo1);
@@ -52,6 +55,11 @@ MT_HOST_DEVICE Philox4 philox4x32(uint64_t seed, uint64_t index, uint64_t stream
     k1 += kWeyl1;
   }
   return Philox4{{c0, c1, c2, c3}};
+}
+
+// Philox4x32-10: the generator of every random op but attention dropout.
+MT_HOST_DEVICE Philox4 philox4x32(uint64_t seed, uint64_t index, uint64_t stream) {
+  return philox4x32_rounds<10>(seed, index, stream);
 }
 
 // A 32-bit output mapped to a float in [0, 1): the top 24 bits, so every value is exact in float.

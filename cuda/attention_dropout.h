@@ -4,7 +4,7 @@
 // its mask: it is a pure function of (seed, offset, b, h, row, col), so the backward pass (and the
 // CPU reference) regenerates exactly the bits the forward used.
 //
-// The mapping (one Philox4x32-10 call gives 128 bits = 16 bytes, one byte per element):
+// The mapping (one Philox4x32-7 call gives 128 bits = 16 bytes, one byte per element):
 //   key     = seed                                          (64 bits)
 //   index   = (row << 32) | (col / 16)                      (counter words 0, 1)
 //   stream  = (offset << 32) + (b * H + h)                  (counter words 2, 3; offset mod 2^32)
@@ -15,6 +15,13 @@
 // probabilities are scaled by 256 / (256 - threshold). 8 bits an element keeps the generator's
 // cost at 1/16 of a Philox call per element (about 4 integer instructions), which matters where
 // the kernel is bound by the exponential unit (D = 8).
+//
+// Why 7 rounds, not the 10 of every other random op (base/philox.h): at D = 8 the generator is
+// a third of the attention kernels' integer work (its 64-bit multiplies share the FMA pipe with
+// the softmax), and 3 rounds fewer remove 30% of it. Salmon et al. found 7 rounds to be the
+// fewest with which Philox4x32 passes TestU01's BigCrush (10 is their safety margin), and
+// FlashAttention's own dropout generator runs 7 rounds too. tests/test_tensor.cpp checks both
+// round counts against Random123's published known-answer vectors.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +32,7 @@
 namespace mt {
 
 struct AttentionDropout {
+  static constexpr int kRounds = 7;  // Philox rounds (see above)
   uint64_t seed = 0;
   uint64_t offset = 0;
   uint32_t threshold = 0;  // round(p * 256); 0 means no dropout
@@ -40,7 +48,7 @@ struct AttentionDropout {
   MT_HOST_DEVICE Philox4 bytes16(uint32_t bh, uint32_t row, uint32_t col16) const {
     uint64_t index = (static_cast<uint64_t>(row) << 32) | col16;
     uint64_t stream = (offset << 32) + bh;
-    return philox4x32(seed, index, stream);
+    return philox4x32_rounds<kRounds>(seed, index, stream);
   }
 
   // Byte j (0..15) of a bytes16() draw.

@@ -106,7 +106,7 @@ struct BwdKVTraits {
   static constexpr int kSmemKV = 2 * kBlockN * kStride * 2;
   static constexpr int kSmemQdO = kStages * 2 * kBlockM * kStride * 2;
   static constexpr int kSmemStats = kStages * 2 * kBlockM * 4;  // lse and delta, fp32
-  static constexpr int kSmemMask = kWarps * kSubM * 16;         // 16 key bytes a query
+  static constexpr int kSmemMask = kWarps * kSubM * 2;          // a 16-key keep mask a query
   // Single-pass backward: the tile's dS^T (kBlockN keys x kBlockM queries, E) goes through
   // shared memory so that dQ = dS K can be computed with the queries as rows. 8 elements of
   // padding a row keep the 8 rows of each ldmatrix in different banks.
