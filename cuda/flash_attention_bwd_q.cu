@@ -13,6 +13,7 @@
 #include "cuda/check.cuh"
 #include "cuda/flash_attention_bwd.cuh"
 #include "cuda/flash_attention_common.cuh"
+#include "cuda/flash_attention_sm90.cuh"
 #include "cuda/flash_attention_softmax.cuh"
 #include "cuda/flash_attention_traits.cuh"
 #include "cuda/nvtx.h"
@@ -263,7 +264,9 @@ void flash_attention_backward(const FlashAttentionParams& p) {
   CHECK(p.B * p.H <= 65535, "flash_attention_backward: B * H = {} exceeds the grid's 65535",
         p.B * p.H);
   fa::launch_backward_delta(p);  // also zeroes p.dq_accum for the single pass
-  fa::launch_backward_kv(p);     // dK, dV (and, single pass, dQ into p.dq_accum)
+  // dK, dV (and, single pass, dQ into p.dq_accum): the wgmma kernel where it applies (it declines
+  // the deterministic backward, dropout, head dims other than 64 and 128, and non-sm_90 devices).
+  if (!(fa::kUseSm90Backward && fa::launch_backward_sm90(p))) fa::launch_backward_kv(p);
   if (p.dq_accum != nullptr) {
     fa::launch_backward_dq_convert(p);
   } else {

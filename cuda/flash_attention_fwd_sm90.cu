@@ -64,6 +64,7 @@
 #include "cuda/flash_attention.cuh"
 #include "cuda/flash_attention_common.cuh"
 #include "cuda/flash_attention_sm90.cuh"
+#include "cuda/flash_attention_sm90_common.cuh"
 #include "cuda/flash_attention_softmax.cuh"
 #include "cuda/nvtx.h"
 #include "cuda/wgmma.cuh"
@@ -101,28 +102,6 @@ struct Sm90FwdTraits {
   static_assert(kSmemBytes <= 227 * 1024, "fits an H100 SM's shared memory");
 };
 
-// Rows [row0, row0 + ROWS) of one head of a [B, T, H, D] tensor into the 128-byte-swizzled
-// layout at shared address dst (the header's formula), all THREADS threads cooperating with
-// 16-byte cp.async; rows >= T are zero-filled (no NaN can reach a product). A thread keeps one
-// chunk column c and rows r_first + i (THREADS / (D / 8)), a multiple of 8 apart, so its swizzled
-// position c ^ (r % 8) is the same for every row it copies.
-template <int ROWS, int D, int THREADS, typename E>
-__device__ __forceinline__ void load_tile_sw128(uint32_t dst, const E* head, int64_t row_stride,
-                                                int row0, int T) {
-  constexpr int kChunks = D / 8, kRowStep = THREADS / kChunks, kTotal = ROWS * kChunks;
-  const int c = static_cast<int>(threadIdx.x) % kChunks;
-  const int r_first = static_cast<int>(threadIdx.x) / kChunks;
-  const uint32_t col = (c / 8) * ROWS * 128 + ((c % 8) ^ (r_first % 8)) * 16;
-#pragma unroll
-  for (int i = 0; i < (kTotal + THREADS - 1) / THREADS; ++i) {
-    const int r = r_first + i * kRowStep;
-    if (kTotal % THREADS != 0 && r >= ROWS) break;
-    const bool valid = row0 + r < T;
-    const E* src = valid ? head + static_cast<int64_t>(row0 + r) * row_stride + c * 8 : head;
-    fa::cp_async16(dst + col + r * 128, src, valid);
-  }
-}
-
 // What a CTA works on: its (batch, head), first query row m0, key-tile count, the heads' base
 // pointers, and its shared memory (addresses in the shared window): Q, K[2], V[2].
 template <typename E, int D>
@@ -145,16 +124,16 @@ struct Sm90Block {
     sV = sK + Tr::kStages * Tr::kKVBytes;
   }
   __device__ void load_q(const FlashAttentionParams& p) const {
-    load_tile_sw128<Tr::kBlockM, D, Tr::kThreads>(sQ, q, p.q_strides.t, m0, p.T);
+    fa::load_tile_sw128<Tr::kBlockM, D, Tr::kThreads>(sQ, q, p.q_strides.t, m0, p.T);
   }
   // Key tile j into stage j % 2.
   __device__ void load_k(const FlashAttentionParams& p, int j) const {
-    load_tile_sw128<Tr::kBlockN, D, Tr::kThreads>(sK + (j % 2) * Tr::kKVBytes, k, p.k_strides.t,
-                                                  j * Tr::kBlockN, p.T);
+    fa::load_tile_sw128<Tr::kBlockN, D, Tr::kThreads>(sK + (j % 2) * Tr::kKVBytes, k, p.k_strides.t,
+                                                      j * Tr::kBlockN, p.T);
   }
   __device__ void load_v(const FlashAttentionParams& p, int j) const {
-    load_tile_sw128<Tr::kBlockN, D, Tr::kThreads>(sV + (j % 2) * Tr::kKVBytes, v, p.v_strides.t,
-                                                  j * Tr::kBlockN, p.T);
+    fa::load_tile_sw128<Tr::kBlockN, D, Tr::kThreads>(sV + (j % 2) * Tr::kKVBytes, v, p.v_strides.t,
+                                                      j * Tr::kBlockN, p.T);
   }
   // A of S for warpgroup w: its 64 rows of Q, K-major (LBO unused, SBO = one 8-row atom).
   __device__ uint64_t q_desc(int w) const {
@@ -419,9 +398,10 @@ void launch(const FlashAttentionParams& p) {
   LAUNCH_CHECK();
 }
 
-// Whether the current device has compute capability exactly 9.0 (sm_90a code runs on nothing
-// else, not even later GPUs), asked once per device: 0 unknown, 1 yes, 2 no.
-bool device_is_sm90() {
+}  // namespace
+
+// Asked once per device (flash_attention_sm90_common.cuh); the cache: 0 unknown, 1 yes, 2 no.
+bool fa::device_is_sm90() {
   constexpr int kCachedDevices = 64;
   static std::atomic<int8_t> cache[kCachedDevices] = {};
   int dev = 0;
@@ -437,12 +417,10 @@ bool device_is_sm90() {
   return known == 1;
 }
 
-}  // namespace
-
 bool fa::launch_forward_sm90(const FlashAttentionParams& p) {
   if ((p.D != 64 && p.D != 128) || p.dropout_threshold != 0) return false;
   if (p.B <= 0 || p.H <= 0 || p.T <= 0 || static_cast<int64_t>(p.B) * p.H > 65535) return false;
-  if (!device_is_sm90()) return false;
+  if (!fa::device_is_sm90()) return false;
   NvtxRange range("attention_fwd_sm90");
   const bool bf16 = p.elem == AttnElem::BF16;
   if (p.D == 64) {

@@ -1,5 +1,6 @@
-// Launcher of the Hopper FlashAttention forward (cuda/flash_attention_fwd_sm90.cu: warpgroup MMA,
-// sm_90a). Plain C++ like cuda/flash_attention.cuh, so that tests and benches can call it directly.
+// Launchers of the Hopper FlashAttention kernels (cuda/flash_attention_fwd_sm90.cu and
+// cuda/flash_attention_bwd_sm90.cu: warpgroup MMA, sm_90a). Plain C++ like
+// cuda/flash_attention.cuh, so that tests and benches can call it directly.
 #pragma once
 
 #include "cuda/flash_attention.cuh"
@@ -16,5 +17,17 @@ constexpr bool kUseSm90Forward = true;
 // other than 64 or 128, dropout on, an empty problem, B * H > 65535, or a device whose compute
 // capability is not exactly 9.0 (the sm_90a code runs nowhere else).
 bool launch_forward_sm90(const FlashAttentionParams& p);
+
+// Whether flash_attention_backward() tries the sm90 dK/dV/dQ kernel in place of the mma.sync one
+// of cuda/flash_attention_bwd_kv.cu (the delta kernel before it and the dQ rounding after it are
+// shared). Off until it has passed the GPU tests (tests/test_cuda_attention_sm90.cpp).
+constexpr bool kUseSm90Backward = false;
+
+// The single pass's dK, dV and dq_accum (+= scale dS K) on the wgmma kernel, exactly as
+// launch_backward_kv computes them; p.delta must hold the delta kernel's output and p.dq_accum
+// its zeros. Returns false, launching nothing, when the kernel does not handle the case: the
+// deterministic backward (p.dq_accum null), head dim other than 64 or 128, dropout on, an empty
+// problem, B * H > 65535, or a device whose compute capability is not exactly 9.0.
+bool launch_backward_sm90(const FlashAttentionParams& p);
 
 }  // namespace mt::cuda::fa

@@ -1,6 +1,7 @@
 // Hopper warpgroup matrix multiply (wgmma.mma_async, PTX ISA 8.0+, sm_90a only) through inline
 // PTX: the shared-memory matrix descriptor, the fences and waits, and the instruction shapes
-// that cuda/flash_attention_fwd_sm90.cu uses. Nothing here is specific to attention.
+// that cuda/flash_attention_fwd_sm90.cu and cuda/flash_attention_bwd_sm90.cu use. Nothing here is
+// specific to attention.
 //
 // A warpgroup is 4 consecutive warps (threads 128 w .. 128 w + 127). One wgmma.mma_async
 // computes D[64 x N] (+)= A[64 x 16] B[16 x N] for the whole warpgroup, asynchronously:
@@ -38,7 +39,11 @@
 //     address, which is why the atoms must be 1024-byte aligned.
 //   MN-major (the non-reduced dimension contiguous; B = V of O = P V, with the transpose bit):
 //     row = a k index, 64 n's a row. SBO = the step between groups of 8 k rows (1024 B packed),
-//     LBO = the step between blocks of 64 n's (the next 128-byte-wide column block).
+//     LBO = the step between blocks of 64 n's (the next 128-byte-wide column block). An A
+//     operand may be MN-major too (trans-a = 1, 16-bit types from shared memory only): the same
+//     layout with m in place of n. An N of 32 starting mid-row (start + 64 bytes: n = 32 .. 63
+//     of a 64-wide block) is the same address arithmetic as a K-major k-step (start + 32 bytes):
+//     the hardware swizzles the final address.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -123,18 +128,18 @@ __device__ __forceinline__ void fence_operands(uint32_t* r) {
 
 // ---- the instructions -----------------------------------------------------------------------
 
-#define MT_WG_D32(d)                                                                              \
-  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
-      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),    \
-      "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),  \
-      "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),  \
-      "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-#define MT_WG_D64(d)                                                                             \
-  MT_WG_D32(d), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]),    \
-      "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), \
-      "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), \
-      "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), \
-      "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+// The accumulator operands with constraint C ("+f": read and written).
+#define MT_WG_D16(C)                                                                        \
+  C(d[0]), C(d[1]), C(d[2]), C(d[3]), C(d[4]), C(d[5]), C(d[6]), C(d[7]), C(d[8]), C(d[9]), \
+      C(d[10]), C(d[11]), C(d[12]), C(d[13]), C(d[14]), C(d[15])
+#define MT_WG_D32(C)                                                                            \
+  MT_WG_D16(C), C(d[16]), C(d[17]), C(d[18]), C(d[19]), C(d[20]), C(d[21]), C(d[22]), C(d[23]), \
+      C(d[24]), C(d[25]), C(d[26]), C(d[27]), C(d[28]), C(d[29]), C(d[30]), C(d[31])
+#define MT_WG_D64(C)                                                                            \
+  MT_WG_D32(C), C(d[32]), C(d[33]), C(d[34]), C(d[35]), C(d[36]), C(d[37]), C(d[38]), C(d[39]), \
+      C(d[40]), C(d[41]), C(d[42]), C(d[43]), C(d[44]), C(d[45]), C(d[46]), C(d[47]), C(d[48]), \
+      C(d[49]), C(d[50]), C(d[51]), C(d[52]), C(d[53]), C(d[54]), C(d[55]), C(d[56]), C(d[57]), \
+      C(d[58]), C(d[59]), C(d[60]), C(d[61]), C(d[62]), C(d[63])
 #define MT_WG_R32                                                                               \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
   "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
@@ -144,30 +149,54 @@ __device__ __forceinline__ void fence_operands(uint32_t* r) {
   "%38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, "  \
   "%56, %57, %58, %59, %60, %61, %62, %63}"
 
-// Both operands from shared memory, N = 128 (64 accumulators a thread): operands after the 64
-// accumulators are %64 = A descriptor, %65 = B descriptor, %66 = scale-d (0: D = A B, 1: D += A B),
-// then the immediates scale-a = scale-b = 1 and trans-a = trans-b = 0 (both K-major).
-#define MT_WGMMA_SS_N128(TYPES)                                         \
-  asm volatile(                                                         \
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                      \
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32" TYPES " " MT_WG_R64 \
-      ", %64, %65, p, 1, 1, 0, 0;\n}\n"                                 \
-      : MT_WG_D64(d)                                                    \
-      : "l"(desc_a), "l"(desc_b), "n"(kAccumulate ? 1 : 0))
+#define MT_WG_R16 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}"
 
-// D[64 x 128] (+)= A[64 x 16] B[16 x 128], A and B K-major in shared memory (descriptors).
-template <typename E, bool kAccumulate>
-__device__ __forceinline__ void mma_ss_m64n128k16(float* d, uint64_t desc_a, uint64_t desc_b) {
+// Both operands from shared memory: after the N / 2 accumulators come the A descriptor, the B
+// descriptor, scale-d (0: D = A B, 1: D += A B), then the immediates scale-a = scale-b = 1 and
+// trans-a, trans-b (0: K-major, 1: MN-major); A, B, SD, TA, TB name those operands (%n).
+#define MT_WGMMA_SS(SHAPE, TYPES, REGS, DOPS, A, B, SD, TA, TB)                            \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" SD                                     \
+               ", 0;\n"                                                                    \
+               "wgmma.mma_async.sync.aligned." SHAPE ".f32" TYPES " " REGS ", %" A ", %" B \
+               ", p, 1, 1, %" TA ", %" TB ";\n}\n"                                         \
+               : DOPS                                                                      \
+               : "l"(desc_a), "l"(desc_b), "n"(kAccumulate ? 1 : 0), "n"(kTransA ? 1 : 0), \
+                 "n"(kTransB ? 1 : 0))
+// The three shapes for one type string and accumulator constraint (inside mma_ss_m64nNk16).
+#define MT_WGMMA_SS_N(TYPES)                                                                    \
+  if constexpr (N == 32) {                                                                      \
+    MT_WGMMA_SS("m64n32k16", TYPES, MT_WG_R16, MT_WG_D16("+f"), "16", "17", "18", "19", "20");  \
+  } else if constexpr (N == 64) {                                                               \
+    MT_WGMMA_SS("m64n64k16", TYPES, MT_WG_R32, MT_WG_D32("+f"), "32", "33", "34", "35", "36");  \
+  } else {                                                                                      \
+    MT_WGMMA_SS("m64n128k16", TYPES, MT_WG_R64, MT_WG_D64("+f"), "64", "65", "66", "67", "68"); \
+  }
+
+// D[64 x N] (+)= A[64 x 16] B[16 x N], A and B in shared memory (descriptors), N = 32, 64 or
+// 128. kTransA / kTransB: the operand is MN-major (the transpose bit) instead of K-major.
+// D is always declared read and written ("+f"), even when scale-d = 0 ignores it: declaring it
+// written only ("=f") took the forward from 206 to 249 registers at D = 128 (CUDA 13.0) and did
+// not change the backward's.
+template <typename E, int N, bool kAccumulate, bool kTransA = false, bool kTransB = false>
+__device__ __forceinline__ void mma_ss_m64nNk16(float* d, uint64_t desc_a, uint64_t desc_b) {
+  static_assert(N == 32 || N == 64 || N == 128, "the shapes instantiated here");
 #if MT_WGMMA_ENABLED
-  if constexpr (std::is_same_v<E, __nv_bfloat16>) {
-    MT_WGMMA_SS_N128(".bf16.bf16");
+  constexpr bool kBf16 = std::is_same_v<E, __nv_bfloat16>;
+  static_assert(kBf16 || std::is_same_v<E, __half>, "bf16 or fp16");
+  if constexpr (kBf16) {
+    MT_WGMMA_SS_N(".bf16.bf16")
   } else {
-    static_assert(std::is_same_v<E, __half>, "bf16 or fp16");
-    MT_WGMMA_SS_N128(".f16.f16");
+    MT_WGMMA_SS_N(".f16.f16")
   }
 #else
   (void)d, (void)desc_a, (void)desc_b;
 #endif
+}
+
+// D[64 x 128] (+)= A[64 x 16] B[16 x 128], A and B K-major in shared memory (the forward's S).
+template <typename E, bool kAccumulate>
+__device__ __forceinline__ void mma_ss_m64n128k16(float* d, uint64_t desc_a, uint64_t desc_b) {
+  mma_ss_m64nNk16<E, 128, kAccumulate>(d, desc_a, desc_b);
 }
 
 // A from registers, N = 64: %32..%35 = A, %36 = B descriptor, %37 = scale-d (always 1: D += A B),
@@ -177,7 +206,7 @@ __device__ __forceinline__ void mma_ss_m64n128k16(float* d, uint64_t desc_a, uin
       "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                     \
       "wgmma.mma_async.sync.aligned.m64n64k16.f32" TYPES " " MT_WG_R32 \
       ", {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"                  \
-      : MT_WG_D32(d)                                                   \
+      : MT_WG_D32("+f")                                                \
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "n"(1))
 // A from registers, N = 128: %64..%67 = A, %68 = B descriptor, %69 = scale-d; as above.
 #define MT_WGMMA_RS_N128(TYPES)                                         \
@@ -185,7 +214,7 @@ __device__ __forceinline__ void mma_ss_m64n128k16(float* d, uint64_t desc_a, uin
       "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                      \
       "wgmma.mma_async.sync.aligned.m64n128k16.f32" TYPES " " MT_WG_R64 \
       ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"                   \
-      : MT_WG_D64(d)                                                    \
+      : MT_WG_D64("+f")                                                 \
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "n"(1))
 
 // D[64 x N] += A[64 x 16] B[16 x N]: A from registers (layout above), B MN-major in shared
@@ -212,9 +241,12 @@ __device__ __forceinline__ void mma_rs_m64nNk16_bt(float* d, const uint32_t* a, 
 
 #undef MT_WGMMA_RS_N64
 #undef MT_WGMMA_RS_N128
-#undef MT_WGMMA_SS_N128
+#undef MT_WGMMA_SS_N
+#undef MT_WGMMA_SS
+#undef MT_WG_R16
 #undef MT_WG_R32
 #undef MT_WG_R64
+#undef MT_WG_D16
 #undef MT_WG_D32
 #undef MT_WG_D64
 
