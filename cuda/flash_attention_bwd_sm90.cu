@@ -383,6 +383,9 @@ __device__ __forceinline__ void tile_scores(const FlashAttentionParams& p,
                                             int key0, int lane) {
   using Tr = Sm90BwdTraits<D>;
   const int m0 = blk.m_begin + i * Tr::kBlockM;
+  // The last tile's reads of s and dp (its P^T, dS^T) stay before the wgmma that overwrite them.
+  wg::fence_operands<Tr::kScoreTiles * 4>(&st.s[0][0]);
+  wg::fence_operands<Tr::kScoreTiles * 4>(&st.dp[0][0]);
   wg::fence();
   issue_transposed_scores<E, D>(&st.s[0][0], blk.kv_desc(blk.sK, w),
                                 blk.query_kmajor_desc(blk.sQ, i));
