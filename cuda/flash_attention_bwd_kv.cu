@@ -94,42 +94,27 @@ struct QueryTileCopyD8 {
 };
 
 // Keep bits of the warp's 16 keys (k0.., a multiple of 16) x MT * 8 queries (q0..): one
-// Philox call per query covers the 16 keys. Lane q (and q + 32) draws query q's 16 mask bytes,
-// compares them four at a time (bytes_ge: the keep flag in bit 7 of each byte) and gathers the
-// flags into a 16-bit mask, bit k = key k0 + k, which it stores in buf[q] (2 bytes a query).
-// Lane (g, t) then needs keys g and g + 8 of queries 8 nt + 2t and + 1: one 32-bit load of
-// buf[8 nt + 2t .. + 1], shifted right by g, holds them in bits 0, 8 (query 2t) and 16, 24
-// (query 2t + 1). Returned as one word: C element i of tile nt is bit keep_bit(nt, i).
-__device__ __forceinline__ int keep_bit(int nt, int i) { return 16 * (i % 2) + 8 * (i / 2) + nt; }
-
-// The four keep flags of a word (bit 7 of each byte) as bits 0..3: (x >> 7) has them as the low
-// bit of each byte, and the product moves byte k's bit to bit 24 + k with no carries into it.
-__device__ __forceinline__ uint32_t flag_nibble(uint32_t flags) {
-  return (((flags >> 7) & 0x01010101u) * 0x01020408u) >> 24;
-}
-
+// Philox call per query covers the 16 keys. Bit 4 nt + i is C element i of tile nt.
 template <int MT>
-__device__ __forceinline__ uint32_t dropout_keys(uint16_t* buf, const AttentionDropout& drop,
+__device__ __forceinline__ uint32_t dropout_keys(uint8_t* buf, const AttentionDropout& drop,
                                                  uint32_t bh, int q0, int k0, int lane) {
-  static_assert(MT >= 4 && MT <= 8, "whole Philox calls a lane; 8 bits a byte of keep_bit");
+  static_assert(MT * 4 <= 32, "one bit an element in a 32-bit word");
   const int g = lane / 4, t = lane % 4;
-  const uint32_t t4 = drop.threshold * 0x01010101u;
-  const bool drop_all = drop.threshold > 255u;  // byte >= 256 never holds
 #pragma unroll
   for (int i = 0; i < MT / 4; ++i) {
     const int q = lane + 32 * i;
-    const Philox4 r = drop.bytes16(bh, static_cast<uint32_t>(q0 + q), static_cast<uint32_t>(k0 / 16));
-    uint32_t mask = 0;
-#pragma unroll
-    for (int w = 0; w < 4; ++w) mask |= flag_nibble(fa::bytes_ge(r.v[w], t4)) << (4 * w);
-    buf[q] = static_cast<uint16_t>(drop_all ? 0u : mask);
+    Philox4 r = drop.bytes16(bh, static_cast<uint32_t>(q0 + q), static_cast<uint32_t>(k0 / 16));
+    *reinterpret_cast<uint4*>(buf + q * 16) = make_uint4(r.v[0], r.v[1], r.v[2], r.v[3]);
   }
   __syncwarp();
   uint32_t bits = 0;
 #pragma unroll
   for (int nt = 0; nt < MT; ++nt) {
-    const uint32_t pair = *reinterpret_cast<const uint32_t*>(buf + nt * 8 + 2 * t);
-    bits |= ((pair >> g) & 0x01010101u) << nt;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int q = nt * 8 + 2 * t + (i % 2), key = g + 8 * (i / 2);
+      bits |= static_cast<uint32_t>(buf[q * 16 + key] >= drop.threshold) << (4 * nt + i);
+    }
   }
   __syncwarp();
   return bits;
@@ -153,7 +138,7 @@ __device__ __forceinline__ void probs_and_ds(float (*s)[4], float (*dp)[4], cons
       const float pr = ex2(fmaf(s[nt][i], scale_log2, -(i % 2 ? lse.y : lse.x)));
       const float dl = i % 2 ? delta.y : delta.x;
       if constexpr (kDropout) {
-        const bool keep = (keep_bits >> keep_bit(nt, i)) & 1u;
+        const bool keep = (keep_bits >> (4 * nt + i)) & 1u;
         dp[nt][i] = pr * ((keep ? dp[nt][i] * keep_scale : 0.0f) - dl);
         s[nt][i] = keep ? pr : 0.0f;
       } else {
@@ -268,7 +253,7 @@ __device__ __forceinline__ void accumulate_dq(float* dq_head, int64_t row_stride
 template <typename Tr, int D, typename E>
 __device__ __forceinline__ void kv_subtile(float (*dk)[4], float (*dv)[4], const uint32_t (*ka)[4],
                                            const uint32_t (*va)[4], const E* q_sub, const E* do_sub,
-                                           const float* stats_sub, E* sDs, uint16_t* mask_buf,
+                                           const float* stats_sub, E* sDs, uint8_t* mask_buf,
                                            const FlashAttentionParams& p, float scale_log2,
                                            int m_sub, int k0, int warp, int lane) {
   constexpr int MT = Tr::kSubM / 8, S = Tr::kStride;
@@ -310,9 +295,8 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
   E* sQ = sV + Tr::kBlockN * S;                                         // [stage][kBlockM][S]
   E* sdO = sQ + Tr::kStages * M * S;                                    // [stage][kBlockM][S]
   float* sStats = reinterpret_cast<float*>(sdO + Tr::kStages * M * S);  // [stage][2 M], load_stats
-  uint16_t* sMask = reinterpret_cast<uint16_t*>(sStats + Tr::kStages * 2 * M);
-  // [kBlockN][kDsStride], single pass
-  E* sDs = reinterpret_cast<E*>(reinterpret_cast<uint8_t*>(sMask) + Tr::kSmemMask);
+  uint8_t* sMask = reinterpret_cast<uint8_t*>(sStats + Tr::kStages * 2 * M);
+  E* sDs = reinterpret_cast<E*>(sMask + Tr::kSmemMask);  // [kBlockN][kDsStride], single pass
 
   const int b = blockIdx.y / p.H, h = blockIdx.y % p.H;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -383,7 +367,7 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
       if (m0 + sub >= p.T) break;
       kv_subtile<Tr, D>(dk, dv, ka, va, sQ + (stage * M + sub) * S, sdO + (stage * M + sub) * S,
                         sStats + stage * 2 * M + 2 * sub, ds_tile + sub,
-                        sMask + warp * Tr::kSubM, p, scale_log2, m0 + sub, k0, warp, lane);
+                        sMask + warp * Tr::kSubM * 16, p, scale_log2, m0 + sub, k0, warp, lane);
     }
     m_prev = m0;
   }

@@ -8,9 +8,10 @@
 // optionally A) straight from shared memory with no ldmatrix, and runs asynchronously, so the
 // softmax of one tile can overlap the tensor-core work of another.
 //
-// The work. A CTA owns kBlockM = 128 query rows of one (batch, head): 2 warpgroups (256 threads),
-// 64 rows each (the M of every wgmma). It streams the keys and values in tiles of kBlockN = 128
-// through shared memory, two stages each, loaded with cp.async by all 256 threads. For a
+// The work. A CTA owns kBlockM query rows of one (batch, head): 2 warpgroups (256 threads, 128
+// rows) at D = 128, 3 (384 threads, 192 rows) at D = 64, 64 rows each (the M of every wgmma).
+// It streams the keys and values in tiles of kBlockN = 128 through shared memory, two stages
+// each, loaded with cp.async by all the CTA's threads. For a
 // warpgroup and key tile j:
 //   S_j  = Q K_j^T     D / 16 wgmma m64n128k16, A = Q and B = K from shared memory (K-major)
 //   P_j  = 2^(S_j scale log2 e - m)   online softmax on the fp32 accumulators, in registers
@@ -37,24 +38,24 @@
 // arrives at the barrier after which the wgmma are issued.
 //
 // Shared memory (bytes; the base rounded up to 1024 so that every swizzle atom is aligned):
-//   Q  128 x D x 2 = 16 KiB (D = 64) or 32 KiB (D = 128), loaded once;
+//   Q  kBlockM x D x 2 = 24 KiB (D = 64, 192 rows) or 32 KiB (D = 128, 128 rows), loaded once;
 //   K  2 stages x 128 x D x 2 = 32 or 64 KiB;  V the same;
-//   80 or 160 KiB in all (+ 1 KiB of slack): one CTA an SM (registers allow no more at D = 64).
+//   88 or 160 KiB in all (+ 1 KiB of slack): one CTA an SM (registers allow no more).
 // Every tile is stored in the 128-byte-swizzled canonical layout: a row of D elements is split
 // into D / 64 column blocks of 128 bytes; in an R-row tile, column block cb of row r lives at
 // tile + cb R 128 + r 128, and its 16-byte chunk c (elements 8c .. 8c + 7) at chunk position
 // c ^ (r % 8) of those 128 bytes.
 // Descriptors (start address >> 4, LBO >> 4, SBO >> 4, swizzle mode 1 = 128 B in bits 62-63),
 // for k-step ks (16 elements of the reduced dimension), cb = ks / 4:
-//   Q, A of S, K-major: start = Q + cb 128 128 + w 64 128 + (ks % 4) 32 for warpgroup w;
+//   Q, A of S, K-major: start = Q + cb kBlockM 128 + w 64 128 + (ks % 4) 32 for warpgroup w;
 //     SBO = 8 rows x 128 B = 1024 (the next 8 rows); LBO unused (16).
 //   K, B of S, K-major: start = K[stage] + cb 128 128 + (ks % 4) 32; SBO = 1024, LBO 16; the
 //     wgmma's N = 128 keys are 16 groups of 8 rows.
 //   V, B of P V, MN-major (trans-b = 1): start = V[stage] + ks 16 128 (16 keys further);
 //     SBO = 1024 (the next 8 keys); LBO = 128 x 128 = 16384 (the next 64 d's, used at D = 128).
 //
-// Registers a thread: S 64 + O D / 2 + P 32, plus addresses: 175 (D = 64) and 206 (D = 128)
-// with no spills (ptxas -v, CUDA 13.0), of the 255 that one 256-thread CTA an SM allows.
+// Registers a thread: S 64 + O D / 2 + P 32, plus addresses: about 160 (D = 64, under the 168
+// that 384 threads allow) and about 206 (D = 128, of 255), with no spills (ptxas -v, CUDA 13.0).
 //
 // Causal: key tiles past the CTA's last row are never loaded; only tiles that cross a warp's
 // diagonal or the end of the sequence are masked; the heaviest query blocks launch first.
@@ -76,11 +77,12 @@ namespace {
 template <int D>
 struct Sm90FwdTraits {
   // Warpgroups a CTA, 64 query rows each. 3 at D = 64 (FlashAttention-3's choice there: 12 warps
-  // an SM instead of 8 to overlap the exponentials, which bound D = 64) also compiles without
-  // spills (158 registers, under the 168 of 384 threads) and passes scripts/emulate_fwd_sm90.py,
-  // but 192-row blocks against 128-key tiles compute about 18% more causal scores than needed at
-  // T = 2048 (6% with 128 rows): an A/B for the GPU.
-  static constexpr int kWarpgroups = 2;
+  // an SM instead of 8 to overlap the exponentials, which bound D = 64; 158 registers, under the
+  // 168 of 384 threads, no spills), although 192-row blocks against 128-key tiles compute about
+  // 18% more causal scores than needed at T = 2048 (6% with 128 rows). Measured on an H100
+  // (scripts/gpu_ab.sh): 3 warpgroups 0.516 / 0.911 ms at B 16 H 16 T 2048 / B 8 H 16 T 4096,
+  // against 0.555 / 0.999 with 2. D = 128 has the registers for 2 only.
+  static constexpr int kWarpgroups = D == 64 ? 3 : 2;
   static constexpr int kThreads = 128 * kWarpgroups;
   static constexpr int kBlockM = 64 * kWarpgroups;  // query rows a CTA
   static constexpr int kBlockN = 128;               // keys a tile: the N of S's wgmma

@@ -20,8 +20,12 @@ bool launch_forward_sm90(const FlashAttentionParams& p);
 
 // Whether flash_attention_backward() tries the sm90 dK/dV/dQ kernel in place of the mma.sync one
 // of cuda/flash_attention_bwd_kv.cu (the delta kernel before it and the dQ rounding after it are
-// shared). Off until it has passed the GPU tests (tests/test_cuda_attention_sm90.cpp).
-constexpr bool kUseSm90Backward = false;
+// shared). false: the mma.sync kernel everywhere, for an A/B (docs/benchmarks.md has both).
+constexpr bool kUseSm90Backward = true;
+
+// Whether launch_backward_sm90 would take p, given a dq_accum (the single pass): head dim 64 or
+// 128, no dropout, a non-empty problem with B * H <= 65535, an sm_90 device.
+bool sm90_backward_handles(const FlashAttentionParams& p);
 
 // The single pass's dK, dV and dq_accum (+= scale dS K) on the wgmma kernel, exactly as
 // launch_backward_kv computes them; p.delta must hold the delta kernel's output and p.dq_accum

@@ -57,13 +57,14 @@ struct FwdTraits {
   static constexpr int kMinBlocks = !kLazyMax ? 1 : kBlockN == 64 ? 5 : 4;
   static constexpr int kStride = smem_stride<D>();
   // Lazy kernel: n-tiles (4 exponentials a thread each) of a key tile's kBlockN / 8 whose
-  // exponentials run on the FMA pipe (exp2_poly) on the fast path: 1/8 of them (2 of 16 at 128
-  // keys, 1 of 8 at 64). A common 128-key tile issues 337 instructions a warp against 64
-  // MUFU.EX2 that occupy the unit for 512 cycles, so the unit is the limit on paper; 1/8 moves
-  // off it for about 9 instructions each (more balance it further, at the cost of issue slots).
-  // At 64 keys (197 instructions against 256 cycles) 1 already balances them; 0 (every
-  // exponential on MUFU) is the other setting to try there.
-  static constexpr int kPolyExp2Tiles = kLazyMax ? kBlockN / 64 : 0;
+  // exponentials run on the FMA pipe (exp2_poly) on the fast path. A common 128-key tile issues
+  // 337 instructions a warp against 64 MUFU.EX2 that occupy the unit for 512 cycles, so there 2
+  // of 16 on the FMA pipe (about 9 instructions each) balanced the two. At 64 keys (197
+  // instructions against 256 cycles) the kernel is latency-bound rather than MUFU-bound, and
+  // the polynomial's extra instructions cost more than they save. Measured on an H100 at the
+  // seed shape (scripts/gpu_ab.sh): 0 -> forward 0.218 ms (dropout 0.356), 1 -> 0.229 (0.390),
+  // 2 -> 0.232 (0.399). The 128-key kernel keeps 2.
+  static constexpr int kPolyExp2Tiles = kLazyMax && kBlockN == 128 ? 2 : 0;
   static constexpr int kStages = 2;  // K/V double buffer: loads of tile j+1 overlap tile j
   static constexpr int kSmemQ = kBlockM * kStride * 2;
   static constexpr int kSmemKV = kStages * 2 * kBlockN * kStride * 2;
@@ -106,7 +107,7 @@ struct BwdKVTraits {
   static constexpr int kSmemKV = 2 * kBlockN * kStride * 2;
   static constexpr int kSmemQdO = kStages * 2 * kBlockM * kStride * 2;
   static constexpr int kSmemStats = kStages * 2 * kBlockM * 4;  // lse and delta, fp32
-  static constexpr int kSmemMask = kWarps * kSubM * 2;          // a 16-key keep mask a query
+  static constexpr int kSmemMask = kWarps * kSubM * 16;         // 16 key bytes a query
   // Single-pass backward: the tile's dS^T (kBlockN keys x kBlockM queries, E) goes through
   // shared memory so that dQ = dS K can be computed with the queries as rows. 8 elements of
   // padding a row keep the 8 rows of each ldmatrix in different banks.

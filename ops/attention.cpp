@@ -25,6 +25,7 @@
 #ifdef MT_WITH_CUDA
 #include "cuda/attention_exact.cuh"
 #include "cuda/flash_attention.cuh"
+#include "cuda/flash_attention_sm90.cuh"
 #endif
 
 namespace mt::ops {
@@ -387,10 +388,13 @@ AttentionGrads backward_flash(const Tensor& q0, const Tensor& k0, const Tensor& 
                    Tensor::empty(q.shape(), kBFloat16, q.device())};
   Tensor delta = Tensor::empty({2, q.size(0), q.size(2), q.size(1)}, kFloat32, q.device());
   // The single pass accumulates dQ in float32 (zeroed by the backward itself). At D = 128 the
-  // two-kernel backward is the faster one (H100, docs/benchmarks.md: 1.93 vs 2.07 ms at B=8,
-  // H=16, T=2048: zeroing and rounding the 4-byte accumulator and its atomics cost more than the
-  // second pass over the scores), so it runs there whatever `deterministic` says.
-  const bool single_pass = !options.deterministic && q.size(3) < 128;
+  // mma.sync single pass is slower than the two-kernel backward (H100, docs/benchmarks.md: 2.07
+  // vs 1.97 ms at B=8, H=16, T=2048: zeroing and rounding the 4-byte accumulator and its atomics
+  // cost more than the second pass over the scores), so there the single pass runs only where
+  // the wgmma kernel takes it.
+  const bool single_pass =
+      !options.deterministic &&
+      (q.size(3) < 128 || (cuda::fa::kUseSm90Backward && cuda::fa::sm90_backward_handles(p)));
   Tensor dq_accum;
   if (single_pass) dq_accum = Tensor::empty(q.shape(), kFloat32, q.device());
   p.dq_accum = single_pass ? dq_accum.data<float>() : nullptr;
