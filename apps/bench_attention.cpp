@@ -26,6 +26,7 @@
 #include "cuda/attention_dropout.h"
 #include "cuda/flash_attention.cuh"
 #include "cuda/flash_attention_bwd.cuh"
+#include "cuda/flash_attention_sm90.cuh"
 #include "ops/attention.h"
 #endif
 
@@ -95,7 +96,12 @@ std::string bench_one(const Shape4& s, int iters) {
   p.dq_accum = dq_accum.data<float>();
   const double bwd = time_ms([&] { cuda::flash_attention_backward(p); }, iters);
   const double t_delta = time_ms([&] { cuda::fa::launch_backward_delta(p); }, iters);
-  const double t_kv = time_ms([&] { cuda::fa::launch_backward_kv(p); }, iters);
+  // The dK/dV/dQ kernel that flash_attention_backward picks: the wgmma one where it takes p
+  // (D = 64/128 on an H100), whose mma.sync alternative is then timed too, for the A/B.
+  const bool sm90 = cuda::fa::kUseSm90Backward && cuda::fa::sm90_backward_handles(p);
+  const double t_kv_mma = time_ms([&] { cuda::fa::launch_backward_kv(p); }, iters);
+  const double t_kv =
+      sm90 ? time_ms([&] { cuda::fa::launch_backward_sm90(p); }, iters) : t_kv_mma;
   const double t_convert = time_ms([&] { cuda::fa::launch_backward_dq_convert(p); }, iters);
   const double flops = 4.0 * s.B * s.H * double(s.T) * s.T * s.D / 2.0;
   // Exponentials the causal forward must compute: one per visible score, B H T (T + 1) / 2.
@@ -105,8 +111,10 @@ std::string bench_one(const Shape4& s, int iters) {
       "  fwd exp %.2fe12/s\n",
       s.B, s.H, s.T, s.D, s.dropout, fwd, flops / fwd / 1e9, bwd, 2.5 * flops / bwd / 1e9,
       exps / fwd * 1e3 / 1e12);
-  std::printf("    backward = delta %.3f + dK/dV/dQ %.3f + dQ rounding %.3f ms\n", t_delta, t_kv,
-              t_convert);
+  std::printf("    backward = delta %.3f + dK/dV/dQ %.3f%s + dQ rounding %.3f ms", t_delta, t_kv,
+              sm90 ? " (wgmma)" : "", t_convert);
+  if (sm90) std::printf("; dK/dV/dQ on mma.sync %.3f ms", t_kv_mma);
+  std::printf("\n");
   std::printf("    deterministic backward %.3f ms = delta + dK/dV %.3f + dQ %.3f ms\n", bwd_det,
               t_kv_det, t_q);
   return fmt::format(

@@ -30,17 +30,19 @@ TEST_SUITE("train") {
     REQUIRE(a.val_losses.size() == 2);
     // Recorded on x86-64 (g++ 12, fp32 CPU ops). The slack covers another CPU's vector width
     // and FMA contraction, not a changed algorithm: one wrong gradient moves these by > 1e-3.
-    const std::vector<double> golden = {3.8007137775421143, 2.6570439338684082, 2.3910748958587646,
-                                        2.1266722679138184, 1.6170234680175781, 1.6249212026596069,
-                                        1.3895498514175415, 1.2018947601318359, 1.0843324661254883,
-                                        1.2385643720626831, 1.140351414680481,  1.3176941871643066};
+    // Re-recorded when attention dropout moved to Philox4x32-7 (a different keep mask; the
+    // H100 machine's CPU printed the same curve, to the 6 digits of its failure report).
+    const std::vector<double> golden = {3.8026714324951172, 2.6654515266418457, 2.3815054893493652,
+                                        2.1344082355499268, 1.6243207454681396, 1.6331461668014526,
+                                        1.3740885257720947, 1.1946719884872437, 1.0793275833129883,
+                                        1.2031885385513306, 1.1244432926177979, 1.3151204586029053};
     const std::vector<double> got = losses_of(a);
     for (size_t i = 0; i < golden.size(); ++i) {
       INFO("step " << i + 1 << ": " << got[i]);
       CHECK(got[i] == doctest::Approx(golden[i]).epsilon(1e-5));
     }
-    CHECK(a.val_losses[0] == doctest::Approx(1.8248401641845704).epsilon(1e-5));
-    CHECK(a.val_losses[1] == doctest::Approx(1.775222396850586).epsilon(1e-5));
+    CHECK(a.val_losses[0] == doctest::Approx(1.8032438278198242).epsilon(1e-5));
+    CHECK(a.val_losses[1] == doctest::Approx(1.7556070327758788).epsilon(1e-5));
     CHECK(got.back() < got.front());  // it learns
 
     // Stop mid-epoch (step 8 of 12) and at an epoch's last step (6), then resume: the rest of
