@@ -7,6 +7,10 @@
 
 namespace mt::cuda::fa {
 
+// Whether the current device has compute capability exactly 9.0 (sm_90a code runs on nothing
+// else, not even later GPUs), asked once per device (cuda/flash_attention_fwd_sm90.cu).
+bool device_is_sm90();
+
 // Whether flash_attention_forward() tries the sm90 kernel before the mma.sync one (false: the
 // mma.sync kernel everywhere, for an A/B). On an H100 the wgmma kernel measured 1.09-1.13x the
 // mma.sync one at D = 64 and 1.66-1.76x at D = 128 (docs/benchmarks.md).

@@ -1,16 +1,13 @@
 // What the Hopper FlashAttention kernels (cuda/flash_attention_fwd_sm90.cu, _bwd_sm90.cu) share
-// beyond cuda/wgmma.cuh: the 128-byte-swizzled tile copy and the device check. Internal to cuda/.
+// beyond cuda/wgmma.cuh: the 128-byte-swizzled tile copy. Internal to cuda/.
 #pragma once
 
 #include <cstdint>
 
 #include "cuda/flash_attention_common.cuh"
+#include "cuda/flash_attention_sm90.cuh"
 
 namespace mt::cuda::fa {
-
-// Whether the current device has compute capability exactly 9.0 (sm_90a code runs on nothing
-// else, not even later GPUs), asked once per device (cuda/flash_attention_fwd_sm90.cu).
-bool device_is_sm90();
 
 // Rows [row0, row0 + ROWS) of one head of a [B, T, H, D] tensor into the 128-byte-swizzled
 // layout at shared address dst, all THREADS threads cooperating with 16-byte cp.async; rows >= T
