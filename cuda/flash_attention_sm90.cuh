@@ -12,7 +12,7 @@ namespace mt::cuda::fa {
 bool device_is_sm90();
 
 // Whether flash_attention_forward() tries the sm90 kernel before the mma.sync one (false: the
-// mma.sync kernel everywhere, for an A/B). On an H100 the wgmma kernel measured 1.09-1.13x the
+// mma.sync kernel everywhere, for an A/B). On an H100 the wgmma kernel measured 1.18-1.25x the
 // mma.sync one at D = 64 and 1.66-1.76x at D = 128 (docs/benchmarks.md).
 constexpr bool kUseSm90Forward = true;
 
@@ -24,7 +24,8 @@ bool launch_forward_sm90(const FlashAttentionParams& p);
 
 // Whether flash_attention_backward() tries the sm90 dK/dV/dQ kernel in place of the mma.sync one
 // of cuda/flash_attention_bwd_kv.cu (the delta kernel before it and the dQ rounding after it are
-// shared). false: the mma.sync kernel everywhere, for an A/B (docs/benchmarks.md has both).
+// shared). false: the mma.sync kernel everywhere, for an A/B. On an H100 the wgmma kernel took
+// 0.65-0.68x the mma.sync one's time at D = 64 and 0.51-0.52x at D = 128 (docs/benchmarks.md).
 constexpr bool kUseSm90Backward = true;
 
 // Whether launch_backward_sm90 would take p, given a dq_accum (the single pass): head dim 64 or
