@@ -7,13 +7,13 @@
 // Outputs are poisoned with NaN before every kernel and checked to be fully written.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "autograd/functions_attention.h"
 #include "cuda/attention_dropout.h"
 #include "ops/attention.h"
 #include "tensor/random.h"
+#include "tests/half_bits.h"
 #include "tests/test_util.h"
 #ifdef MT_WITH_CUDA
 #include "cuda/flash_attention.cuh"
@@ -290,31 +290,8 @@ CUDA_TEST_CASE("cuda: flash attention sanitizer set") {
 }
 
 #if defined(MT_WITH_CUDA) && defined(__FLT16_MAX__)
-namespace {
-
-// fp16 has no framework dtype: the bits travel in a 2-byte (bf16-typed) tensor, converted on the
-// host with the compiler's _Float16 (round to nearest even).
-Tensor to_half_bits(const Tensor& x) {
-  std::vector<double> v = x.to_vector<double>();
-  Tensor bits = Tensor::empty(x.shape(), kBFloat16);
-  for (size_t i = 0; i < v.size(); ++i) {
-    _Float16 h = static_cast<_Float16>(v[i]);
-    std::memcpy(&bits.data<bf16>()[i].bits, &h, 2);
-  }
-  return bits;
-}
-Tensor from_half_bits(const Tensor& bits) {
-  Tensor c = bits.cpu();
-  std::vector<double> v(c.numel());
-  for (size_t i = 0; i < v.size(); ++i) {
-    _Float16 h;
-    std::memcpy(&h, &c.data<bf16>()[i].bits, 2);
-    v[i] = static_cast<double>(h);
-  }
-  return Tensor::from_doubles(v, bits.shape(), kFloat64);
-}
-
-}  // namespace
+using testing::from_half_bits;  // tests/half_bits.h
+using testing::to_half_bits;
 
 CUDA_TEST_CASE("cuda: flash attention with fp16 inputs") {
   for (int64_t D : {8, 64}) {

@@ -8,11 +8,11 @@
 // more; on a 9.0 device (an H100) a decline fails the case.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "ops/attention.h"
 #include "tensor/random.h"
+#include "tests/half_bits.h"
 #include "tests/test_util.h"
 #ifdef MT_WITH_CUDA
 #include "cuda/attention_dropout.h"
@@ -31,28 +31,9 @@ Tensor bf16_randn(const Shape& shape, uint64_t seed) {
   return Tensor::randn(shape, gen, kFloat64).to(kBFloat16).to(kFloat64);  // exact in bf16
 }
 
-// fp16 has no framework dtype: its bits travel in a 2-byte (bf16-typed) tensor, converted on the
-// host with the compiler's _Float16 (round to nearest even), as in tests/test_cuda_attention.cpp.
 #if defined(__FLT16_MAX__)
-Tensor to_half_bits(const Tensor& x) {
-  std::vector<double> v = x.to_vector<double>();
-  Tensor bits = Tensor::empty(x.shape(), kBFloat16);
-  for (size_t i = 0; i < v.size(); ++i) {
-    _Float16 h = static_cast<_Float16>(v[i]);
-    std::memcpy(&bits.data<bf16>()[i].bits, &h, 2);
-  }
-  return bits;
-}
-Tensor from_half_bits(const Tensor& bits) {
-  Tensor c = bits.cpu();
-  std::vector<double> v(c.numel());
-  for (size_t i = 0; i < v.size(); ++i) {
-    _Float16 h;
-    std::memcpy(&h, &c.data<bf16>()[i].bits, 2);
-    v[i] = static_cast<double>(h);
-  }
-  return Tensor::from_doubles(v, bits.shape(), kFloat64);
-}
+using testing::from_half_bits;  // tests/half_bits.h
+using testing::to_half_bits;
 #endif
 
 cuda::AttnStrides strides_of(const Tensor& t) {
