@@ -390,14 +390,7 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
 template <typename E, int D>
 void launch_kv(const FlashAttentionParams& p) {
   using Tr = BwdKVTraits<D>;
-  auto kernel = flash_bwd_kv_kernel<E, D>;
-  if (Tr::kSmemBytes > 48 * 1024) {
-    CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));
-  }
-  dim3 grid((p.T + Tr::kBlockN - 1) / Tr::kBlockN, p.B * p.H);
-  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream()>>>(p);
-  LAUNCH_CHECK();
+  fa::launch_over_tiles<Tr::kBlockN, Tr::kThreads, Tr::kSmemBytes>(flash_bwd_kv_kernel<E, D>, p);
 }
 
 template <typename E>

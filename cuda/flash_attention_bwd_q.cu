@@ -183,14 +183,7 @@ __global__ void __launch_bounds__(BwdQTraits<D>::kThreads)
 template <typename E, int D>
 void launch_q(const FlashAttentionParams& p) {
   using Tr = BwdQTraits<D>;
-  auto kernel = flash_bwd_q_kernel<E, D>;
-  if (Tr::kSmemBytes > 48 * 1024) {
-    CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));
-  }
-  dim3 grid((p.T + Tr::kBlockM - 1) / Tr::kBlockM, p.B * p.H);
-  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream()>>>(p);
-  LAUNCH_CHECK();
+  fa::launch_over_tiles<Tr::kBlockM, Tr::kThreads, Tr::kSmemBytes>(flash_bwd_q_kernel<E, D>, p);
 }
 
 template <typename E, int D>

@@ -460,12 +460,7 @@ __global__ void __launch_bounds__(Sm90BwdTraits<D>::kThreads, 1)
 template <typename E, int D>
 void launch(const FlashAttentionParams& p) {
   using Tr = Sm90BwdTraits<D>;
-  void (*kernel)(FlashAttentionParams) = flash_bwd_sm90_kernel<E, D>;
-  CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));
-  dim3 grid((p.T + Tr::kBlockN - 1) / Tr::kBlockN, p.B * p.H);
-  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream()>>>(p);
-  LAUNCH_CHECK();
+  fa::launch_over_tiles<Tr::kBlockN, Tr::kThreads, Tr::kSmemBytes>(flash_bwd_sm90_kernel<E, D>, p);
 }
 
 }  // namespace

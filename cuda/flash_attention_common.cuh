@@ -1,5 +1,6 @@
 // The building blocks the FlashAttention kernels share: tensor-core mma.sync and ldmatrix
-// through inline PTX, cp.async tile loads, and the fragment layouts that tie them together.
+// through inline PTX, cp.async tile loads, the fragment layouts that tie them together, and the
+// host-side launch every attention kernel goes through.
 //
 // Fragment layouts of mma.sync.m16n8k16 (lane = 4 g + t, g = lane / 4, t = lane % 4):
 //   A (16 x 16, row-major):  a0 = A[g][2t, 2t+1]   a1 = A[g+8][2t, 2t+1]
@@ -16,7 +17,27 @@
 
 #include <cstdint>
 
+#include "cuda/check.cuh"
+#include "cuda/flash_attention.cuh"
+
 namespace mt::cuda::fa {
+
+// ---- launch ---------------------------------------------------------------------------------
+
+// Launches an attention kernel on the framework's stream over a grid of (T / kTileRows rounded
+// up) x (B * H) CTAs of kThreads threads with kSmemBytes of dynamic shared memory, first lifting
+// the kernel's shared-memory cap where it asks for more than the default 48 KiB. kTileRows is
+// the rows of T a CTA owns: query rows for the forward and dQ kernels, keys for dK/dV.
+template <int kTileRows, int kThreads, int kSmemBytes>
+void launch_over_tiles(void (*kernel)(FlashAttentionParams), const FlashAttentionParams& p) {
+  if (kSmemBytes > 48 * 1024) {
+    CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
+  }
+  dim3 grid((p.T + kTileRows - 1) / kTileRows, p.B * p.H);
+  kernel<<<grid, kThreads, kSmemBytes, stream()>>>(p);
+  LAUNCH_CHECK();
+}
 
 // ---- element types --------------------------------------------------------------------------
 

@@ -427,13 +427,7 @@ void launch_forward(const FlashAttentionParams& p) {
   } else {
     kernel = flash_fwd_kernel<E, D>;
   }
-  if (Tr::kSmemBytes > 48 * 1024) {
-    CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));
-  }
-  dim3 grid((p.T + Tr::kBlockM - 1) / Tr::kBlockM, p.B * p.H);
-  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream()>>>(p);
-  LAUNCH_CHECK();
+  fa::launch_over_tiles<Tr::kBlockM, Tr::kThreads, Tr::kSmemBytes>(kernel, p);
 }
 
 template <typename E>

@@ -392,12 +392,7 @@ __global__ void __launch_bounds__(Sm90FwdTraits<D>::kThreads, 1)
 template <typename E, int D>
 void launch(const FlashAttentionParams& p) {
   using Tr = Sm90FwdTraits<D>;
-  void (*kernel)(FlashAttentionParams) = flash_fwd_sm90_kernel<E, D>;
-  CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));
-  dim3 grid((p.T + Tr::kBlockM - 1) / Tr::kBlockM, p.B * p.H);
-  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream()>>>(p);
-  LAUNCH_CHECK();
+  fa::launch_over_tiles<Tr::kBlockM, Tr::kThreads, Tr::kSmemBytes>(flash_fwd_sm90_kernel<E, D>, p);
 }
 
 }  // namespace

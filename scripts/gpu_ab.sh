@@ -4,7 +4,7 @@
 #   usage: bash scripts/gpu_ab.sh [VARIANTS_FILE]      (default: scripts/ab_variants.txt)
 # Each line of VARIANTS_FILE (# starts a comment) is   name | file | sed expression | shapes
 # (shapes: B,H,T,D,p separated by spaces): the variant is a copy of the tree with the sed edit
-# applied to one file, built beside the tree (bench_attention only) and timed at those shapes,
+# applied to one file (the carried data left out), built beside the tree (bench_attention only) and timed at those shapes,
 # our kernels only; the tree's own numbers at the same shapes come from the main bench of the
 # same run. The sm90 (wgmma) cases run apart from the others: a fault there would end the
 # process. Logs go to /tmp/ab, packed into $OUT/ab.tar.gz.
@@ -21,7 +21,7 @@ names=() shapes=()
 while IFS='|' read -r name file expr shp; do
   name=$(trim "$name"); [[ -z "$name" || "$name" == \#* ]] && continue
   file=$(trim "$file"); expr=$(trim "$expr")
-  rm -rf /tmp/v_$name && mkdir -p /tmp/v_$name && cp -r $(ls -A | grep -vE '^(build|\.git)$') /tmp/v_$name/
+  rm -rf /tmp/v_$name && mkdir -p /tmp/v_$name && cp -r $(ls -A | grep -vE '^(build|\.git|\.carry)$') /tmp/v_$name/
   sed -i "$expr" /tmp/v_$name/$file
   if diff -q "$file" /tmp/v_$name/$file > /dev/null; then echo "variant $name: the edit changed nothing"; continue; fi
   echo "variant $name: $(diff "$file" /tmp/v_$name/$file | grep '^>' | head -2 | xargs)"
