@@ -5,9 +5,9 @@
 # Each line of VARIANTS_FILE (# starts a comment) is   name | file | sed expression | shapes
 # (shapes: B,H,T,D,p separated by spaces): the variant is a copy of the tree (the carried data
 # left out) with the sed edit applied to one file, built beside the tree (bench_attention only)
-# and timed at those shapes, our kernels only; the tree's own numbers at the same shapes come from the main bench of the
-# same run. The sm90 (wgmma) cases run apart from the others: a fault there would end the
-# process. Logs go to /tmp/ab, packed into $OUT/ab.tar.gz.
+# and timed at those shapes, our kernels only; the tree's own numbers at the same shapes come
+# from the main bench of the same run. The sm90 (wgmma) cases run apart from the others: a fault
+# there would end the process. Logs go to /tmp/ab, packed into $OUT/ab.tar.gz.
 set -uo pipefail
 FINAL_OUT=${OUT:-/tmp}
 LOGS=/tmp/ab
