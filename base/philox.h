@@ -38,23 +38,30 @@ MT_HOST_DEVICE void mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) 
 }
 }  // namespace philox_detail
 
-// kRounds rounds of the Philox S-box; returns four independent 32-bit outputs.
+// One round of the Philox S-box on counter c with round key (k0, k1).
+MT_HOST_DEVICE void philox_round(uint32_t (&c)[4], uint32_t k0, uint32_t k1) {
+  using namespace philox_detail;
+  uint32_t hi0, lo0, hi1, lo1;
+  mulhilo(kMul0, c[0], hi0, lo0);
+  mulhilo(kMul1, c[2], hi1, lo1);
+  const uint32_t n0 = hi1 ^ c[1] ^ k0, n2 = hi0 ^ c[3] ^ k1;
+  c[0] = n0, c[1] = lo1, c[2] = n2, c[3] = lo0;
+}
+
+// kRounds rounds of the Philox S-box; returns four independent 32-bit outputs. The key of
+// round r is (k0 + r kWeyl0, k1 + r kWeyl1) mod 2^32.
 template <int kRounds>
 MT_HOST_DEVICE Philox4 philox4x32_rounds(uint64_t seed, uint64_t index, uint64_t stream) {
   using namespace philox_detail;
-  uint32_t c0 = static_cast<uint32_t>(index), c1 = static_cast<uint32_t>(index >> 32);
-  uint32_t c2 = static_cast<uint32_t>(stream), c3 = static_cast<uint32_t>(stream >> 32);
+  uint32_t c[4] = {static_cast<uint32_t>(index), static_cast<uint32_t>(index >> 32),
+                   static_cast<uint32_t>(stream), static_cast<uint32_t>(stream >> 32)};
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
   for (int round = 0; round < kRounds; ++round) {
-    uint32_t hi0, lo0, hi1, lo1;
-    mulhilo(kMul0, c0, hi0, lo0);
-    mulhilo(kMul1, c2, hi1, lo1);
-    uint32_t n0 = hi1 ^ c1 ^ k0, n1 = lo1, n2 = hi0 ^ c3 ^ k1, n3 = lo0;
-    c0 = n0, c1 = n1, c2 = n2, c3 = n3;
+    philox_round(c, k0, k1);
     k0 += kWeyl0;
     k1 += kWeyl1;
   }
-  return Philox4{{c0, c1, c2, c3}};
+  return Philox4{{c[0], c[1], c[2], c[3]}};
 }
 
 // Philox4x32-10: the generator of every random op but attention dropout.

@@ -62,4 +62,83 @@ struct AttentionDropout {
   }
 };
 
+// ---- the same draws, split for kernels that make millions of them ---------------------------
+// A FlashAttention kernel draws the masks of one head, so two parts of every draw repeat:
+//  - the key schedule (round r's key is seed + r (kWeyl0, kWeyl1)) depends on the seed alone.
+//    The launcher computes it once into the kernel's parameters (DropoutSchedule), where each
+//    round's key is an operand read from constant memory instead of two adds a round;
+//  - round 1 multiplies counter word 0 (the 16-key chunk) and word 2 (the head) apart
+//    (philox_round). A kernel computes the head's product once, and the chunk's once where a
+//    warp's draws share it (the dK/dV kernel's 16 keys).
+// draw() equals AttentionDropout::bytes16() for every split (tests/test_attention.cpp).
+struct DropoutSchedule {
+  uint32_t key[AttentionDropout::kRounds][2];
+  uint32_t offset;  // counter word 3: the low word of AttentionDropout::offset
+
+  MT_HOST_DEVICE static DropoutSchedule of(const AttentionDropout& d) {
+    DropoutSchedule s{};
+    uint32_t k0 = static_cast<uint32_t>(d.seed), k1 = static_cast<uint32_t>(d.seed >> 32);
+    for (int r = 0; r < AttentionDropout::kRounds; ++r) {
+      s.key[r][0] = k0, s.key[r][1] = k1;
+      k0 += philox_detail::kWeyl0;
+      k1 += philox_detail::kWeyl1;
+    }
+    s.offset = static_cast<uint32_t>(d.offset);
+    return s;
+  }
+};
+
+struct MulHiLo {
+  uint32_t hi, lo;
+};
+// Round 1's product of the chunk word (kMul0 col16) and of the head word (kMul1 bh).
+MT_HOST_DEVICE MulHiLo chunk_product(uint32_t col16) {
+  MulHiLo m;
+  philox_detail::mulhilo(philox_detail::kMul0, col16, m.hi, m.lo);
+  return m;
+}
+MT_HOST_DEVICE MulHiLo head_product(uint32_t bh) {
+  MulHiLo m;
+  philox_detail::mulhilo(philox_detail::kMul1, bh, m.hi, m.lo);
+  return m;
+}
+// Round 1's output words 0 and 2 (words 1 and 3 are head.lo and chunk.lo).
+MT_HOST_DEVICE uint32_t round1_word0(const DropoutSchedule& s, MulHiLo head, uint32_t row) {
+  return head.hi ^ row ^ s.key[0][0];
+}
+MT_HOST_DEVICE uint32_t round1_word2(const DropoutSchedule& s, MulHiLo chunk) {
+  return chunk.hi ^ s.offset ^ s.key[0][1];
+}
+// Rounds 2.. of a draw from round 1's output (w0, head.lo, w2, chunk.lo).
+MT_HOST_DEVICE Philox4 draw_from_round1(const DropoutSchedule& s, uint32_t w0, uint32_t w1,
+                                        uint32_t w2, uint32_t w3) {
+  uint32_t c[4] = {w0, w1, w2, w3};
+  for (int r = 1; r < AttentionDropout::kRounds; ++r) philox_round(c, s.key[r][0], s.key[r][1]);
+  return Philox4{{c[0], c[1], c[2], c[3]}};
+}
+// AttentionDropout::bytes16(bh, row, col16), with head = head_product(bh) and chunk =
+// chunk_product(col16).
+MT_HOST_DEVICE Philox4 draw(const DropoutSchedule& s, MulHiLo chunk, MulHiLo head,
+                            uint32_t row) {
+  return draw_from_round1(s, round1_word0(s, head, row), head.lo, round1_word2(s, chunk),
+                          chunk.lo);
+}
+
+// Keep flags of four mask bytes at once, in bit 7 of each byte (the other bits are garbage):
+// byte >= threshold iff byte + (256 - threshold) >= 256, i.e. iff adding c = 256 - threshold
+// carries out of the byte. Add the low 7 bits of every byte (no carry can cross a byte), and
+// the carry out of bit 7 is the majority of bit 7 of x, bit 7 of c and the carry into bit 7:
+// one AND, one add, one LOP3 for four compares, and threshold 256 (p near 1) needs no special
+// case: c = 0 never carries, every element is dropped. For thresholds 1 .. 256 (0 is no dropout).
+struct KeepFlags4 {
+  uint32_t c4, c4_low7;  // c in every byte; its low 7 bits
+
+  MT_HOST_DEVICE explicit KeepFlags4(uint32_t threshold)
+      : c4((256u - threshold) * 0x01010101u), c4_low7(c4 & 0x7F7F7F7Fu) {}
+  MT_HOST_DEVICE uint32_t operator()(uint32_t x) const {
+    const uint32_t sum = (x & 0x7F7F7F7Fu) + c4_low7;  // bit 7 of each byte: the carry in
+    return (x & c4) | (sum & (x | c4));                // majority
+  }
+};
+
 }  // namespace mt

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "cuda/attention_dropout.h"
+
 namespace mt::cuda {
 
 enum class AttnElem : uint8_t { BF16, F16 };
@@ -50,6 +52,9 @@ struct FlashAttentionParams : AttentionArgs {
   // with atomic adds by the dK/dV kernel, then rounded into dq. nullptr selects the deterministic
   // backward (a second kernel sums each dQ row in a fixed order; about 1.2x slower at D = 8).
   float* dq_accum = nullptr;
+  // Set by the launch (fa::launch_over_tiles) from seed and offset, not by callers: the dropout
+  // generator's key schedule (cuda/attention_dropout.h).
+  DropoutSchedule dropout_schedule{};
 };
 
 // out, lse <- attention(q, k, v).

@@ -93,53 +93,91 @@ struct QueryTileCopyD8 {
   }
 };
 
-// Keep bits of the warp's 16 keys (k0.., a multiple of 16) x MT * 8 queries (q0..): one
-// Philox call per query covers the 16 keys. Bit 4 nt + i is C element i of tile nt.
+// What every dropout draw of a warp shares: its 16 keys k0.. are one chunk (counter word 0) of
+// one head, so round 1's products are fixed and only word 0's row term varies
+// (cuda/attention_dropout.h); and the keep compare's constants. Computed afresh for every
+// sub-tile (a few instructions against its 32 draws): kept across the loop, these registers
+// made the D = 8 kernel spill.
+struct KeyChunkDropout {
+  uint32_t w0_base;  // round 1's output word 0 before the row: hi(kMul1 bh) ^ key[0][0]
+  uint32_t w1, w2, w3;
+  KeepFlags4 keep;
+
+  __device__ KeyChunkDropout(const FlashAttentionParams& p, uint32_t bh, int k0)
+      : keep(p.dropout_threshold) {
+    const MulHiLo head = head_product(bh), chunk = chunk_product(static_cast<uint32_t>(k0 / 16));
+    w0_base = round1_word0(p.dropout_schedule, head, 0u);
+    w1 = head.lo;
+    w2 = round1_word2(p.dropout_schedule, chunk);
+    w3 = chunk.lo;
+  }
+};
+
+// Keep flags of the warp's 16 keys (k0..) x MT * 8 queries (q0..), written to the warp's
+// buffer for probs_and_ds to read in the C layout of S^T (flag_word). One Philox call a query
+// covers the 16 keys (lane l draws queries q0 + l + 32 i). Shared memory then holds a 32-byte
+// record for each pair of queries (2 P, 2 P + 1), byte 4 (k % 8) + 2 (k / 8) + j the flag of
+// key k, query 2 P + j: word g of record 4 nt + t is exactly the four flags that lane 4 g + t
+// needs for tile nt (keys g, g + 8 x queries 2 t, 2 t + 1), one 32-bit load. The two lanes of a
+// pair build their record together: each swaps two flag words with the other (shuffles), then
+// transposes 4 x 4 bytes (prmt) into its half: keys 0-3 and 8-11 the even lane, 4-7 and 12-15
+// the odd one.
 template <int MT>
-__device__ __forceinline__ uint32_t dropout_keys(uint8_t* buf, const AttentionDropout& drop,
-                                                 uint32_t bh, int q0, int k0, int lane) {
-  static_assert(MT * 4 <= 32, "one bit an element in a 32-bit word");
-  const int g = lane / 4, t = lane % 4;
+__device__ __forceinline__ void dropout_flags(uint8_t* buf, const FlashAttentionParams& p,
+                                              const KeyChunkDropout& d, int q0, int lane) {
+  static_assert(MT % 4 == 0, "whole pairs of queries in every lane pair");
+  const bool odd = lane & 1;
+  __syncwarp();  // every lane is done reading the previous sub-tile's flags
 #pragma unroll
   for (int i = 0; i < MT / 4; ++i) {
-    const int q = lane + 32 * i;
-    Philox4 r = drop.bytes16(bh, static_cast<uint32_t>(q0 + q), static_cast<uint32_t>(k0 / 16));
-    *reinterpret_cast<uint4*>(buf + q * 16) = make_uint4(r.v[0], r.v[1], r.v[2], r.v[3]);
+    const uint32_t row = static_cast<uint32_t>(q0 + lane + 32 * i);
+    const Philox4 r = draw_from_round1(p.dropout_schedule, d.w0_base ^ row, d.w1, d.w2, d.w3);
+    uint32_t f[4];  // keys 4 w .. 4 w + 3 of this lane's query
+#pragma unroll
+    for (int w = 0; w < 4; ++w) f[w] = d.keep(r.v[w]);
+    // Even lanes keep keys 0-3, 8-11 (words 0, 2) and get the odd query's; odd lanes the rest.
+    const uint32_t own0 = odd ? f[1] : f[0], own1 = odd ? f[3] : f[2];
+    const uint32_t got0 = __shfl_xor_sync(0xffffffffu, odd ? f[0] : f[1], 1);
+    const uint32_t got1 = __shfl_xor_sync(0xffffffffu, odd ? f[2] : f[3], 1);
+    // Interleave by query, the even query first: [a0 b0 a1 b1] and [a2 b2 a3 b3].
+    const uint32_t sel_lo = odd ? 0x1504u : 0x5140u, sel_hi = odd ? 0x3726u : 0x7362u;
+    const uint32_t x_lo = prmt(own0, got0, sel_lo), x_hi = prmt(own0, got0, sel_hi);
+    const uint32_t y_lo = prmt(own1, got1, sel_lo), y_hi = prmt(own1, got1, sel_hi);
+    *reinterpret_cast<uint4*>(buf + (lane + 32 * i) * 16) =
+        make_uint4(prmt(x_lo, y_lo, 0x5410), prmt(x_lo, y_lo, 0x7632), prmt(x_hi, y_hi, 0x5410),
+                   prmt(x_hi, y_hi, 0x7632));
   }
   __syncwarp();
-  uint32_t bits = 0;
-#pragma unroll
-  for (int nt = 0; nt < MT; ++nt) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int q = nt * 8 + 2 * t + (i % 2), key = g + 8 * (i / 2);
-      bits |= static_cast<uint32_t>(buf[q * 16 + key] >= drop.threshold) << (4 * nt + i);
-    }
-  }
-  __syncwarp();
-  return bits;
+}
+
+// The keep flags of C tile nt of S^T in dropout_flags' buffer: element i in bit 8 i + 7.
+__device__ __forceinline__ uint32_t flag_word(const uint8_t* buf, int nt, int lane) {
+  return *reinterpret_cast<const uint32_t*>(buf + (nt * 4 + lane % 4) * 32 + 4 * (lane / 4));
 }
 
 // P^T and dS^T of one tile from S^T (in s, overwritten by drop(P^T)) and dP^T (in dp,
 // overwritten by dS^T). Without dropout (kDropout false, chosen once per launch) a score costs
-// FFMA, EX2, FADD, FMUL: the keep selects and the 1 / (1 - p) factor are compiled out.
+// FFMA, EX2, FADD, FMUL. With it, two selects more: the 1 / (1 - p) factor is folded into the
+// final scales instead: dS / keep_scale here (from dl / keep_scale), the dK and dQ scales carry
+// keep_scale, and dV's store applies it to drop(P).
 template <int MT, bool kDropout>
 __device__ __forceinline__ void probs_and_ds(float (*s)[4], float (*dp)[4], const float* s_stats,
-                                             float scale_log2, uint32_t keep_bits, float keep_scale,
-                                             int lane) {
+                                             float scale_log2, const uint8_t* flag_buf,
+                                             float inv_keep_scale, int lane) {
   const int t = lane % 4;
 #pragma unroll
   for (int nt = 0; nt < MT; ++nt) {
     // Columns nt * 8 + 2 t and + 1: lse in .x, .y, delta in .z, .w (see load_stats).
     const float4 st = *reinterpret_cast<const float4*>(s_stats + (nt * 4 + t) * 4);
     const float2 lse = make_float2(st.x, st.y), delta = make_float2(st.z, st.w);
+    const uint32_t flags = kDropout ? flag_word(flag_buf, nt, lane) : 0u;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const float pr = ex2(fmaf(s[nt][i], scale_log2, -(i % 2 ? lse.y : lse.x)));
       const float dl = i % 2 ? delta.y : delta.x;
       if constexpr (kDropout) {
-        const bool keep = (keep_bits >> (4 * nt + i)) & 1u;
-        dp[nt][i] = pr * ((keep ? dp[nt][i] * keep_scale : 0.0f) - dl);
+        const bool keep = (flags >> (8 * i + 7)) & 1u;
+        dp[nt][i] = pr * ((keep ? dp[nt][i] : 0.0f) - dl * inv_keep_scale);
         s[nt][i] = keep ? pr : 0.0f;
       } else {
         dp[nt][i] = pr * (dp[nt][i] - dl);
@@ -147,6 +185,18 @@ __device__ __forceinline__ void probs_and_ds(float (*s)[4], float (*dp)[4], cons
       }
     }
   }
+}
+
+// 1 / (1 - p) under dropout, else 1: the factor of dV; dS comes out of probs_and_ds divided by
+// it, so dK's and dQ's factor ds_scale carries it besides the softmax scale. (Computed where
+// used: kept in registers across the query loop, they made the D = 8 kernel spill.)
+__device__ __forceinline__ float keep_scale(const FlashAttentionParams& p) {
+  return p.dropout_threshold != 0
+             ? AttentionDropout{p.seed, p.offset, p.dropout_threshold}.keep_scale()
+             : 1.0f;
+}
+__device__ __forceinline__ float ds_scale(const FlashAttentionParams& p) {
+  return p.scale * keep_scale(p);
 }
 
 // Writes the warp's 16 rows of a contiguous [B, T, H, D] gradient, times `factor`.
@@ -257,6 +307,12 @@ __device__ __forceinline__ void kv_subtile(float (*dk)[4], float (*dv)[4], const
                                            const FlashAttentionParams& p, float scale_log2,
                                            int m_sub, int k0, int warp, int lane) {
   constexpr int MT = Tr::kSubM / 8, S = Tr::kStride;
+  // The keep flags first, while the S^T and dP^T tiles (MT * 8 registers) are not yet live.
+  const bool dropout = p.dropout_threshold != 0;
+  if (dropout) {
+    dropout_flags<MT>(mask_buf, p, KeyChunkDropout(p, static_cast<uint32_t>(block_tile().bh), k0),
+                      m_sub, lane);
+  }
   float st[MT][4] = {}, dpt[MT][4] = {};
   gemm_rows_nk<D, MT, S>(st, ka, q_sub, 0, lane);    // S^T = K Q^T
   gemm_rows_nk<D, MT, S>(dpt, va, do_sub, 0, lane);  // dP^T = V dO^T (before dropout)
@@ -271,13 +327,11 @@ __device__ __forceinline__ void kv_subtile(float (*dk)[4], float (*dv)[4], const
         if (query >= p.T || (p.causal && query < key)) st[nt][i] = -INFINITY;
       }
   }
-  const AttentionDropout drop{p.seed, p.offset, p.dropout_threshold};
-  if (drop.threshold != 0) {
-    const uint32_t keep_bits =
-        dropout_keys<MT>(mask_buf, drop, static_cast<uint32_t>(blockIdx.y), m_sub, k0, lane);
-    probs_and_ds<MT, true>(st, dpt, stats_sub, scale_log2, keep_bits, drop.keep_scale(), lane);
+  if (dropout) {
+    const float inv_keep_scale = static_cast<float>(256u - p.dropout_threshold) / 256.0f;
+    probs_and_ds<MT, true>(st, dpt, stats_sub, scale_log2, mask_buf, inv_keep_scale, lane);
   } else {
-    probs_and_ds<MT, false>(st, dpt, stats_sub, scale_log2, 0u, 1.0f, lane);
+    probs_and_ds<MT, false>(st, dpt, stats_sub, scale_log2, nullptr, 1.0f, lane);
   }
   if (p.dq_accum != nullptr) store_ds_t<MT, Tr::kDsStride>(sDs, dpt, 16 * warp, lane);
   gemm_p_kn<D, MT, S>(dv, st, do_sub, 0, lane);  // dV += drop(P)^T dO
@@ -298,9 +352,10 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
   uint8_t* sMask = reinterpret_cast<uint8_t*>(sStats + Tr::kStages * 2 * M);
   E* sDs = reinterpret_cast<E*>(sMask + Tr::kSmemMask);  // [kBlockN][kDsStride], single pass
 
-  const int b = blockIdx.y / p.H, h = blockIdx.y % p.H;
+  const BlockTile tile = block_tile();  // rank 0: keys 0.., the heaviest causal block
+  const int b = tile.bh / p.H, h = tile.bh % p.H;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int n0 = blockIdx.x * Tr::kBlockN, k0 = n0 + 16 * warp;
+  const int n0 = tile.rank * Tr::kBlockN, k0 = n0 + 16 * warp;
   const E* q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
   const E* k = static_cast<const E*>(p.k) + b * p.k_strides.b + h * p.k_strides.h;
   const E* v = static_cast<const E*>(p.v) + b * p.v_strides.b + h * p.v_strides.h;
@@ -313,7 +368,7 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
   // D = 8: the small-tile copier (QueryTileCopyD8); other head dims: load_tile / load_stats.
   [[maybe_unused]] auto copier = [&] {
     if constexpr (D == 8) {
-      return QueryTileCopyD8<Tr, E>(p, q, dout, blockIdx.y, m_begin);
+      return QueryTileCopyD8<Tr, E>(p, q, dout, tile.bh, m_begin);
     } else {
       return 0;
     }
@@ -324,7 +379,7 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
     } else {
       load_tile<M, D, S, Tr::kThreads>(sQ + stage * M * S, q, p.q_strides.t, m, p.T);
       load_tile<M, D, S, Tr::kThreads>(sdO + stage * M * S, dout, p.dout_strides.t, m, p.T);
-      load_stats<M, Tr::kThreads>(sStats + stage * 2 * M, p, blockIdx.y, m);
+      load_stats<M, Tr::kThreads>(sStats + stage * 2 * M, p, tile.bh, m);
     }
   };
   copy_query_tile(0, m_begin);
@@ -358,7 +413,7 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
     if (p.dq_accum != nullptr && m_prev >= 0) {
       accumulate_dq<Tr, D>(dq_head, int64_t(p.H) * D,
                            sDs + ((j + 1) % 2) * Tr::kBlockN * Tr::kDsStride, sK, m_prev, p.T,
-                           p.scale, warp, lane);
+                           ds_scale(p), warp, lane);
     }
     // The loaded tile in sub-tiles of kSubM queries: the loads, barriers and dQ product are
     // paid once per kBlockM queries, the registers only for kSubM.
@@ -375,16 +430,12 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
     const int last = (p.T - 1 - m_begin) / M;  // the last tile's index
     __syncthreads();
     accumulate_dq<Tr, D>(dq_head, int64_t(p.H) * D, sDs + (last % 2) * Tr::kBlockN * Tr::kDsStride,
-                         sK, m_prev, p.T, p.scale, warp, lane);
+                         sK, m_prev, p.T, ds_scale(p), warp, lane);
   }
   fold_acc<D>(dk);
   fold_acc<D>(dv);
-  const float keep_scale =
-      p.dropout_threshold != 0
-          ? AttentionDropout{p.seed, p.offset, p.dropout_threshold}.keep_scale()
-          : 1.0f;
-  store_rows<E, D>(p.dk, p, dk, p.scale, b, h, k0, lane);
-  store_rows<E, D>(p.dv, p, dv, keep_scale, b, h, k0, lane);
+  store_rows<E, D>(p.dk, p, dk, ds_scale(p), b, h, k0, lane);
+  store_rows<E, D>(p.dv, p, dv, keep_scale(p), b, h, k0, lane);
 }
 
 template <typename E, int D>

@@ -93,8 +93,9 @@ __global__ void __launch_bounds__(BwdQTraits<D>::kThreads)
   E* sV = sK + Tr::kStages * Tr::kBlockN * S;  // [stage][kBlockN][S]
   uint8_t* sMask = reinterpret_cast<uint8_t*>(sV + Tr::kStages * Tr::kBlockN * S);
 
-  const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest causal blocks first
-  const int b = blockIdx.y / p.H, h = blockIdx.y % p.H;
+  const fa::BlockTile tile = fa::block_tile();
+  const int m_block = tile.tiles - 1 - tile.rank;  // heaviest causal blocks first
+  const int b = tile.bh / p.H, h = tile.bh % p.H;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4;
   const int m0 = m_block * Tr::kBlockM, r0 = m0 + 16 * warp;
   const E* q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
@@ -115,7 +116,7 @@ __global__ void __launch_bounds__(BwdQTraits<D>::kThreads)
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int row = r0 + g + 8 * r;
-    const int64_t at = static_cast<int64_t>(blockIdx.y) * p.T + row;
+    const int64_t at = static_cast<int64_t>(tile.bh) * p.T + row;
     lse2[r] = row < p.T ? p.lse[at] * kLog2e : 0.0f;
     delta[r] = row < p.T ? p.delta[at] : 0.0f;
   }
@@ -152,8 +153,8 @@ __global__ void __launch_bounds__(BwdQTraits<D>::kThreads)
       mask_scores<NT>(s, r0, n0, p.T, p.causal, lane);
     }
     if (drop.threshold != 0) {
-      dropout_rows<NT, Tr::kMaskStride>(dp, sMask + warp * 16 * Tr::kMaskStride, drop,
-                                        static_cast<uint32_t>(blockIdx.y), r0, n0, lane);
+      dropout_rows<NT, Tr::kMaskStride>(dp, sMask + warp * 16 * Tr::kMaskStride, p,
+                                        static_cast<uint32_t>(tile.bh), r0, n0, lane);
     }
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)

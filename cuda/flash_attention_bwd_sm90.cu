@@ -62,8 +62,8 @@
 // Causal: a key block skips the query tiles before it (they see none of its keys); only the
 // tiles that cross a warp's diagonal or the end of the sequence are masked; keys >= T are masked
 // too (their rows of K and V are zero, but a score of 0 against a very negative lse could
-// overflow 2^x and make inf * 0 = NaN in dQ). Grid: blockIdx.x = key block, the heaviest
-// (first, under causal) launched first.
+// overflow 2^x and make inf * 0 = NaN in dQ). Grid: fa::block_tile(), rank = key block, so the
+// heaviest (first, under causal) key blocks are launched first.
 #include "cuda/check.cuh"
 #include "cuda/flash_attention.cuh"
 #include "cuda/flash_attention_common.cuh"
@@ -121,13 +121,14 @@ __device__ __forceinline__ void red_add_v4(float* addr, float a, float b, float 
 template <typename E, int D>
 struct BwdBlock {
   using Tr = Sm90BwdTraits<D>;
-  int b, h, n0, m_begin, n_tiles;
+  int bh, b, h, n0, m_begin, n_tiles;
   const E *q, *k, *v, *dout;
   unsigned char* base;
   uint32_t sK, sV, sQ, sdO, sDs, sStats;
 
   __device__ BwdBlock(const FlashAttentionParams& p, unsigned char* smem) {
-    b = blockIdx.y / p.H, h = blockIdx.y % p.H, n0 = blockIdx.x * Tr::kBlockN;
+    const fa::BlockTile tile = fa::block_tile();  // rank 0: keys 0.., the heaviest causal block
+    bh = tile.bh, b = bh / p.H, h = bh % p.H, n0 = tile.rank * Tr::kBlockN;
     m_begin = p.causal ? n0 : 0;  // causal: queries before n0 see none of these keys
     n_tiles = (p.T - m_begin + Tr::kBlockM - 1) / Tr::kBlockM;
     q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
@@ -161,7 +162,7 @@ struct BwdBlock {
       const bool valid = row < p.T;
       const int64_t plane = t < Tr::kBlockM ? static_cast<int64_t>(p.B) * p.H * p.T : 0;
       const float* src =
-          p.delta + (valid ? plane + static_cast<int64_t>(blockIdx.y) * p.T + row : 0);
+          p.delta + (valid ? plane + static_cast<int64_t>(bh) * p.T + row : 0);
       fa::cp_async4(sStats + (stage * Tr::kStatFloats + t) * 4, src, valid);
     }
   }

@@ -15,6 +15,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "cuda/check.cuh"
@@ -24,18 +25,65 @@ namespace mt::cuda::fa {
 
 // ---- launch ---------------------------------------------------------------------------------
 
-// Launches an attention kernel on the framework's stream over a grid of (T / kTileRows rounded
-// up) x (B * H) CTAs of kThreads threads with kSmemBytes of dynamic shared memory, first lifting
-// the kernel's shared-memory cap where it asks for more than the default 48 KiB. kTileRows is
-// the rows of T a CTA owns: query rows for the forward and dQ kernels, keys for dK/dV.
+// Which tile of which head a CTA works on. Causal attention gives the tiles of one head very
+// different amounts of work: the last query tile of the forward visits every key tile, the first
+// one a single tile (the backward's key tiles the other way round). The GPU hands out CTAs in
+// the order of their linear index, so a head-major grid (every tile of head 0, then of head 1,
+// ...) starts the last heads' heaviest tiles near the very end, and the kernel finishes on a
+// tail of them: about 10% of the seed shape's forward in a list-scheduling model (scripts/
+// schedule_model.py). Heaviest first across heads (longest processing time first) removes it,
+// but spreads the running CTAs over every head, and each head's K and V (read by all its tiles)
+// then fall out of L2 between its tiles at large D. So the heads go in groups, each group's K/V
+// at most kGroupKvBytes (a third of an H100's L2), heaviest tile first inside a group:
+//   grid = (heads a group, tiles of a head, groups), and the linear order runs x fastest.
+// The seed shape (D = 8, 64 KiB of K/V a head) fits all 256 heads in one group; D = 128 at T =
+// 2048 takes 16 a group. rank 0 is the heaviest tile when causal; each kernel maps rank to its
+// own rows (tiles - 1 - rank for the query tiles of the forward, rank for the backward's keys).
+constexpr int64_t kGroupKvBytes = int64_t{16} << 20;
+
+struct BlockTile {
+  int bh;     // b * H + h
+  int rank;   // 0 .. tiles - 1, the heaviest first
+  int tiles;  // tiles of a head
+};
+__device__ __forceinline__ BlockTile block_tile() {
+  return {static_cast<int>(blockIdx.z * gridDim.x + blockIdx.x), static_cast<int>(blockIdx.y),
+          static_cast<int>(gridDim.y)};
+}
+
+// The heads a group: the largest divisor of B * H whose K and V fit kGroupKvBytes (at least 1),
+// so that every group is whole and no CTA of the grid is idle.
+inline int heads_per_group(const FlashAttentionParams& p) {
+  const int heads = p.B * p.H;
+  const int64_t kv_bytes = int64_t{2} * p.T * p.D * 2;  // K and V of one head, 16-bit elements
+  const int64_t fit = std::max<int64_t>(1, kGroupKvBytes / std::max<int64_t>(1, kv_bytes));
+  for (int g = static_cast<int>(std::min<int64_t>(heads, fit)); g > 1; --g) {
+    if (heads % g == 0) return g;
+  }
+  return 1;
+}
+
+// Launches an attention kernel on the framework's stream over ceil(T / kTileRows) tiles of each
+// of the B * H heads, in the order block_tile() describes, CTAs of kThreads threads with
+// kSmemBytes of dynamic shared memory, first lifting the kernel's shared-memory cap where it asks
+// for more than the default 48 KiB. kTileRows is the rows of T a CTA owns: query rows for the
+// forward and dQ kernels, keys for dK/dV. The callers check B * H <= 65535 (gridDim.z). The
+// kernel gets a copy of p with the dropout key schedule filled in.
 template <int kTileRows, int kThreads, int kSmemBytes>
 void launch_over_tiles(void (*kernel)(FlashAttentionParams), const FlashAttentionParams& p) {
   if (kSmemBytes > 48 * 1024) {
     CUDA_CHECK(
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
   }
-  dim3 grid((p.T + kTileRows - 1) / kTileRows, p.B * p.H);
-  kernel<<<grid, kThreads, kSmemBytes, stream()>>>(p);
+  const int tiles = (p.T + kTileRows - 1) / kTileRows;
+  CHECK(tiles <= 65535, "attention: T = {} needs {} tiles of {} rows, over the grid's 65535", p.T,
+        tiles, kTileRows);
+  const int group = heads_per_group(p);
+  dim3 grid(group, tiles, p.B * p.H / group);
+  FlashAttentionParams launch = p;
+  launch.dropout_schedule =
+      DropoutSchedule::of(AttentionDropout{p.seed, p.offset, p.dropout_threshold});
+  kernel<<<grid, kThreads, kSmemBytes, stream()>>>(launch);
   LAUNCH_CHECK();
 }
 

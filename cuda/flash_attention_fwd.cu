@@ -115,8 +115,9 @@ __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
   E* sV = sK + Tr::kStages * Tr::kBlockN * S;  // [stage][kBlockN][S]
   uint8_t* sMask = reinterpret_cast<uint8_t*>(sV + Tr::kStages * Tr::kBlockN * S);
 
-  const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest causal blocks first
-  const int b = blockIdx.y / p.H, h = blockIdx.y % p.H;
+  const fa::BlockTile tile = fa::block_tile();
+  const int m_block = tile.tiles - 1 - tile.rank;  // heaviest causal blocks first
+  const int b = tile.bh / p.H, h = tile.bh % p.H;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int m0 = m_block * Tr::kBlockM, r0 = m0 + 16 * MW * warp;  // the warp's first row
   const E* q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
@@ -167,8 +168,8 @@ __global__ void __launch_bounds__(FwdTraits<D>::kThreads)
       }
       fa::online_softmax<NT, DT>(s[mw], o[mw], m_run[mw], l_run[mw], scale_log2);
       if (drop.threshold != 0) {
-        fa::dropout_rows<NT, Tr::kMaskStride>(s[mw], sMask + warp * 16 * Tr::kMaskStride, drop,
-                                              static_cast<uint32_t>(blockIdx.y), rm, n0, lane);
+        fa::dropout_rows<NT, Tr::kMaskStride>(s[mw], sMask + warp * 16 * Tr::kMaskStride, p,
+                                              static_cast<uint32_t>(tile.bh), rm, n0, lane);
       }
     }
     fa::gemm_p_kn_mw<D, NT, DT, S, MW>(o, s, v_tile, lane);
@@ -238,14 +239,15 @@ template <typename E>
 struct LazyBlock {
   using Tr = FwdTraits<8>;
   static constexpr bool kRowCopy = 2 * Tr::kBlockN == Tr::kThreads;  // the 64-key K/V copy
-  int b, h, m0, n_tiles;
+  int bh, b, h, m0, n_tiles;
   const E *q, *k, *v;
   E *sQ, *sK, *sV;  // sK, sV: [stage][kBlockN][kStride]
   uint8_t* sMask;
 
   __device__ LazyBlock(const FlashAttentionParams& p, unsigned char* smem) {
-    const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest causal blocks first
-    b = blockIdx.y / p.H, h = blockIdx.y % p.H, m0 = m_block * Tr::kBlockM;
+    const fa::BlockTile tile = fa::block_tile();
+    const int m_block = tile.tiles - 1 - tile.rank;  // heaviest causal blocks first
+    bh = tile.bh, b = bh / p.H, h = bh % p.H, m0 = m_block * Tr::kBlockM;
     q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
     k = static_cast<const E*>(p.k) + b * p.k_strides.b + h * p.k_strides.h;
     v = static_cast<const E*>(p.v) + b * p.v_strides.b + h * p.v_strides.h;
@@ -331,10 +333,10 @@ __device__ __forceinline__ int first_edge_tile(const FlashAttentionParams& p, in
 
 // One key tile of the lazy path for a warp's 16 rows r0..: P into packed A fragments, l, o.
 // edge: the tile has keys to mask (past T, or causal ones past a row).
-template <typename E>
+template <typename E, bool kDropout>
 __device__ __forceinline__ void tile_lazy(const FlashAttentionParams& p, LazyRows& w,
-                                          const LazyBlock<E>& blk, int j, bool edge, int r0,
-                                          int lane) {
+                                          const LazyBlock<E>& blk, const fa::PackedDropoutLane& d,
+                                          int j, bool edge, int r0, int lane) {
   using Tr = FwdTraits<8>;
   constexpr int NT = Tr::kBlockN / 8, KS = NT / 2, S = Tr::kStride;
   const int n0 = j * Tr::kBlockN;
@@ -372,20 +374,22 @@ __device__ __forceinline__ void tile_lazy(const FlashAttentionParams& p, LazyRow
   }
   w.l[0] += sum[0];
   w.l[1] += sum[1];
-  const AttentionDropout drop{p.seed, p.offset, p.dropout_threshold};
-  if (drop.threshold != 0) {
-    fa::dropout_packed<KS, Tr::kMaskStride>(pa,
-                                            blk.sMask + (threadIdx.x / 32) * 16 * Tr::kMaskStride,
-                                            drop, static_cast<uint32_t>(blockIdx.y), r0, n0, lane);
+  if constexpr (kDropout) {
+    fa::dropout_packed<KS, Tr::kMaskStride>(
+        pa, blk.sMask + (threadIdx.x / 32) * 16 * Tr::kMaskStride, p.dropout_schedule, d, n0, lane);
   }
   gemm_pv_lazy<E, KS, S>(w.o, pa, blk.v_tile(j), lane);
 }
 
 // Head dim 8. FwdTraits<8>::kMinBlocks CTAs an SM (4 at 128 keys: <= 128 registers a thread; 5
 // at 64 keys: <= 96, the kernel uses 95): it is latency-bound, and every resident warp helps hide
-// the mma, exponential and vote latencies of the others.
-template <typename E>
-__global__ void __launch_bounds__(FwdTraits<8>::kThreads, FwdTraits<8>::kMinBlocks)
+// the mma, exponential and vote latencies of the others. With dropout (kDropout, chosen once a
+// launch) the mask doubles a tile's instructions and the kernel is issue-bound instead:
+// kMinBlocksDropout.
+template <typename E, bool kDropout>
+__global__ void __launch_bounds__(FwdTraits<8>::kThreads, kDropout
+                                                              ? FwdTraits<8>::kMinBlocksDropout
+                                                              : FwdTraits<8>::kMinBlocks)
     flash_fwd_kernel_lazy(const FlashAttentionParams p) {
   extern __shared__ __align__(16) unsigned char smem[];
   const LazyBlock<E> blk(p, smem);
@@ -394,6 +398,7 @@ __global__ void __launch_bounds__(FwdTraits<8>::kThreads, FwdTraits<8>::kMinBloc
   KvRowCopy<E> kv(p, blk.k, blk.v, blk.sK, blk.sV);  // (unused at 128 keys)
   blk.load_first(p, kv);
   const int edge_from = first_edge_tile(p, r0);
+  const fa::PackedDropoutLane drop(p, static_cast<uint32_t>(blk.bh), r0, lane);
   LazyRows w;
   for (int j = 0; j < blk.n_tiles; ++j) {
     blk.wait_kv(p, kv, j);
@@ -406,13 +411,11 @@ __global__ void __launch_bounds__(FwdTraits<8>::kThreads, FwdTraits<8>::kMinBloc
     constexpr int N = FwdTraits<8>::kBlockN;  // edge: keys to mask (see first_edge_tile)
     const bool edge =
         N == 64 ? j >= edge_from : j * N + N > p.T || (p.causal && j * N + N - 1 > r0);
-    tile_lazy<E>(p, w, blk, j, edge, r0, lane);
+    tile_lazy<E, kDropout>(p, w, blk, drop, j, edge, r0, lane);
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
   const float keep_scale =
-      p.dropout_threshold != 0
-          ? AttentionDropout{p.seed, p.offset, p.dropout_threshold}.keep_scale()
-          : 1.0f;
+      kDropout ? AttentionDropout{p.seed, p.offset, p.dropout_threshold}.keep_scale() : 1.0f;
 #pragma unroll
   for (int i = 0; i < 4; ++i) w.o[0][i] += w.o[1][i];
   store_output<E, 8, true>(p, w.o, w.m, w.l, blk.b, blk.h, r0, keep_scale, lane);
@@ -423,7 +426,8 @@ void launch_forward(const FlashAttentionParams& p) {
   using Tr = FwdTraits<D>;
   void (*kernel)(FlashAttentionParams) = nullptr;
   if constexpr (Tr::kLazyMax) {
-    kernel = flash_fwd_kernel_lazy<E>;
+    kernel = p.dropout_threshold != 0 ? flash_fwd_kernel_lazy<E, true>
+                                      : flash_fwd_kernel_lazy<E, false>;
   } else {
     kernel = flash_fwd_kernel<E, D>;
   }

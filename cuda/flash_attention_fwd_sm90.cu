@@ -114,8 +114,9 @@ struct Sm90Block {
   uint32_t sQ, sK, sV;
 
   __device__ Sm90Block(const FlashAttentionParams& p, unsigned char* smem) {
-    const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest causal blocks first
-    b = blockIdx.y / p.H, h = blockIdx.y % p.H, m0 = m_block * Tr::kBlockM;
+    const fa::BlockTile tile = fa::block_tile();
+    const int m_block = tile.tiles - 1 - tile.rank;  // heaviest causal blocks first
+    b = tile.bh / p.H, h = tile.bh % p.H, m0 = m_block * Tr::kBlockM;
     q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
     k = static_cast<const E*>(p.k) + b * p.k_strides.b + h * p.k_strides.h;
     v = static_cast<const E*>(p.v) + b * p.v_strides.b + h * p.v_strides.h;

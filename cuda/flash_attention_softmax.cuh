@@ -102,27 +102,29 @@ __device__ __forceinline__ float quad_sum(float x) {
 // elements. The 1 / (1 - p) factor is applied by the caller, once per row.
 template <int NT, int STRIDE>
 __device__ __forceinline__ void dropout_rows(float (*s)[4], uint8_t* buf,
-                                             const AttentionDropout& drop, uint32_t bh, int r0,
+                                             const FlashAttentionParams& p, uint32_t bh, int r0,
                                              int n0, int lane) {
   const int g = lane / 4, t = lane % 4;
   static_assert(NT % 4 == 0, "a whole number of Philox calls a lane");
+  const MulHiLo head = head_product(bh);
 #pragma unroll
   for (int i = 0; i < NT / 4; ++i) {
     const int c = lane + 32 * i, row = c % 16, col16 = c / 16;
-    Philox4 r =
-        drop.bytes16(bh, static_cast<uint32_t>(r0 + row), static_cast<uint32_t>(n0 / 16 + col16));
+    const Philox4 r = draw(p.dropout_schedule, chunk_product(static_cast<uint32_t>(n0 / 16 + col16)),
+                           head, static_cast<uint32_t>(r0 + row));
     *reinterpret_cast<uint4*>(buf + row * STRIDE + col16 * 16) =
         make_uint4(r.v[0], r.v[1], r.v[2], r.v[3]);
   }
   __syncwarp();
+  const uint32_t threshold = p.dropout_threshold;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
     const uint32_t lo = *reinterpret_cast<const uint16_t*>(buf + g * STRIDE + nt * 8 + 2 * t);
     const uint32_t hi = *reinterpret_cast<const uint16_t*>(buf + (g + 8) * STRIDE + nt * 8 + 2 * t);
-    s[nt][0] = (lo & 0xFFu) >= drop.threshold ? s[nt][0] : 0.0f;
-    s[nt][1] = (lo >> 8) >= drop.threshold ? s[nt][1] : 0.0f;
-    s[nt][2] = (hi & 0xFFu) >= drop.threshold ? s[nt][2] : 0.0f;
-    s[nt][3] = (hi >> 8) >= drop.threshold ? s[nt][3] : 0.0f;
+    s[nt][0] = (lo & 0xFFu) >= threshold ? s[nt][0] : 0.0f;
+    s[nt][1] = (lo >> 8) >= threshold ? s[nt][1] : 0.0f;
+    s[nt][2] = (hi & 0xFFu) >= threshold ? s[nt][2] : 0.0f;
+    s[nt][3] = (hi >> 8) >= threshold ? s[nt][3] : 0.0f;
   }
   __syncwarp();  // the buffer is rewritten by the next tile
 }
@@ -219,37 +221,41 @@ __device__ __forceinline__ void rebase_rows(float (*s)[4], float* m_run, float* 
   }
 }
 
-// Per byte, x >= t (t4 = the threshold in every byte), as bit 7 of each result byte (its other
-// bits mean nothing). With the top bits set aside, (x | 0x80) - (t & 0x7F) cannot borrow into
-// the next byte and its bit 7 says x >= t on the low 7 bits; the top bits decide where they
-// differ. Four compares in three integer instructions.
-__device__ __forceinline__ uint32_t bytes_ge(uint32_t x, uint32_t t4) {
-  const uint32_t d = (x | 0x80808080u) - (t4 & 0x7F7F7F7Fu);
-  return (x & ~t4) | (~(x ^ t4) & d);
-}
+// What every draw of a lane in dropout_packed shares, computed once a kernel: the lane draws
+// for row r0 + lane % 16 of head bh only, so round 1's output words 0 and 1 are fixed
+// (cuda/attention_dropout.h), and the keep compare's constants.
+struct PackedDropoutLane {
+  uint32_t w0, w1;  // round 1's output words 0 and 1 of the lane's draws
+  KeepFlags4 keep;
+
+  __device__ PackedDropoutLane(const FlashAttentionParams& p, uint32_t bh, int r0, int lane)
+      : keep(p.dropout_threshold) {
+    const MulHiLo head = head_product(bh);
+    w0 = round1_word0(p.dropout_schedule, head, static_cast<uint32_t>(r0 + lane % 16));
+    w1 = head.lo;
+  }
+};
 
 // Dropout on the packed A fragments of a 16 x 16 KS probability tile (rows r0.., keys n0.., n0
-// a multiple of 16): the same draws as dropout_rows (one Philox call per 16 keys of a row), but
-// stored as keep flags (bit 7 of each byte) and reordered so that lane t of a quad finds the
-// four it needs for one 16-key fragment, keys 2t, 2t+1, 2t+8, 2t+9, in one 32-bit word. prmt
-// then widens two flags into the 16-bit halves of an AND mask: one AND per pair of elements.
-// Applied after row_sums_mma: l is the sum of P before dropout.
+// a multiple of 16): one Philox call per 16 keys of a row (lane l draws row l % 16, chunks
+// l / 16 + 2 i), stored as keep flags (bit 7 of each byte) and reordered so that lane t of a
+// quad finds the four it needs for one 16-key fragment, keys 2t, 2t+1, 2t+8, 2t+9, in one
+// 32-bit word. prmt then widens two flags into the 16-bit halves of an AND mask: one AND per
+// pair of elements. Applied after row_sums_mma: l is the sum of P before dropout.
 template <int KS, int STRIDE>
 __device__ __forceinline__ void dropout_packed(uint32_t (*pa)[4], uint8_t* buf,
-                                               const AttentionDropout& drop, uint32_t bh, int r0,
-                                               int n0, int lane) {
+                                               const DropoutSchedule& sched,
+                                               const PackedDropoutLane& d, int n0, int lane) {
   const int g = lane / 4, t = lane % 4;
   static_assert(KS % 2 == 0, "a whole number of Philox calls a lane");
-  const uint32_t t4 = drop.threshold * 0x01010101u;
-  const bool drop_all = drop.threshold > 255u;  // byte >= 256 never holds
 #pragma unroll
   for (int i = 0; i < KS / 2; ++i) {
     const int c = lane + 32 * i, row = c % 16, col16 = c / 16;
-    Philox4 r =
-        drop.bytes16(bh, static_cast<uint32_t>(r0 + row), static_cast<uint32_t>(n0 / 16 + col16));
+    const MulHiLo chunk = chunk_product(static_cast<uint32_t>(n0 / 16 + col16));
+    const Philox4 r = draw_from_round1(sched, d.w0, d.w1, round1_word2(sched, chunk), chunk.lo);
     uint32_t k[4];
 #pragma unroll
-    for (int w = 0; w < 4; ++w) k[w] = drop_all ? 0u : bytes_ge(r.v[w], t4);
+    for (int w = 0; w < 4; ++w) k[w] = d.keep(r.v[w]);
     // Word t = bytes 2t, 2t+1 (word t / 2 of the draw) and 2t+8, 2t+9 (word 2 + t / 2).
     *reinterpret_cast<uint4*>(buf + row * STRIDE + col16 * 16) =
         make_uint4(prmt(k[0], k[2], 0x5410), prmt(k[0], k[2], 0x7632), prmt(k[1], k[3], 0x5410),

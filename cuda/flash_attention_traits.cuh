@@ -55,6 +55,10 @@ struct FwdTraits {
   // 24 warps, but the kernel wants about 102 registers and spills 24 bytes at 80 (5 local loads
   // and 1 store a common tile: loop invariants and the row-sum mma's ones); worth a try.
   static constexpr int kMinBlocks = !kLazyMax ? 1 : kBlockN == 64 ? 5 : 4;
+  // The lazy kernel with dropout (its own instantiation): the Philox draws and masks double a
+  // tile's instructions, so it is issue-bound, not latency-bound, and the registers that keep
+  // the mask's per-lane constants may be worth more than a fifth CTA.
+  static constexpr int kMinBlocksDropout = kMinBlocks;
   static constexpr int kStride = smem_stride<D>();
   // Lazy kernel: n-tiles (4 exponentials a thread each) of a key tile's kBlockN / 8 whose
   // exponentials run on the FMA pipe (exp2_poly) on the fast path. A common 128-key tile issues

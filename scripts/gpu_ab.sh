@@ -6,8 +6,13 @@
 # (shapes: B,H,T,D,p separated by spaces): the variant is a copy of the tree (the carried data
 # left out) with the sed edit applied to one file, built beside the tree (bench_attention only)
 # and timed at those shapes, our kernels only; the tree's own numbers at the same shapes come
-# from the main bench of the same run. The sm90 (wgmma) cases run apart from the others: a fault
-# there would end the process. Logs go to /tmp/ab, packed into $OUT/ab.tar.gz.
+# from the main bench of the same run. A file field @DIR (sed expression -) takes the tree in
+# DIR instead, e.g. an earlier commit's `git archive` carried to the device under .carry/. The
+# sm90 (wgmma) cases run apart from the others: a fault there would end the process. Logs go to
+# /tmp/ab, packed into $OUT/ab.tar.gz.
+#   SKIP_SAN=1      no compute-sanitizer step
+#   NCU_SHAPES="B,H,T,D,p ..."   Nsight Compute on the tree's D = 8 kernels at those shapes
+#                   (issue and pipe utilization, stalls), printed to the log
 set -uo pipefail
 FINAL_OUT=${OUT:-/tmp}
 LOGS=/tmp/ab
@@ -21,10 +26,16 @@ names=() shapes=()
 while IFS='|' read -r name file expr shp; do
   name=$(trim "$name"); [[ -z "$name" || "$name" == \#* ]] && continue
   file=$(trim "$file"); expr=$(trim "$expr")
-  rm -rf /tmp/v_$name && mkdir -p /tmp/v_$name && cp -r $(ls -A | grep -vE '^(build|\.git|\.carry)$') /tmp/v_$name/
-  sed -i "$expr" /tmp/v_$name/$file
-  if diff -q "$file" /tmp/v_$name/$file > /dev/null; then echo "variant $name: the edit changed nothing"; continue; fi
-  echo "variant $name: $(diff "$file" /tmp/v_$name/$file | grep '^>' | head -2 | xargs)"
+  rm -rf /tmp/v_$name && mkdir -p /tmp/v_$name
+  if [[ "$file" == @* ]]; then
+    [[ -d "${file#@}" ]] || { echo "variant $name: no tree ${file#@}"; continue; }
+    cp -r "${file#@}"/. /tmp/v_$name/ && echo "variant $name: the tree ${file#@}"
+  else
+    cp -r $(ls -A | grep -vE '^(build|\.git|\.carry)$') /tmp/v_$name/
+    sed -i "$expr" /tmp/v_$name/$file
+    if diff -q "$file" /tmp/v_$name/$file > /dev/null; then echo "variant $name: the edit changed nothing"; continue; fi
+    echo "variant $name: $(diff "$file" /tmp/v_$name/$file | grep '^>' | head -2 | xargs)"
+  fi
   names+=("$name") shapes+=("$shp")
 done < <(grep -v '^\s*#' "$SPEC" 2>/dev/null)
 echo "=== build (tree + ${#names[@]} variants side by side)"
@@ -50,6 +61,29 @@ for i in "${!names[@]}"; do
   echo "=== A/B variant $v (at ${SECONDS}s)"
   /tmp/v_$v/build/bin/bench_attention $args > "$LOGS/bench_$v.log" 2>&1; grep -v "^FlashAttention" "$LOGS/bench_$v.log"
 done
+if [[ -n "${NCU_SHAPES:-}" ]]; then
+  echo "=== Nsight Compute (at ${SECONDS}s)"
+  NCU=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+  metrics=smsp__issue_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active
+  metrics+=,sm__inst_executed_pipe_alu.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_fma.avg.pct_of_peak_sustained_active
+  metrics+=,sm__inst_executed_pipe_fmaheavy.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_lsu.avg.pct_of_peak_sustained_active
+  metrics+=,sm__inst_executed_pipe_uniform.avg.pct_of_peak_sustained_active,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active
+  metrics+=,smsp__inst_executed.sum,smsp__warps_active.avg.per_cycle_active,gpu__time_duration.sum
+  # bench_attention --iters 1 runs each timed call 6 times (5 warm-up): the forward's third
+  # launch; the 13th dK/dV launch is the first of the single pass (after the deterministic ones).
+  for s in $NCU_SHAPES; do
+    for k in "flash_fwd_kernel_lazy 2" "flash_bwd_kv_kernel 12"; do
+      set -- $k
+      timeout 120 "$NCU" --kernel-name regex:"$1" --launch-skip "$2" --launch-count 1 \
+        --section WarpStateStats --metrics "$metrics" $BUILD/bin/bench_attention --shape "$s" \
+        --iters 1 > "$LOGS/ncu_${1}_$s.log" 2>&1
+      echo "--- ncu $1 $s (rc=$?)"
+      grep -E 'flash_|Stall|stall|pct|per_cycle|inst_executed|duration|Warp Cycles|Issued' \
+        "$LOGS/ncu_${1}_$s.log" | grep -v '^==PROF==' | head -40
+    done
+  done
+fi
+[[ -n "${SKIP_SAN:-}" ]] && { echo "done at ${SECONDS}s (no sanitizer)"; exit 0; }
 echo "=== compute-sanitizer (at ${SECONDS}s)"
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 for tool in memcheck racecheck; do

@@ -193,6 +193,48 @@ TEST_CASE("attention: the dropout mask drops p of the elements, reproducibly") {
         ((d.bytes16(3, 7, 2).v[1] >> 8) & 0xFFu));
 }
 
+TEST_CASE("attention: the kernels' split dropout draw equals the one-call draw") {
+  // cuda/attention_dropout.h: the key schedule precomputed, round 1's products apart.
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  auto next = [&state] {  // splitmix64: arbitrary 64-bit test inputs
+    state += 0x9E3779B97F4A7C15ull;
+    uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  };
+  for (int i = 0; i < 2000; ++i) {
+    const AttentionDropout d{next(), next(), 13};
+    const DropoutSchedule s = DropoutSchedule::of(d);
+    const auto bh = static_cast<uint32_t>(next()), row = static_cast<uint32_t>(next());
+    const auto col16 = static_cast<uint32_t>(i < 1000 ? next() : next() % 256);
+    const Philox4 want = d.bytes16(bh, row, col16);
+    const Philox4 got = draw(s, chunk_product(col16), head_product(bh), row);
+    for (int w = 0; w < 4; ++w) REQUIRE(got.v[w] == want.v[w]);
+  }
+}
+
+TEST_CASE("attention: KeepFlags4 compares four mask bytes with the threshold at once") {
+  // Every threshold the kernels see (1 .. 256), every byte value in every position of the word,
+  // beside neighbours that would expose a carry or borrow between bytes.
+  for (uint32_t threshold = 1; threshold <= 256; ++threshold) {
+    const KeepFlags4 keep(threshold);
+    for (uint32_t byte = 0; byte < 256; ++byte) {
+      for (uint32_t fill : {0x00u, 0xFFu, 0x7Fu, 0x80u}) {
+        for (int pos = 0; pos < 4; ++pos) {
+          uint32_t x = fill * 0x01010101u;
+          x = (x & ~(0xFFu << (8 * pos))) | (byte << (8 * pos));
+          const uint32_t flags = keep(x);
+          for (int b = 0; b < 4; ++b) {
+            const uint32_t value = (x >> (8 * b)) & 0xFFu;
+            REQUIRE(((flags >> (8 * b + 7)) & 1u) == (value >= threshold ? 1u : 0u));
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("attention: errors name the shapes and dtypes") {
   Tensor q = rnd({1, 4, 2, 8}, 1);
   AttentionOptions o;
