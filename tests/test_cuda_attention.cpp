@@ -212,6 +212,16 @@ CUDA_TEST_CASE("cuda: flash attention, T = 4099 (past every tile multiple)") {
   for (int64_t D : {16, 32}) check_case(1, 4099, 1, D, true, 0.05f, false);
 }
 
+// fa::launch_over_tiles puts the B * H heads in groups whose K and V fit 16 MiB of L2, each
+// group in its own grid z (cuda/flash_attention_common.cuh); the other cases here all fit in
+// one group. These take two: 300 heads of 66.5 KiB at D = 128 (150 a group), 600 of 33 KiB at
+// D = 64 (300 a group), with several tiles a head.
+CUDA_TEST_CASE("cuda: flash attention over several head groups (the launch order)") {
+  check_case(3, 130, 100, 128, true, 0.0f, true);
+  check_case(3, 130, 100, 128, true, 0.05f, true);
+  check_case(3, 130, 200, 64, true, 0.05f, true);
+}
+
 CUDA_TEST_CASE("cuda: flash attention, the deterministic backward at every head dim") {
   for (int64_t D : {8, 16, 32, 64, 128}) {
     check_case(3, 17, 8, D, true, 0.05f, true, true);
