@@ -9,10 +9,11 @@
 //   index   = (row << 32) | (col / 16)                      (counter words 0, 1)
 //   stream  = (offset << 32) + (b * H + h)                  (counter words 2, 3; offset mod 2^32)
 //   byte    = bits 8*(col % 4) .. 8*(col % 4) + 7 of output word (col % 16) / 4
-//   keep    = byte >= threshold,   threshold = round(p * 256)
+//   keep    = byte >= threshold,   threshold = min(round(p * 256), 255)
 // so one call covers 16 consecutive keys of one query row. p is quantized to 1/256: the seed
 // model's p = 0.05 becomes threshold 13, an effective drop rate of 13/256 = 0.0508, and kept
-// probabilities are scaled by 256 / (256 - threshold). 8 bits an element keeps the generator's
+// probabilities are scaled by 256 / (256 - threshold). The cap keeps that scale finite for p
+// near 1 (p >= 0.998 would round to 256: every element dropped, and 0 * inf = NaN outputs). 8 bits an element keeps the generator's
 // cost at 1/16 of a Philox call per element (about 4 integer instructions), which matters where
 // the kernel is bound by the exponential unit (D = 8).
 //
@@ -39,7 +40,8 @@ struct AttentionDropout {
 
   // The threshold for a drop probability p in [0, 1).
   MT_HOST_DEVICE static uint32_t threshold_for(float p) {
-    return static_cast<uint32_t>(p * 256.0f + 0.5f);
+    const auto t = static_cast<uint32_t>(p * 256.0f + 0.5f);
+    return t < 255u ? t : 255u;
   }
   // 1 / (1 - p_effective): the factor applied to kept probabilities.
   MT_HOST_DEVICE float keep_scale() const { return 256.0f / static_cast<float>(256u - threshold); }

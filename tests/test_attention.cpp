@@ -178,6 +178,10 @@ TEST_CASE("attention: strided q, k, v views of a fused [B, T, 3, H, D] projectio
 TEST_CASE("attention: the dropout mask drops p of the elements, reproducibly") {
   AttentionDropout d{123, 4, AttentionDropout::threshold_for(0.05f)};
   CHECK(d.threshold == 13);  // 0.05 * 256 = 12.8 -> 13: p is quantized to 1/256
+  // p near 1 is capped at 255/256, so that the kept elements' scale stays finite.
+  CHECK(AttentionDropout::threshold_for(0.997f) == 255);
+  CHECK(AttentionDropout::threshold_for(0.9999f) == 255);
+  CHECK(AttentionDropout{0, 0, AttentionDropout::threshold_for(0.9999f)}.keep_scale() == 256.0f);
   CHECK(d.keep_scale() == doctest::Approx(256.0 / 243.0));
   int64_t dropped = 0, n = 0;
   for (uint32_t row = 0; row < 64; ++row)
