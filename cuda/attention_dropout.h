@@ -13,9 +13,10 @@
 // so one call covers 16 consecutive keys of one query row. p is quantized to 1/256: the seed
 // model's p = 0.05 becomes threshold 13, an effective drop rate of 13/256 = 0.0508, and kept
 // probabilities are scaled by 256 / (256 - threshold). The cap keeps that scale finite for p
-// near 1 (p >= 0.998 would round to 256: every element dropped, and 0 * inf = NaN outputs). 8 bits an element keeps the generator's
-// cost at 1/16 of a Philox call per element (about 4 integer instructions), which matters where
-// the kernel is bound by the exponential unit (D = 8).
+// near 1 (p >= 0.998 would round to 256: every element dropped, and 0 * inf = NaN outputs).
+// 8 bits an element keeps the generator's cost at 1/16 of a Philox call per element (about 4
+// integer instructions), which matters where the kernel is bound by the exponential unit
+// (D = 8).
 //
 // Why 7 rounds, not the 10 of every other random op (base/philox.h): at D = 8 the generator is
 // a third of the attention kernels' integer work (its 64-bit multiplies share the FMA pipe with
@@ -120,18 +121,16 @@ MT_HOST_DEVICE Philox4 draw_from_round1(const DropoutSchedule& s, uint32_t w0, u
 }
 // AttentionDropout::bytes16(bh, row, col16), with head = head_product(bh) and chunk =
 // chunk_product(col16).
-MT_HOST_DEVICE Philox4 draw(const DropoutSchedule& s, MulHiLo chunk, MulHiLo head,
-                            uint32_t row) {
-  return draw_from_round1(s, round1_word0(s, head, row), head.lo, round1_word2(s, chunk),
-                          chunk.lo);
+MT_HOST_DEVICE Philox4 draw(const DropoutSchedule& s, MulHiLo chunk, MulHiLo head, uint32_t row) {
+  return draw_from_round1(s, round1_word0(s, head, row), head.lo, round1_word2(s, chunk), chunk.lo);
 }
 
 // Keep flags of four mask bytes at once, in bit 7 of each byte (the other bits are garbage):
 // byte >= threshold iff byte + (256 - threshold) >= 256, i.e. iff adding c = 256 - threshold
 // carries out of the byte. Add the low 7 bits of every byte (no carry can cross a byte), and
 // the carry out of bit 7 is the majority of bit 7 of x, bit 7 of c and the carry into bit 7:
-// one AND, one add, one LOP3 for four compares, and threshold 256 (p near 1) needs no special
-// case: c = 0 never carries, every element is dropped. For thresholds 1 .. 256 (0 is no dropout).
+// one AND, one add, one LOP3 for four compares. Right for thresholds 1 .. 256 (0 is no
+// dropout; threshold_for() gives at most 255).
 struct KeepFlags4 {
   uint32_t c4, c4_low7;  // c in every byte; its low 7 bits
 

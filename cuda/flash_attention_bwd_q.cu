@@ -257,6 +257,10 @@ void flash_attention_backward(const FlashAttentionParams& p) {
   NvtxRange range("attention_bwd");
   CHECK(p.B * p.H <= 65535, "flash_attention_backward: B * H = {} exceeds the grid's 65535",
         p.B * p.H);
+  CHECK(p.dropout_threshold <= 255,
+        "flash_attention_backward: dropout threshold {} is over 255 "
+        "(AttentionDropout::threshold_for)",
+        p.dropout_threshold);
   fa::launch_backward_delta(p);  // also zeroes p.dq_accum for the single pass
   // dK, dV (and, single pass, dQ into p.dq_accum): the wgmma kernel where it applies (it declines
   // the deterministic backward, dropout, head dims other than 64 and 128, and non-sm_90 devices).

@@ -161,8 +161,7 @@ struct BwdBlock {
       const int row = m0 + t % Tr::kBlockM;
       const bool valid = row < p.T;
       const int64_t plane = t < Tr::kBlockM ? static_cast<int64_t>(p.B) * p.H * p.T : 0;
-      const float* src =
-          p.delta + (valid ? plane + static_cast<int64_t>(bh) * p.T + row : 0);
+      const float* src = p.delta + (valid ? plane + static_cast<int64_t>(bh) * p.T + row : 0);
       fa::cp_async4(sStats + (stage * Tr::kStatFloats + t) * 4, src, valid);
     }
   }

@@ -387,9 +387,8 @@ __device__ __forceinline__ void tile_lazy(const FlashAttentionParams& p, LazyRow
 // launch) the mask doubles a tile's instructions and the kernel is issue-bound instead:
 // kMinBlocksDropout.
 template <typename E, bool kDropout>
-__global__ void __launch_bounds__(FwdTraits<8>::kThreads, kDropout
-                                                              ? FwdTraits<8>::kMinBlocksDropout
-                                                              : FwdTraits<8>::kMinBlocks)
+__global__ void __launch_bounds__(FwdTraits<8>::kThreads, kDropout ? FwdTraits<8>::kMinBlocksDropout
+                                                                   : FwdTraits<8>::kMinBlocks)
     flash_fwd_kernel_lazy(const FlashAttentionParams p) {
   extern __shared__ __align__(16) unsigned char smem[];
   const LazyBlock<E> blk(p, smem);
@@ -426,8 +425,8 @@ void launch_forward(const FlashAttentionParams& p) {
   using Tr = FwdTraits<D>;
   void (*kernel)(FlashAttentionParams) = nullptr;
   if constexpr (Tr::kLazyMax) {
-    kernel = p.dropout_threshold != 0 ? flash_fwd_kernel_lazy<E, true>
-                                      : flash_fwd_kernel_lazy<E, false>;
+    kernel =
+        p.dropout_threshold != 0 ? flash_fwd_kernel_lazy<E, true> : flash_fwd_kernel_lazy<E, false>;
   } else {
     kernel = flash_fwd_kernel<E, D>;
   }
@@ -458,6 +457,10 @@ void flash_attention_forward(const FlashAttentionParams& p) {
   NvtxRange range("attention_fwd");
   CHECK(p.B * p.H <= 65535, "flash_attention_forward: B * H = {} exceeds the grid's 65535",
         p.B * p.H);
+  CHECK(
+      p.dropout_threshold <= 255,
+      "flash_attention_forward: dropout threshold {} is over 255 (AttentionDropout::threshold_for)",
+      p.dropout_threshold);
   // The Hopper wgmma kernel (cuda/flash_attention_fwd_sm90.cu) where it applies, once enabled.
   if (fa::kUseSm90Forward && fa::launch_forward_sm90(p)) return;
   if (p.elem == AttnElem::BF16) {

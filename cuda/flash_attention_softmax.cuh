@@ -110,8 +110,9 @@ __device__ __forceinline__ void dropout_rows(float (*s)[4], uint8_t* buf,
 #pragma unroll
   for (int i = 0; i < NT / 4; ++i) {
     const int c = lane + 32 * i, row = c % 16, col16 = c / 16;
-    const Philox4 r = draw(p.dropout_schedule, chunk_product(static_cast<uint32_t>(n0 / 16 + col16)),
-                           head, static_cast<uint32_t>(r0 + row));
+    const Philox4 r =
+        draw(p.dropout_schedule, chunk_product(static_cast<uint32_t>(n0 / 16 + col16)), head,
+             static_cast<uint32_t>(r0 + row));
     *reinterpret_cast<uint4*>(buf + row * STRIDE + col16 * 16) =
         make_uint4(r.v[0], r.v[1], r.v[2], r.v[3]);
   }
