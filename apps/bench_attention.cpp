@@ -98,7 +98,7 @@ std::string bench_one(const Shape4& s, int iters) {
   const double t_delta = time_ms([&] { cuda::fa::launch_backward_delta(p); }, iters);
   // The dK/dV/dQ kernel that flash_attention_backward picks: the wgmma one where it takes p
   // (D = 64/128 on an H100), whose mma.sync alternative is then timed too, for the A/B.
-  const bool sm90 = cuda::fa::kUseSm90Backward && cuda::fa::sm90_backward_handles(p);
+  const bool sm90 = cuda::fa::kUseSm90Backward && cuda::fa::sm90_handles(p);
   const double t_kv_mma = time_ms([&] { cuda::fa::launch_backward_kv(p); }, iters);
   const double t_kv =
       sm90 ? time_ms([&] { cuda::fa::launch_backward_sm90(p); }, iters) : t_kv_mma;

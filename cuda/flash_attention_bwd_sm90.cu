@@ -465,14 +465,8 @@ void launch(const FlashAttentionParams& p) {
 
 }  // namespace
 
-bool fa::sm90_backward_handles(const FlashAttentionParams& p) {
-  if ((p.D != 64 && p.D != 128) || p.dropout_threshold != 0) return false;
-  if (p.B <= 0 || p.H <= 0 || p.T <= 0 || static_cast<int64_t>(p.B) * p.H > 65535) return false;
-  return fa::device_is_sm90();
-}
-
 bool fa::launch_backward_sm90(const FlashAttentionParams& p) {
-  if (p.dq_accum == nullptr || !fa::sm90_backward_handles(p)) return false;
+  if (p.dq_accum == nullptr || !fa::sm90_handles(p)) return false;
   NvtxRange range("attention_bwd_sm90");
   const bool bf16 = p.elem == AttnElem::BF16;
   if (p.D == 64) {

@@ -415,10 +415,14 @@ bool fa::device_is_sm90() {
   return known == 1;
 }
 
-bool fa::launch_forward_sm90(const FlashAttentionParams& p) {
+bool fa::sm90_handles(const FlashAttentionParams& p) {
   if ((p.D != 64 && p.D != 128) || p.dropout_threshold != 0) return false;
   if (p.B <= 0 || p.H <= 0 || p.T <= 0 || static_cast<int64_t>(p.B) * p.H > 65535) return false;
-  if (!fa::device_is_sm90()) return false;
+  return fa::device_is_sm90();
+}
+
+bool fa::launch_forward_sm90(const FlashAttentionParams& p) {
+  if (!fa::sm90_handles(p)) return false;
   NvtxRange range("attention_fwd_sm90");
   const bool bf16 = p.elem == AttnElem::BF16;
   if (p.D == 64) {

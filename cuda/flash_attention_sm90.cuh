@@ -11,15 +11,18 @@ namespace mt::cuda::fa {
 // else, not even later GPUs), asked once per device (cuda/flash_attention_fwd_sm90.cu).
 bool device_is_sm90();
 
+// Whether the wgmma kernels, forward and backward alike, take p: head dim 64 or 128, no
+// dropout, a non-empty problem with B * H <= 65535, an sm_90 device.
+bool sm90_handles(const FlashAttentionParams& p);
+
 // Whether flash_attention_forward() tries the sm90 kernel before the mma.sync one (false: the
 // mma.sync kernel everywhere, for an A/B). On an H100 the wgmma kernel measured 1.18-1.25x the
 // mma.sync one at D = 64 and 1.66-1.76x at D = 128 (docs/benchmarks.md).
 constexpr bool kUseSm90Forward = true;
 
 // out, lse <- attention(q, k, v) on the wgmma kernel, exactly as flash_attention_forward defines
-// them. Returns false, launching nothing, when the kernel does not handle the case: head dim
-// other than 64 or 128, dropout on, an empty problem, B * H > 65535, or a device whose compute
-// capability is not exactly 9.0 (the sm_90a code runs nowhere else).
+// them. Returns false, launching nothing, when the kernel does not handle the case
+// (!sm90_handles(p)): the sm_90a code runs on no device but compute capability 9.0.
 bool launch_forward_sm90(const FlashAttentionParams& p);
 
 // Whether flash_attention_backward() tries the sm90 dK/dV/dQ kernel in place of the mma.sync one
@@ -28,15 +31,10 @@ bool launch_forward_sm90(const FlashAttentionParams& p);
 // 0.65-0.68x the mma.sync one's time at D = 64 and 0.51-0.52x at D = 128 (docs/benchmarks.md).
 constexpr bool kUseSm90Backward = true;
 
-// Whether launch_backward_sm90 would take p, given a dq_accum (the single pass): head dim 64 or
-// 128, no dropout, a non-empty problem with B * H <= 65535, an sm_90 device.
-bool sm90_backward_handles(const FlashAttentionParams& p);
-
 // The single pass's dK, dV and dq_accum (+= scale dS K) on the wgmma kernel, exactly as
 // launch_backward_kv computes them; p.delta must hold the delta kernel's output and p.dq_accum
-// its zeros. Returns false, launching nothing, when the kernel does not handle the case: the
-// deterministic backward (p.dq_accum null), head dim other than 64 or 128, dropout on, an empty
-// problem, B * H > 65535, or a device whose compute capability is not exactly 9.0.
+// its zeros. Returns false, launching nothing, for the deterministic backward (p.dq_accum null)
+// or a case the kernel does not handle (!sm90_handles(p)).
 bool launch_backward_sm90(const FlashAttentionParams& p);
 
 }  // namespace mt::cuda::fa

@@ -394,7 +394,7 @@ AttentionGrads backward_flash(const Tensor& q0, const Tensor& k0, const Tensor& 
   // the wgmma kernel takes it.
   const bool single_pass =
       !options.deterministic &&
-      (q.size(3) < 128 || (cuda::fa::kUseSm90Backward && cuda::fa::sm90_backward_handles(p)));
+      (q.size(3) < 128 || (cuda::fa::kUseSm90Backward && cuda::fa::sm90_handles(p)));
   Tensor dq_accum;
   if (single_pass) dq_accum = Tensor::empty(q.shape(), kFloat32, q.device());
   p.dq_accum = single_pass ? dq_accum.data<float>() : nullptr;
