@@ -69,6 +69,7 @@ if [[ -n "${NCU_SHAPES:-}" ]]; then
   metrics+=,sm__inst_executed_pipe_fmaheavy.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_lsu.avg.pct_of_peak_sustained_active
   metrics+=,sm__inst_executed_pipe_uniform.avg.pct_of_peak_sustained_active,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active
   metrics+=,smsp__inst_executed.sum,smsp__warps_active.avg.per_cycle_active,gpu__time_duration.sum
+  metrics+=,regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio  # stall reasons
   # bench_attention --iters 1 runs each timed call 6 times (5 warm-up): the forward's third
   # launch; the 13th dK/dV launch is the first of the single pass (after the deterministic ones).
   for s in $NCU_SHAPES; do
@@ -79,7 +80,7 @@ if [[ -n "${NCU_SHAPES:-}" ]]; then
         --iters 1 > "$LOGS/ncu_${1}_$s.log" 2>&1
       echo "--- ncu $1 $s (rc=$?)"
       grep -E 'flash_|Stall|stall|pct|per_cycle|inst_executed|duration|Warp Cycles|Issued' \
-        "$LOGS/ncu_${1}_$s.log" | grep -v '^==PROF==' | head -40
+        "$LOGS/ncu_${1}_$s.log" | grep -v '^==PROF==' | grep -vE ' 0(\.0+)?$' | head -60
     done
   done
 fi
