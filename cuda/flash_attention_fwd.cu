@@ -46,8 +46,10 @@
 //   4. a few exponentials of each such tile (FwdTraits::kPolyExp2Tiles) run on the FMA pipe as a
 //      polynomial (exp2_poly, relative error 7.5e-5, far below P's bf16 rounding): 9 issue slots
 //      each, but off the busy unit.
-// (Measured, the kernel is bound by latency rather than by either: too few warps an SM; with
-// 64-key tiles, below, the polynomial no longer pays: kPolyExp2Tiles is 0 there.)
+// (Measured, the kernel is bound by neither alone: with 64-key tiles, below, the MUFU pipe is
+// 77% busy and the issue slots 54%, and the polynomial no longer pays: kPolyExp2Tiles is 0
+// there. Nor is it short of warps: 32-key sub-tiles, at 72 registers and 7 CTAs an SM, were no
+// faster; docs/benchmarks.md has the A/B runs and the stall reasons.)
 //
 // Key tiles of 128 or 64 (FwdTraits<8>::kLazyBlockN, an A/B switch; the traits say why): 64
 // keys take the thread from 128 registers to at most 96, so 5 CTAs (20 warps) share an SM

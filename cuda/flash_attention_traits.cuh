@@ -53,11 +53,13 @@ struct FwdTraits {
   // CTAs an SM that the lazy kernel's __launch_bounds__ asks for, i.e. its register cap (4 ->
   // 128, 5 -> 96, 6 -> 80 a thread); the general kernel asks for none. 64 keys: 6 would give
   // 24 warps, but the kernel wants about 102 registers and spills 24 bytes at 80 (5 local loads
-  // and 1 store a common tile: loop invariants and the row-sum mma's ones); worth a try.
+  // and 1 store a common tile: loop invariants and the row-sum mma's ones): measured slower
+  // (0.209 against 0.203 ms). More warps without spills (32 keys computed at a time, 72
+  // registers, 7 CTAs) were no faster either (0.202 against 0.200).
   static constexpr int kMinBlocks = !kLazyMax ? 1 : kBlockN == 64 ? 5 : 4;
-  // The lazy kernel with dropout (its own instantiation): the Philox draws and masks double a
-  // tile's instructions, so it is issue-bound, not latency-bound, and the registers that keep
-  // the mask's per-lane constants may be worth more than a fifth CTA.
+  // The lazy kernel with dropout (its own instantiation): the Philox draws and masks add 66% to
+  // a tile's instructions. 5 CTAs measured best: 4 took 0.314 ms against 0.291, and 6 or 7 (32
+  // keys at a time) 0.324 and 0.320.
   static constexpr int kMinBlocksDropout = kMinBlocks;
   static constexpr int kStride = smem_stride<D>();
   // Lazy kernel: n-tiles (4 exponentials a thread each) of a key tile's kBlockN / 8 whose
