@@ -201,25 +201,6 @@ __device__ __forceinline__ float ds_scale(const FlashAttentionParams& p) {
   return p.scale * keep_scale(p);
 }
 
-// Writes the warp's 16 rows of a contiguous [B, T, H, D] gradient, times `factor`.
-template <typename E, int D>
-__device__ __forceinline__ void store_rows(void* dst, const FlashAttentionParams& p,
-                                           float (*acc)[4], float factor, int b, int h, int r0,
-                                           int lane) {
-  const int g = lane / 4, t = lane % 4;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = r0 + g + 8 * r;
-    if (row >= p.T) continue;
-    E* out = static_cast<E*>(dst) + ((static_cast<int64_t>(b) * p.T + row) * p.H + h) * D;
-#pragma unroll
-    for (int dt = 0; dt < D / 8; ++dt) {
-      *reinterpret_cast<uint32_t*>(out + dt * 8 + 2 * t) =
-          Elem<E>::pack(acc[dt][2 * r] * factor, acc[dt][2 * r + 1] * factor);
-    }
-  }
-}
-
 // The warp's dS^T (16 keys from key0 x MT * 8 queries, fp32 C tiles) into shared memory as E.
 template <int MT, int STRIDE, typename E>
 __device__ __forceinline__ void store_ds_t(E* sDs, const float (*ds)[4], int key0, int lane) {
@@ -436,8 +417,8 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
   }
   fold_acc<D>(dk);
   fold_acc<D>(dv);
-  store_rows<E, D>(p.dk, p, dk, ds_scale(p), b, h, k0, lane);
-  store_rows<E, D>(p.dv, p, dv, keep_scale(p), b, h, k0, lane);
+  store_grad_rows<E, D>(p.dk, p, dk, ds_scale(p), b, h, k0, lane);
+  store_grad_rows<E, D>(p.dv, p, dv, keep_scale(p), b, h, k0, lane);
 }
 
 template <typename E, int D>

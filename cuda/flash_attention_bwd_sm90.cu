@@ -343,25 +343,6 @@ __device__ __forceinline__ void add_dq(const BwdRows<D>& st, float* dq_head, int
   }
 }
 
-// Writes the warp's 16 rows (keys from key0) of a contiguous [B, T, H, D] gradient, times factor.
-template <typename E, int D>
-__device__ __forceinline__ void store_grad(void* dst, const FlashAttentionParams& p,
-                                           const float (*acc)[4], float factor, int b, int h,
-                                           int key0, int lane) {
-  const int g = lane / 4, t = lane % 4;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = key0 + g + 8 * r;
-    if (row >= p.T) continue;
-    E* out = static_cast<E*>(dst) + ((static_cast<int64_t>(b) * p.T + row) * p.H + h) * D;
-#pragma unroll
-    for (int dt = 0; dt < D / 8; ++dt) {
-      *reinterpret_cast<uint32_t*>(out + dt * 8 + 2 * t) =
-          fa::Elem<E>::pack(acc[dt][2 * r] * factor, acc[dt][2 * r + 1] * factor);
-    }
-  }
-}
-
 // Step 1 of the header's schedule: tile i is in place and visible to the async proxy (each
 // thread waits for its copies and fences them; the barrier publishes them), and every warpgroup
 // has waited for its wgmma of tile i - 1, so that tile's stage may take tile i + 1.
@@ -453,8 +434,8 @@ __global__ void __launch_bounds__(Sm90BwdTraits<D>::kThreads, 1)
     tile_scores<E, D>(p, blk, st, i, w, key0, lane);
     tile_grads<E, D>(p, blk, st, i, w, warp_row, lane);
   }
-  store_grad<E, D>(p.dk, p, st.dk, p.scale, blk.b, blk.h, key0, lane);
-  store_grad<E, D>(p.dv, p, st.dv, 1.0f, blk.b, blk.h, key0, lane);
+  fa::store_grad_rows<E, D>(p.dk, p, st.dk, p.scale, blk.b, blk.h, key0, lane);
+  fa::store_grad_rows<E, D>(p.dv, p, st.dv, 1.0f, blk.b, blk.h, key0, lane);
 }
 
 template <typename E, int D>

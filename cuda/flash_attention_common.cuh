@@ -425,6 +425,28 @@ __device__ __forceinline__ void fold_acc(float (*acc)[4]) {
   }
 }
 
+// ---- gradient stores ------------------------------------------------------------------------
+
+// Writes a warp's 16 rows (row0 ..) of a contiguous [B, T, H, D] gradient (dK or dV, from the
+// warp's 16 x D accumulator in C-fragment layout), times factor; rows past T are skipped.
+template <typename E, int D>
+__device__ __forceinline__ void store_grad_rows(void* dst, const FlashAttentionParams& p,
+                                                const float (*acc)[4], float factor, int b, int h,
+                                                int row0, int lane) {
+  const int g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = row0 + g + 8 * r;
+    if (row >= p.T) continue;
+    E* out = static_cast<E*>(dst) + ((static_cast<int64_t>(b) * p.T + row) * p.H + h) * D;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      *reinterpret_cast<uint32_t*>(out + dt * 8 + 2 * t) =
+          Elem<E>::pack(acc[dt][2 * r] * factor, acc[dt][2 * r + 1] * factor);
+    }
+  }
+}
+
 // ---- packed-fragment helpers (the D = 8 forward) --------------------------------------------
 
 // The bits of the pair (1, 1) in E. As an mma B operand it turns the product into row sums:
