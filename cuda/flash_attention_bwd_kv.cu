@@ -24,6 +24,7 @@
 #include "cuda/check.cuh"
 #include "cuda/flash_attention_bwd.cuh"
 #include "cuda/flash_attention_common.cuh"
+#include "cuda/flash_attention_packed.cuh"
 #include "cuda/flash_attention_softmax.cuh"
 #include "cuda/flash_attention_traits.cuh"
 

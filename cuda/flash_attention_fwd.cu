@@ -67,6 +67,7 @@
 #include "cuda/check.cuh"
 #include "cuda/flash_attention.cuh"
 #include "cuda/flash_attention_common.cuh"
+#include "cuda/flash_attention_packed.cuh"
 #include "cuda/flash_attention_sm90.cuh"
 #include "cuda/flash_attention_softmax.cuh"
 #include "cuda/flash_attention_traits.cuh"

@@ -8,6 +8,7 @@
 
 #include "cuda/attention_dropout.h"
 #include "cuda/flash_attention_common.cuh"
+#include "cuda/flash_attention_packed.cuh"
 
 namespace mt::cuda::fa {
 
