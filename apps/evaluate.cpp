@@ -16,13 +16,16 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: evaluate --run DIR [--data CSV]... [--checkpoint best|last] [--max-windows N]\n"
-    "                [--device cpu|cuda|auto] [--no-plots] [--plots-only] [--help]\n"
+    "usage: evaluate --run DIR [--data CSV]... [--from DATE] [--until DATE]\n"
+    "                [--checkpoint best|last] [--max-windows N] [--device cpu|cuda|auto]\n"
+    "                [--no-plots] [--plots-only] [--help]\n"
     "\n"
     "  --run DIR          the run folder (train's trainer.out_dir)\n"
     "  --data CSV         score these Kaggle-layout CSV files (.csv or .csv.gz) instead of the\n"
     "                     test split, with the run's own normalization; results go to\n"
     "                     DIR/eval-<name>/ (default: the test split, results in DIR)\n"
+    "  --from DATE        with --data: only minutes from DATE on (YYYY-MM-DD[ HH:MM], UTC)\n"
+    "  --until DATE       with --data: only minutes before DATE\n"
     "  --checkpoint NAME  best (default; falls back to last) or last\n"
     "  --max-windows N    score at most N windows (default: all)\n"
     "  --device D         override the run's trainer.device\n"
@@ -46,6 +49,10 @@ int run(int argc, char** argv) {
       o.run_dir = value("--run");
     } else if (arg == "--data") {
       o.csv.push_back(value("--data"));
+    } else if (arg == "--from") {
+      o.read.from_ts = mt::data::parse_utc_date(value("--from"));
+    } else if (arg == "--until") {
+      o.read.until_ts = mt::data::parse_utc_date(value("--until"));
     } else if (arg == "--checkpoint") {
       o.checkpoint = value("--checkpoint");
     } else if (arg == "--max-windows") {
@@ -64,18 +71,17 @@ int run(int argc, char** argv) {
   std::string out_dir = o.run_dir;
   if (!plots_only) {
     const json report = evaluate_run(o);
-    if (!o.csv.empty()) {
-      out_dir = (std::filesystem::path(o.run_dir) /
-                 ("eval-" + std::filesystem::path(o.csv[0]).stem().string()))
-                    .string();
+    out_dir = report.at("out_dir").get<std::string>();
+    std::printf("[evaluate] %s: %lld windows, %lld forecasts per feature\n",
+                report["data"].get<std::string>().c_str(),
+                static_cast<long long>(report["windows"].get<int64_t>()),
+                static_cast<long long>(report["forecasts"].get<int64_t>()));
+    for (const auto& line : report["summary"]) {
+      std::printf("[evaluate] %s\n", line.get<std::string>().c_str());
     }
-    std::printf(
-        "[evaluate] %lld windows; mean z-space RMSE %.6g (persistence %.6g); close "
-        "direction %.2f %%\n[evaluate] wrote %s/metrics.md\n",
-        static_cast<long long>(report["windows"].get<int64_t>()),
-        report["z"]["model"]["mean"]["rmse"].get<double>(),
-        report["z"]["persistence"]["mean"]["rmse"].get<double>(),
-        100.0 * report["directional_accuracy"]["accuracy"].get<double>(), out_dir.c_str());
+    std::printf("[evaluate] close direction %.2f %%; wrote %s/metrics.md\n",
+                100.0 * report["directional_accuracy"]["accuracy"].get<double>(),
+                out_dir.c_str());
   }
   if (plots || plots_only) {
     const PlotResult r = make_plots(out_dir);

@@ -29,9 +29,14 @@ input
   --synthetic              no CSV: write DIR/synthetic_btcusd_1-min.csv first (NOT market data)
   --synthetic-minutes N    rows of the synthetic market (default 200000)
   --on-bad-row error|skip  malformed rows stop with file:line (default) or are skipped, counted
+  --from DATE              only minutes from DATE on (YYYY-MM-DD[ HH:MM], UTC)
+  --until DATE             only minutes before DATE
 output
   --out DIR                the dataset folder (created; files replaced atomically)
 cleaning and transform
+  --representation R       scale_free (default: ratios to the current close, calendar
+                           features, next-minute targets; data/representation.h) or level
+                           (the original run's z-scored log levels)
   --max-gap-minutes N      a longer step between rows cuts a segment (default 1)
   --stats train|all        z-score statistics from the training rows (default) or every row
                            (the original's choice: leaks val/test into the inputs)
@@ -39,6 +44,8 @@ windows and splits
   --window N               rows per window (default 2048)
   --stride N               rows between window starts (default 512)
   --split A,B,C            train,val,test fractions of time (default 0.8,0.1,0.1)
+  --split-dates V,T        chronological: val from date V, test from date T (in place of
+                           --split), e.g. 2020-11-01,2021-01-01
   --split-mode M           chronological (default) or shuffled_blocks (the original's, leaky)
   --block-windows N        windows per shuffled block (default 8)
   --seed N                 seed of the shuffled blocks and of the synthetic market (default 1)
@@ -99,6 +106,19 @@ Args parse_args(int argc, char** argv) {
       const std::string v = value(i);
       CHECK(v == "error" || v == "skip", "--on-bad-row: expected error or skip, got '{}'", v);
       a.options.read.on_bad_row = v == "skip" ? BadRowPolicy::Skip : BadRowPolicy::Error;
+    } else if (flag == "--from") {
+      a.options.read.from_ts = parse_utc_date(value(i));
+    } else if (flag == "--until") {
+      a.options.read.until_ts = parse_utc_date(value(i));
+    } else if (flag == "--representation") {
+      a.options.representation = parse_representation(value(i));
+    } else if (flag == "--split-dates") {
+      const std::string v = value(i);
+      const size_t comma = v.find(',');
+      CHECK(comma != std::string::npos,
+            "--split-dates: expected two dates like 2020-11-01,2021-01-01, got '{}'", v);
+      a.options.split.boundary_ts[0] = parse_utc_date(v.substr(0, comma));
+      a.options.split.boundary_ts[1] = parse_utc_date(v.substr(comma + 1));
     } else if (flag == "--max-gap-minutes") {
       a.options.clean.max_gap_minutes = to_int(flag, value(i));
     } else if (flag == "--stats") {

@@ -55,6 +55,11 @@ struct CleanReport {
 // Cleans `rows` in place (see the top of this file) and fills the report.
 void clean_candles(Candles& rows, const CleanOptions& options, CleanReport* report);
 
+// The gap-free runs of sorted timestamps by the rule clean_candles uses: a step of more than
+// `max_gap_minutes` whole minutes (rounded, so the real data's 80-s steps count as one minute)
+// starts a new segment.
+std::vector<Segment> segments_of(const std::vector<int64_t>& timestamps, int64_t max_gap_minutes);
+
 // "2023-06-01 00:00 UTC"
 std::string format_utc(int64_t unix_seconds);
 

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <charconv>
+#include <cstdio>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -11,6 +12,7 @@
 
 #include "base/error.h"
 #include "cuda/nvtx.h"
+#include "data/clean.h"
 #include "data/text_input.h"
 
 namespace mt::data {
@@ -316,6 +318,10 @@ void CsvParser::parse_row(const char* b, const char* e) {
   if (ohlcv[1] < ohlcv[2]) {
     return bad_row("high_below_low", fmt::format("high {} below low {}", ohlcv[1], ohlcv[2]), b, e);
   }
+  if (ts < static_cast<double>(options_.from_ts) || ts >= static_cast<double>(options_.until_ts)) {
+    ++report_.dropped["outside_time_range"];  // asked for: not malformed
+    return;
+  }
   out_.push_back(
       Candle{static_cast<int64_t>(ts), {ohlcv[0], ohlcv[1], ohlcv[2], ohlcv[3], ohlcv[4]}});
   ++report_.rows_kept;
@@ -390,6 +396,26 @@ Candles read_candles_text(std::string_view text, const std::string& name,
   parser.feed(text.data(), text.data() + text.size());
   parser.finish();
   return out;
+}
+
+int64_t parse_utc_date(const std::string& text) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0;
+  char tail = 0;
+  const int n = std::sscanf(text.c_str(), "%4d-%2d-%2d %2d:%2d%c", &y, &mo, &d, &h, &mi, &tail);
+  CHECK((n == 3 || n == 5) && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h >= 0 && h < 24 &&
+            mi >= 0 && mi < 60 && y >= 1970 && y < 2100,
+        "'{}' is not a UTC date: expected YYYY-MM-DD or \"YYYY-MM-DD HH:MM\"", text);
+  // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+  const int yy = y - (mo <= 2);
+  const int era = yy / 400;
+  const int yoe = yy - era * 400;
+  const int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  const int64_t days = static_cast<int64_t>(era) * 146097 + doe - 719468;
+  const int64_t ts = days * 86400 + h * 3600 + mi * 60;
+  CHECK(format_utc(ts).compare(0, 10, text, 0, 10) == 0, "'{}' is not a calendar date",
+        text);  // e.g. 2021-02-30
+  return ts;
 }
 
 }  // namespace mt::data

@@ -17,6 +17,7 @@
 // An empty file, a header with no rows, a missing column or a binary file is always an Error.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -60,7 +61,14 @@ enum class BadRowPolicy { Error, Skip };
 struct ReadOptions {
   BadRowPolicy on_bad_row = BadRowPolicy::Error;
   bool checksum = true;  // CRC-32 of each file's text, for the manifest
+  // Only rows with from_ts <= timestamp < until_ts are kept; the others are counted as
+  // "outside_time_range" (e.g. one year of a longer file).
+  int64_t from_ts = INT64_MIN;
+  int64_t until_ts = INT64_MAX;
 };
+
+// "2020-11-01" or "2020-11-01 12:30" (UTC) as Unix seconds; an Error names the text otherwise.
+int64_t parse_utc_date(const std::string& text);
 
 struct SourceInfo {
   std::string path;

@@ -37,14 +37,18 @@ WindowDataset WindowDataset::open(const std::string& dir, Split split) {
   cuda::NvtxRange range("data_open");
   auto manifest = std::make_shared<nlohmann::json>(read_manifest(dir));
   const std::vector<int64_t> shape = prepared_shape(*manifest, "series");
-  CHECK(shape.size() == 2 && shape[1] == kFeatures && shape[0] > 0,
-        "'{}': series shape {} is not [N, {}]", dir, shape_str(shape), kFeatures);
+  const Representation rep = representation_of(*manifest);
+  const int64_t F = input_count(rep) + stored_target_count(rep);
+  CHECK(shape.size() == 2 && shape[1] == F && shape[0] > 0,
+        "'{}': series shape {} is not [N, {}] ({} representation)", dir, shape_str(shape), F,
+        representation_name(rep));
   const int64_t n = shape[0];
   WindowDataset ds;
   ds.split_ = split;
   ds.window_ = manifest->value("window", int64_t{0});
   CHECK(ds.window_ >= 2, "'{}': manifest window {} is invalid", dir, ds.window_);
-  ds.series_ = Tensor::empty({n, kFeatures}, kFloat32);
+  ds.representation_ = rep;
+  ds.series_ = Tensor::empty({n, F}, kFloat32);
   read_prepared_file(dir, *manifest, "series", ds.series_.data<float>(), ds.series_.nbytes());
 
   auto timestamps = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(n));
@@ -57,7 +61,7 @@ WindowDataset WindowDataset::open(const std::string& dir, Split split) {
   CHECK(wshape.size() == 1, "'{}': {} shape {} is not [windows]", dir, key, shape_str(wshape));
   auto starts = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(wshape[0]));
   read_prepared_file(dir, *manifest, key, starts->data(), starts->size() * 8);
-  check_starts(*starts, ds.window_, n, dir + "/" + key);
+  check_starts(*starts, ds.window_ + target_lookahead(rep), n, dir + "/" + key);
 
   ds.starts_ = std::move(starts);
   ds.timestamps_ = std::move(timestamps);
@@ -67,17 +71,23 @@ WindowDataset WindowDataset::open(const std::string& dir, Split split) {
 }
 
 WindowDataset WindowDataset::from_series(Tensor series, std::vector<int64_t> starts, int64_t window,
-                                         FeatureStats stats, Split split) {
-  CHECK(series.defined() && series.dim() == 2 && series.size(1) == kFeatures &&
+                                         FeatureStats stats, Split split,
+                                         Representation representation) {
+  const int64_t F = input_count(representation) + stored_target_count(representation);
+  CHECK(series.defined() && series.dim() == 2 && series.size(1) == F &&
             series.dtype() == kFloat32 && series.device().is_cpu(),
-        "WindowDataset::from_series: expected a float32 [N, {}] CPU series, got {}", kFeatures,
+        "WindowDataset::from_series: expected a float32 [N, {}] CPU series ({} representation), "
+        "got {}",
+        F, representation_name(representation),
         series.defined() ? series.describe() : std::string("an undefined tensor"));
   CHECK(window >= 1, "WindowDataset::from_series: window must be >= 1, got {}", window);
   WindowDataset ds;
   ds.split_ = split;
   ds.window_ = window;
   ds.series_ = series.contiguous();
-  check_starts(starts, window, ds.series_.size(0), "WindowDataset::from_series");
+  ds.representation_ = representation;
+  check_starts(starts, window + target_lookahead(representation), ds.series_.size(0),
+               "WindowDataset::from_series");
   ds.starts_ = std::make_shared<std::vector<int64_t>>(std::move(starts));
   ds.timestamps_ = std::make_shared<std::vector<int64_t>>();
   ds.manifest_ = std::make_shared<nlohmann::json>();
@@ -89,6 +99,14 @@ Tensor WindowDataset::window_at(int64_t i) const {
   CHECK(i >= 0 && i < size(), "WindowDataset::window_at: index {} outside [0, {}) ({} split)", i,
         size(), split_name(split_));
   return series_.narrow(0, (*starts_)[static_cast<size_t>(i)], window_);
+}
+
+Tensor WindowDataset::to_prices(const Tensor& z) const {
+  CHECK(representation_ == Representation::Level,
+        "WindowDataset::to_prices: the {} representation maps back through each row's close "
+        "(data/representation.h's TargetSpace), not through the statistics alone",
+        representation_name(representation_));
+  return data::to_prices(z, stats_);
 }
 
 bool WindowDataset::synthetic() const {
@@ -205,15 +223,15 @@ void BatchLoader::wait_prefetch() {
 Tensor BatchLoader::assemble_cpu(int64_t batch) const {
   const int64_t first = batch * batch_size_;
   const int64_t b = std::min(batch_size_, epoch_windows() - first);
-  const int64_t t = dataset_.window();
-  Tensor out = Tensor::empty({b, t, kFeatures}, kFloat32);
+  const int64_t t = dataset_.window(), F = dataset_.columns();
+  Tensor out = Tensor::empty({b, t, F}, kFloat32);
   const float* series = dataset_.series().data<float>();
   float* dst = out.data<float>();
-  const size_t window_floats = static_cast<size_t>(t * kFeatures);
+  const size_t window_floats = static_cast<size_t>(t * F);
   for (int64_t i = 0; i < b; ++i) {
     const int64_t row = row_starts_[static_cast<size_t>(first + i)];
     std::memcpy(dst + static_cast<size_t>(i) * window_floats,
-                series + static_cast<size_t>(row) * kFeatures, window_floats * sizeof(float));
+                series + static_cast<size_t>(row * F), window_floats * sizeof(float));
   }
   return out;
 }
@@ -222,9 +240,10 @@ Tensor BatchLoader::gather_gpu(int64_t batch) const {
 #ifdef MT_WITH_CUDA
   const int64_t first = batch * batch_size_;
   const int64_t b = std::min(batch_size_, epoch_windows() - first);
-  Tensor out = Tensor::empty({b, dataset_.window(), kFeatures}, kFloat32, device_);
+  const int64_t F = dataset_.columns();
+  Tensor out = Tensor::empty({b, dataset_.window(), F}, kFloat32, device_);
   cuda::gather_windows(out.data<float>(), series_device_.data<float>(),
-                       starts_device_.data<int64_t>() + first, b, dataset_.window(), kFeatures);
+                       starts_device_.data<int64_t>() + first, b, dataset_.window(), F);
   return out;
 #else
   (void)batch;

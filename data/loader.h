@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "data/representation.h"
 #include "data/transform.h"
 #include "data/windows.h"
 #include "tensor/tensor.h"
@@ -39,23 +40,27 @@ class WindowDataset {
  public:
   // Opens a folder written by prepare (prepared.h); checks the manifest and every file it needs.
   static WindowDataset open(const std::string& dir, Split split);
-  // A dataset over a series in memory ([N, 5] float32 on the CPU), for tests and tools.
+  // A dataset over a series in memory ([N, F] float32 on the CPU), for tests and tools.
   static WindowDataset from_series(Tensor series, std::vector<int64_t> starts, int64_t window,
-                                   FeatureStats stats = {}, Split split = Split::Train);
+                                   FeatureStats stats = FeatureStats(), Split split = Split::Train,
+                                   Representation representation = Representation::Level);
 
   Split split() const { return split_; }
   int64_t size() const { return static_cast<int64_t>(starts_->size()); }  // windows
   int64_t window() const { return window_; }                              // T
   int64_t rows() const { return series_.size(0); }                        // N
-  const Tensor& series() const { return series_; }                        // [N, 5] float32, CPU
+  const Tensor& series() const { return series_; }  // [N, F] float32, CPU
+  int64_t columns() const { return series_.size(1); }  // F: inputs, then stored targets
+  Representation representation() const { return representation_; }
   const std::vector<int64_t>& starts() const { return *starts_; }  // first row of each window
   // Unix seconds of each row (empty for from_series datasets).
   const std::vector<int64_t>& timestamps() const { return *timestamps_; }
   // Window i as a [T, 5] view of the series.
   Tensor window_at(int64_t i) const;
   const FeatureStats& stats() const { return stats_; }
-  // z-scores [..., 5] (any device) -> USD (open, high, low, close) and BTC (volume), float64 CPU.
-  Tensor to_prices(const Tensor& z) const { return data::to_prices(z, stats_); }
+  // Level representation only: z-scores [..., 5] (any device) -> USD (open, high, low, close)
+  // and BTC (volume), float64 CPU.
+  Tensor to_prices(const Tensor& z) const;
   // The folder's manifest.json (null for from_series datasets).
   const nlohmann::json& manifest() const { return *manifest_; }
   bool synthetic() const;
@@ -68,6 +73,7 @@ class WindowDataset {
   std::shared_ptr<const std::vector<int64_t>> timestamps_;
   std::shared_ptr<const nlohmann::json> manifest_;
   FeatureStats stats_;
+  Representation representation_ = Representation::Level;
 };
 
 // Where a loader is: the next batch that next() returns. Save it in a checkpoint and pass it

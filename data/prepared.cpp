@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 
 #include "base/error.h"
@@ -101,14 +102,54 @@ json split_json(const SplitPlan& plan) {
 }
 
 json transform_json(const FeatureStats& stats, const PrepareOptions& o) {
-  return json{{"features", {"open", "high", "low", "close", "volume"}},
-              {"prices", "log"},
-              {"volume", "log1p"},
-              {"zscore", "per feature, population std (ddof 0)"},
-              {"invalid_price_fill", o.clean.invalid_price_fill},
-              {"stats_from", o.stats_all ? "all" : "train"},
-              {"mean", std::vector<double>(stats.mean, stats.mean + kFeatures)},
-              {"std", std::vector<double>(stats.std, stats.std + kFeatures)}};
+  const Representation r = o.representation;
+  json t{{"representation", representation_name(r)},
+         {"inputs", input_names(r)},
+         {"targets", stored_target_names(r)},
+         {"zscore", "per column, population std (ddof 0)"},
+         {"invalid_price_fill", o.clean.invalid_price_fill},
+         {"stats_from", o.stats_all ? "all" : "train"},
+         {"mean", stats.mean},
+         {"std", stats.std}};
+  if (r == Representation::Level) {
+    t["prices"] = "log";
+    t["volume"] = "log1p";
+  } else {
+    t["volume_level_minutes"] = kVolumeLevelMinutes;
+    t["volume_day_minutes"] = kVolumeDayMinutes;
+    t["volume_floor_btc"] = kVolumeFloor;
+  }
+  return t;
+}
+
+// The rows whose targets are defined: each range cut by the segments, less each segment's last
+// row (it has no next minute).
+std::vector<Segment> rows_with_targets(const std::vector<Segment>& ranges,
+                                       const std::vector<Segment>& segments) {
+  std::vector<Segment> out;
+  for (const Segment& r : ranges) {
+    for (const Segment& s : segments) {
+      const int64_t b = std::max(r.begin, s.begin), e = std::min(r.end, s.end - 1);
+      if (e > b) out.push_back({b, e});
+    }
+  }
+  return out;
+}
+
+// Per-column statistics of the representation's table: inputs over `ranges`, stored targets
+// over the rows of `ranges` that have one.
+FeatureStats column_stats(Representation r, const std::vector<double>& table,
+                          const std::vector<Segment>& ranges,
+                          const std::vector<Segment>& segments) {
+  const int n_in = input_count(r), n_tgt = stored_target_count(r);
+  FeatureStats s = compute_column_stats(table, n_in + n_tgt, 0, n_in, ranges);
+  if (n_tgt > 0) {
+    const FeatureStats t = compute_column_stats(table, n_in + n_tgt, n_in, n_tgt,
+                                                rows_with_targets(ranges, segments));
+    s.mean.insert(s.mean.end(), t.mean.begin(), t.mean.end());
+    s.std.insert(s.std.end(), t.std.begin(), t.std.end());
+  }
+  return s;
 }
 
 }  // namespace
@@ -126,26 +167,40 @@ json prepare_dataset(const std::vector<std::string>& csv_paths, const std::strin
   CleanReport clean_report;
   clean_candles(rows, options.clean, &clean_report);
   say("clean: " + clean_report.summary());
-  const SplitPlan plan = plan_splits(rows, clean_report.segments, options.split);
+  const Representation rep = options.representation;
+  SplitOptions split = options.split;
+  split.lookahead = target_lookahead(rep);
+  const SplitPlan plan = plan_splits(rows, clean_report.segments, split);
   say(fmt::format("windows of {} rows every {}: train {}, val {}, test {} ({})",
                   options.split.window, options.split.stride, plan.starts[0].size(),
                   plan.starts[1].size(), plan.starts[2].size(),
                   split_mode_name(options.split.mode)));
 
-  std::vector<int64_t> timestamps(rows.size());
-  for (size_t i = 0; i < rows.size(); ++i) timestamps[i] = rows[i].ts;
-  to_log_features(rows);
   const int64_t n = static_cast<int64_t>(rows.size());
-  const FeatureStats stats =
-      compute_stats(rows, options.stats_all ? std::vector<Segment>{{0, n}} : plan.train_rows);
-  const std::vector<float> series = normalize(rows, stats);
-  rows = Candles();  // 160 MB for the full file: free it before writing
+  std::vector<int64_t> timestamps(rows.size());
+  std::vector<double> candles(rows.size() * kFeatures);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    timestamps[i] = rows[i].ts;
+    for (int f = 0; f < kFeatures; ++f) candles[i * kFeatures + f] = rows[i].v[f];
+  }
+  const int F = input_count(rep) + stored_target_count(rep);
+  std::vector<float> series;
+  FeatureStats stats;
+  {
+    const std::vector<double> table = raw_columns(rep, rows, clean_report.segments);
+    rows = Candles();  // 160 MB for the full file: free it before the next copies
+    stats = column_stats(rep, table,
+                         options.stats_all ? std::vector<Segment>{{0, n}} : plan.train_rows,
+                         clean_report.segments);
+    series = standardize(table, F, stats);
+  }
 
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
   CHECK(!ec, "cannot create the output folder '{}': {}", out_dir, ec.message());
   json files;
-  files["series"] = write_array(out_dir, "series.f32", series, "float32", {n, kFeatures});
+  files["series"] = write_array(out_dir, "series.f32", series, "float32", {n, F});
+  files["candles"] = write_array(out_dir, "candles.f64", candles, "float64", {n, kFeatures});
   files["timestamps"] = write_array(out_dir, "timestamps.i64", timestamps, "int64", {n});
   for (int k = 0; k < kSplits; ++k) {
     const std::string key = std::string("windows_") + split_name(static_cast<Split>(k));
@@ -180,12 +235,16 @@ json prepare_dataset(const std::vector<std::string>& csv_paths, const std::strin
       {"transform", transform_json(stats, options)},
       {"window", options.split.window},
       {"stride", options.split.stride},
+      {"target_lookahead", split.lookahead},
       {"split", split_json(plan)},
       {"files", files}};
   const std::string text = manifest.dump(2) + "\n";
   write_file_atomic(out_dir + "/manifest.json", text.data(), text.size());
-  say(fmt::format("wrote {} ({} rows, {:.1f} MB)", out_dir, n,
-                  static_cast<double>(series.size() * sizeof(float)) / 1e6));
+  say(fmt::format("wrote {} ({} rows, {} representation: {} columns, {:.1f} MB)", out_dir, n,
+                  representation_name(rep), F,
+                  static_cast<double>(series.size() * sizeof(float) +
+                                      candles.size() * sizeof(double)) /
+                      1e6));
   return manifest;
 }
 
@@ -257,17 +316,24 @@ void read_prepared_file(const std::string& dir, const json& manifest, const std:
 }
 
 FeatureStats stats_from_manifest(const json& manifest) {
-  FeatureStats s;
   try {
     const json& t = manifest.at("transform");
-    for (int f = 0; f < kFeatures; ++f) {
-      s.mean[f] = t.at("mean").at(static_cast<size_t>(f)).get<double>();
-      s.std[f] = t.at("std").at(static_cast<size_t>(f)).get<double>();
-    }
+    FeatureStats s(0);
+    s.mean = t.at("mean").get<std::vector<double>>();
+    s.std = t.at("std").get<std::vector<double>>();
+    const std::vector<int64_t> shape = prepared_shape(manifest, "series");
+    CHECK(shape.size() == 2 && s.columns() == shape[1] && s.std.size() == s.mean.size(),
+          "manifest: transform lists {} means and {} stds for a series of shape {}", s.mean.size(),
+          s.std.size(), shape_str(shape));
+    return s;
   } catch (const json::exception& e) {
     FAIL("manifest: transform.mean/std missing or malformed ({})", e.what());
   }
-  return s;
+}
+
+Representation representation_of(const json& manifest) {
+  const json& t = manifest.contains("transform") ? manifest["transform"] : json::object();
+  return parse_representation(t.value("representation", std::string("level")));
 }
 
 }  // namespace mt::data

@@ -1,14 +1,19 @@
 // The prepared dataset: what `prepare` writes and the loader reads.
 //
-//   DIR/series.f32          z-scored features, little-endian float32, row-major [N, 5]
-//                           (open, high, low, close, volume); memory-mappable as is
+//   DIR/series.f32          the representation's standardized columns, little-endian float32,
+//                           row-major [N, inputs + stored targets] (data/representation.h:
+//                           level: 5 z-scored log features; scale_free: 12 inputs, then the 5
+//                           targets of the next minute); memory-mappable as is
+//   DIR/candles.f64         the cleaned candles, float64 [N, 5] (open, high, low, close in USD,
+//                           volume in BTC): what evaluation scores and maps back to
 //   DIR/timestamps.i64      Unix seconds of each row, little-endian int64 [N]
 //   DIR/windows_train.i64   window start rows of each split, little-endian int64, ascending
 //   DIR/windows_val.i64
 //   DIR/windows_test.i64
 //   DIR/manifest.json       format and version; sources (path, bytes, CRC-32 of the text, rows);
 //                           rows read, kept and dropped by reason; time range; gaps; segments;
-//                           transform and per-feature mean/std; window, stride; split mode,
+//                           representation, column names and per-column mean/std; window,
+//                           stride, target lookahead; split mode,
 //                           boundaries, row ranges and window counts; every file's shape, size
 //                           and CRC-32
 //
@@ -24,18 +29,20 @@
 
 #include "data/clean.h"
 #include "data/csv_reader.h"
+#include "data/representation.h"
 #include "data/transform.h"
 #include "data/windows.h"
 
 namespace mt::data {
 
 constexpr const char* kPreparedFormat = "minitensor-btc-minutes";
-constexpr int kPreparedVersion = 1;
+constexpr int kPreparedVersion = 2;  // 2: representations, candles.f64
 
 struct PrepareOptions {
   ReadOptions read;
   CleanOptions clean;
   SplitOptions split;
+  Representation representation = Representation::ScaleFree;
   bool stats_all = false;  // z-score over every row, as the original did (leaks val/test)
   bool synthetic = false;  // recorded in the manifest: the data came from synthetic.h
 };
@@ -58,7 +65,10 @@ void read_prepared_file(const std::string& dir, const nlohmann::json& manifest,
 // The shape of a file as the manifest lists it.
 std::vector<int64_t> prepared_shape(const nlohmann::json& manifest, const std::string& key);
 
+// The standardization of every stored column (inputs, then targets).
 FeatureStats stats_from_manifest(const nlohmann::json& manifest);
+// The representation a folder was prepared in ("level" for a manifest that names none).
+Representation representation_of(const nlohmann::json& manifest);
 
 // Writes bytes to path.tmp, then renames it over path.
 void write_file_atomic(const std::string& path, const void* data, size_t nbytes);

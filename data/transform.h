@@ -17,9 +17,13 @@
 
 namespace mt::data {
 
+// Per-column standardization z = (x - mean) / std. The default is the identity on the five
+// candle features; a representation with more columns sizes it to its own.
 struct FeatureStats {
-  double mean[kFeatures] = {0, 0, 0, 0, 0};
-  double std[kFeatures] = {1, 1, 1, 1, 1};
+  std::vector<double> mean, std;
+  explicit FeatureStats(int columns = kFeatures)
+      : mean(static_cast<size_t>(columns), 0.0), std(static_cast<size_t>(columns), 1.0) {}
+  int columns() const { return static_cast<int>(mean.size()); }
 };
 
 // In place: prices become log prices and volume log1p(volume).
@@ -30,6 +34,14 @@ FeatureStats compute_stats(const Candles& features, const std::vector<Segment>& 
 
 // z-scores as float32, row-major [N, 5].
 std::vector<float> normalize(const Candles& features, const FeatureStats& stats);
+
+// Mean and population std of columns [first, first + count) of a row-major float64 table
+// [N, F], over the rows of `ranges` (two passes). A column constant over those rows gets std 1.
+FeatureStats compute_column_stats(const std::vector<double>& table, int F, int first, int count,
+                                  const std::vector<Segment>& ranges);
+
+// (table - mean) / std per column, as float32; stats.columns() must be F.
+std::vector<float> standardize(const std::vector<double>& table, int F, const FeatureStats& stats);
 
 // The inverse of one value: z -> USD (features 0-3) or BTC (feature 4).
 double from_zscore(double z, int feature, const FeatureStats& stats);

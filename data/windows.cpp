@@ -68,11 +68,17 @@ void check_options(const SplitOptions& o) {
   CHECK(std::fabs(sum - 1) < 1e-6 && o.fractions[0] > 0,
         "split: fractions must sum to 1 with a nonzero train share, got [{}, {}, {}]",
         o.fractions[0], o.fractions[1], o.fractions[2]);
+  CHECK(o.lookahead >= 0, "split: lookahead must be >= 0, got {}", o.lookahead);
+  CHECK((o.boundary_ts[0] == 0) == (o.boundary_ts[1] == 0) && o.boundary_ts[0] <= o.boundary_ts[1],
+        "split: the val and test start times must both be given, val first; got {} and {}",
+        o.boundary_ts[0], o.boundary_ts[1]);
+  CHECK(o.boundary_ts[0] == 0 || o.mode == SplitMode::Chronological,
+        "split: start times for val and test need the chronological mode");
   CHECK(o.block_windows >= 1, "split: block_windows must be >= 1, got {}", o.block_windows);
 }
 
 void add_windows(Segment piece, const SplitOptions& o, std::vector<int64_t>& starts) {
-  const int64_t n = windows_in(piece.length(), o.window, o.stride);
+  const int64_t n = windows_in(piece.length() - o.lookahead, o.window, o.stride);
   for (int64_t k = 0; k < n; ++k) starts.push_back(piece.begin + k * o.stride);
 }
 
@@ -84,7 +90,9 @@ void plan_chronological(const Candles& rows, const std::vector<Segment>& segment
   const double cut[2] = {o.fractions[0], o.fractions[0] + o.fractions[1]};
   int64_t bounds[4] = {0, 0, 0, static_cast<int64_t>(rows.size())};
   for (int k = 0; k < 2; ++k) {
-    plan.boundary_ts[k] = first + std::llround(cut[k] * static_cast<double>(span));
+    plan.boundary_ts[k] = o.boundary_ts[0] != 0
+                              ? o.boundary_ts[k]
+                              : first + std::llround(cut[k] * static_cast<double>(span));
     auto it = std::lower_bound(rows.begin(), rows.end(), plan.boundary_ts[k],
                                [](const Candle& c, int64_t ts) { return c.ts < ts; });
     bounds[k + 1] = it - rows.begin();

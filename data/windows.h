@@ -37,7 +37,13 @@ SplitMode parse_split_mode(const std::string& name);
 struct SplitOptions {
   int64_t window = 2048;
   int64_t stride = 512;
+  // Rows after a window's last row that its targets read (data/representation.h's
+  // target_lookahead): a piece of L rows holds windows_in(L - lookahead) windows.
+  int64_t lookahead = 0;
   double fractions[kSplits] = {0.8, 0.1, 0.1};
+  // Chronological only: when set (non-zero), the first Unix second of val and of test, in place
+  // of the fractions (e.g. val from 2020-11-01, test from 2021-01-01).
+  int64_t boundary_ts[2] = {0, 0};
   SplitMode mode = SplitMode::Chronological;
   int64_t block_windows = 8;  // shuffled blocks only
   uint64_t seed = 0;          // shuffled blocks only

@@ -44,10 +44,11 @@ void read(const json& j, const std::string& where, const char* key, T& out) {
 ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
   check_known_keys(
       j, where,
-      {"n_features", "d_model", "n_heads", "n_layers", "d_ff", "attn_dropout", "rotary_base",
+      {"n_features", "n_inputs", "d_model", "n_heads", "n_layers", "d_ff", "attn_dropout", "rotary_base",
        "rotary_dim", "norm_eps", "qkv_bias", "init", "target", "deterministic_attention"});
   ModelConfig c;
   read(j, where, "n_features", c.n_features);
+  read(j, where, "n_inputs", c.n_inputs);
   read(j, where, "d_model", c.d_model);
   read(j, where, "n_heads", c.n_heads);
   read(j, where, "n_layers", c.n_layers);
@@ -66,6 +67,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
 
 void ModelConfig::validate(const std::string& where) const {
   CHECK(n_features > 0, "{}.n_features: must be positive, got {}", where, n_features);
+  CHECK(n_inputs >= 0, "{}.n_inputs: must be >= 0 (0 means n_features), got {}", where, n_inputs);
   CHECK(d_model > 0, "{}.d_model: must be positive, got {}", where, d_model);
   CHECK(n_heads > 0 && d_model % n_heads == 0, "{}.n_heads: must divide d_model = {}, got {}",
         where, d_model, n_heads);
@@ -88,6 +90,7 @@ void ModelConfig::validate(const std::string& where) const {
 
 json ModelConfig::to_json() const {
   return json{{"n_features", n_features},
+              {"n_inputs", n_inputs},
               {"d_model", d_model},
               {"n_heads", n_heads},
               {"n_layers", n_layers},

@@ -5,7 +5,9 @@
 // clang-format off
 //   {
 //     "model": {
-//       "n_features":   5,        input and output features per minute (open, high, low, close, volume)
+//       "n_features":   5,        output features per minute (open, high, low, close, volume)
+//       "n_inputs":     0,        input columns per minute (0 means n_features, the level
+//                                 representation's 5; the scale_free representation has 12)
 //       "d_model":      64,       channels C
 //       "n_heads":      8,        heads H (head dim D = C / H)
 //       "n_layers":     4,        Transformer blocks
@@ -18,8 +20,10 @@
 //       "init":         "pytorch" Linear init: "pytorch" (kaiming-uniform a=sqrt(5) weights,
 //                                 uniform(+-1/sqrt(fan_in)) bias) or "xavier" (Xavier-uniform
 //                                 weights, zero bias)
-//       "target":       "level",  "level": predict the next minute's normalized levels (the seed);
-//                                 "delta": predict the change from this minute; the output head
+//       "target":       "level",  "level": predict the representation's next-minute targets as
+//                                 they are (for data.representation "level", the next minute's
+//                                 normalized levels: the seed); "delta" (level representation
+//                                 only): predict the change from this minute; the output head
 //                                 then runs in float32 even under bf16-mixed
 //       "deterministic_attention": false
 //                                 true: the GPU attention backward sums dQ in a fixed order
@@ -27,7 +31,8 @@
 //                                 false: one pass with atomically added dQ (the CPU is
 //                                 deterministic either way)
 //     },
-//     "data":      { "window": 2048, "stride": 512, ... }               (training/: trainer's keys)
+//     "data":      { "representation": "scale_free", "window": 2048, "stride": 512, ... }
+//                                                                      (training/: trainer's keys)
 //     "optimizer": { "name": "adamw", "lr": 5e-5, "weight_decay": 1e-3, ... }  (optim/factory.h)
 //     "scheduler": { "name": "plateau", "factor": 0.5, "patience": 2, ... }    (optim/factory.h)
 //     "trainer":   { "batch_size": 32, "precision": "bf16-mixed", "clip": 0.5, ... } (training/)
@@ -47,6 +52,7 @@ namespace mt {
 
 struct ModelConfig {
   int n_features = 5;
+  int n_inputs = 0;  // 0: n_features
   int d_model = 64;
   int n_heads = 8;
   int n_layers = 4;
@@ -60,6 +66,7 @@ struct ModelConfig {
   std::string target = "level";  // "level" | "delta"
   bool deterministic_attention = false;
 
+  int input_dim() const { return n_inputs > 0 ? n_inputs : n_features; }
   int head_dim() const { return d_model / n_heads; }
   int ff_dim() const { return d_ff > 0 ? d_ff : 4 * d_model; }
 

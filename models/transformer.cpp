@@ -34,7 +34,7 @@ BTCTransformer::BTCTransformer(const ModelConfig& cfg, Generator& gen, DType dty
   cfg.validate();
   const LinearInit init = parse_linear_init(cfg.init);
   input_proj = register_module(
-      "input_proj", std::make_shared<Linear>(cfg.n_features, cfg.d_model, true, gen, init, dtype));
+      "input_proj", std::make_shared<Linear>(cfg.input_dim(), cfg.d_model, true, gen, init, dtype));
   for (int i = 0; i < cfg.n_layers; ++i) {
     layers.push_back(register_module("layers." + std::to_string(i),
                                      std::make_shared<TransformerBlock>(cfg, gen, dtype)));
@@ -44,8 +44,8 @@ BTCTransformer::BTCTransformer(const ModelConfig& cfg, Generator& gen, DType dty
 }
 
 Var BTCTransformer::forward(const Var& x) {
-  CHECK(x.dim() == 3 && x.size(2) == cfg_.n_features,
-        "BTCTransformer: expected x [B, T, {}], got {}", cfg_.n_features, x.value().describe());
+  CHECK(x.dim() == 3 && x.size(2) == cfg_.input_dim(),
+        "BTCTransformer: expected x [B, T, {}], got {}", cfg_.input_dim(), x.value().describe());
   Var h = input_proj->forward(x);
   for (auto& layer : layers) h = layer->forward(h);
   return fc_out->forward(h);

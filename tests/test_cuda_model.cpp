@@ -61,7 +61,7 @@ TEST_SUITE("cuda") {
     ref.eval();
     gpu.eval();  // no dropout: the comparison is of the arithmetic
     gpu.to(Device::cuda());
-    const Tensor x = Tensor::randn({3, 37, cfg.n_features}, data_gen, kFloat64);
+    const Tensor x = Tensor::randn({3, 37, cfg.input_dim()}, data_gen, kFloat64);
     const Tensor y = Tensor::randn({3, 37, cfg.n_features}, data_gen, kFloat64);
 
     // The CPU reference runs on the float32-rounded weights too (in float64 arithmetic).

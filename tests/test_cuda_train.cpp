@@ -69,8 +69,10 @@ TrainResult train_tiny(const TempDir& tmp, const std::string& device,
   const json file = json::parse(f);
   const json config = run_schema().resolve(
       file,
-      {"trainer.epochs=2", "trainer.device=" + device, "trainer.precision=" + precision,
-       "trainer.seed=7", "trainer.log_every=1", "trainer.evaluate=false", "trainer.plots=false",
+      {"data.representation=level", "model.n_inputs=0",  // the synthetic series' five levels
+       "trainer.epochs=2", "trainer.device=" + device, "trainer.precision=" + precision,
+       "trainer.seed=7", "trainer.log_every=1", "trainer.evaluate=false", "trainer.blend=false",
+       "trainer.plots=false",
        "trainer.progress=none", "trainer.out_dir=" + tmp.sub(device + "-" + precision)});
   REQUIRE(config["model"]["attn_dropout"].get<double>() > 0.0);  // dropout on: masks compared too
   auto trainer = Trainer::create(config, "tiny",

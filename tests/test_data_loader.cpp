@@ -31,7 +31,9 @@ struct TempDir {
   std::string str() const { return path.string(); }
 };
 
-// A small synthetic market prepared with window 64, stride 16: a few hundred windows.
+// A small synthetic market prepared with window 64, stride 16: a few hundred windows. The level
+// representation: its five columns are the candle's own (tests of scale_free are in
+// tests/test_data_representation.cpp).
 std::string prepare_small(const TempDir& dir, int64_t minutes = 6000, bool stats_all = false) {
   SyntheticOptions so;
   so.minutes = minutes;
@@ -42,6 +44,7 @@ std::string prepare_small(const TempDir& dir, int64_t minutes = 6000, bool stats
   po.split.window = 64;
   po.split.stride = 16;
   po.stats_all = stats_all;
+  po.representation = Representation::Level;
   po.synthetic = true;  // as prepare --synthetic records it
   const std::string out = dir.str() + "/prepared";
   prepare_dataset({csv}, out, po);
@@ -78,8 +81,8 @@ TEST_SUITE("data") {
   TEST_CASE("data prepared: prepare writes the files and a complete manifest; open reads them") {
     TempDir dir;
     const std::string out = prepare_small(dir);
-    for (const char* f : {"series.f32", "timestamps.i64", "windows_train.i64", "windows_val.i64",
-                          "windows_test.i64", "manifest.json"}) {
+    for (const char* f : {"series.f32", "candles.f64", "timestamps.i64", "windows_train.i64",
+                          "windows_val.i64", "windows_test.i64", "manifest.json"}) {
       CHECK(fs::exists(out + "/" + f));
       CHECK_FALSE(fs::exists(out + "/" + f + ".tmp"));
     }
@@ -148,11 +151,14 @@ TEST_SUITE("data") {
       std::ifstream in(out + "/manifest.json");
       text.assign(std::istreambuf_iterator<char>(in), {});
     }
-    const size_t at = text.find("\"version\": 1");
+    const std::string version = fmt::format("\"version\": {}", kPreparedVersion);
+    const size_t at = text.find(version);
     REQUIRE(at != std::string::npos);
-    text.replace(at, 12, "\"version\": 99");
+    text.replace(at, version.size(), "\"version\": 99");
     std::ofstream(out + "/manifest.json") << text;
-    CHECK_THROWS_WITH_TEXT(read_manifest(out), "format version 99, this build reads version 1");
+    CHECK_THROWS_WITH_TEXT(
+        read_manifest(out),
+        fmt::format("format version 99, this build reads version {}", kPreparedVersion).c_str());
     std::ofstream(out + "/manifest.json") << "{ not json";
     CHECK_THROWS_WITH_TEXT(read_manifest(out), "is not valid JSON");
   }

@@ -26,6 +26,7 @@ TEST_SUITE("data") {
     const fs::path out =
         fs::temp_directory_path() / ("mt_test_data_real_" + std::to_string(::getpid()));
     PrepareOptions o;  // the defaults: window 2048, stride 512, 0.8/0.1/0.1, train statistics
+    o.representation = Representation::Level;  // five columns that map back by themselves
     const nlohmann::json m = prepare_dataset({csv}, out.string(), o);
     // The README of ../shared/data: 43,200 rows, one gap-free month.
     CHECK(m["rows"]["read"] == 43200);

@@ -76,13 +76,32 @@ TEST_SUITE("train") {
   }
 
   TEST_CASE("config: the shipped configs resolve") {
-    for (const char* path : {"models/configs/btc_seed.json", "models/configs/tiny.json"}) {
+    for (const char* path : {"models/configs/btc.json", "models/configs/btc_seed.json",
+                             "models/configs/tiny.json"}) {
       INFO(path);
-      if (!std::filesystem::exists(path)) continue;
+      REQUIRE(std::filesystem::exists(path));
       const json c = run_schema().resolve(read_json_file(path), {});
       const TrainerOptions o = TrainerOptions::from_config(c);
       CHECK(o.window >= 2);
     }
+    // The default and the CPU default share the scale-free representation; the seed keeps its
+    // recipe (issue 15): level targets, smooth L1 beta 0.01, weights [1,1,1,1,0.25], 8
+    // micro-batches, 10 epochs, patience 10, at most 100 validation batches.
+    for (const char* path : {"models/configs/btc.json", "models/configs/tiny.json"}) {
+      const json c = run_schema().resolve(read_json_file(path), {});
+      CHECK(c["data"]["representation"] == "scale_free");
+      CHECK(c["model"]["n_inputs"] == 12);
+    }
+    const TrainerOptions seed = TrainerOptions::from_config(
+        run_schema().resolve(read_json_file("models/configs/btc_seed.json"), {}));
+    CHECK(seed.representation == "level");
+    CHECK(seed.loss == "smooth_l1");
+    CHECK(seed.loss_beta == 0.01);
+    CHECK(seed.loss_weights == std::vector<double>{1, 1, 1, 1, 0.25});
+    CHECK(seed.accumulation == 8);
+    CHECK(seed.epochs == 10);
+    CHECK(seed.early_stopping_patience == 10);
+    CHECK(seed.val_batches == 100);
     CHECK_THROWS_WITH_TEXT(read_json_file("/nonexistent/config.json"),
                            "cannot read '/nonexistent/config.json'");
   }

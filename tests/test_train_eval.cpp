@@ -59,41 +59,55 @@ TEST_SUITE("train") {
     CHECK(d.accuracy() == doctest::Approx(0.5));
   }
 
-  TEST_CASE("evaluator: model against persistence in z-space and prices") {
-    // One window, T = 3, F = 5; feature f of row t is x[t] * (f + 1), prices = 2 * z.
-    const std::vector<double> base = {1, 2, 4}, pred = {2, 3};
-    std::vector<double> x, p;
-    for (double v : base)
-      for (int f = 0; f < 5; ++f) x.push_back(v * (f + 1));
-    for (double v : pred)
-      for (int f = 0; f < 5; ++f) p.push_back(v * (f + 1));
-    ForecastEvaluator ev({"open", "high", "low", "close", "volume"},
-                         [](std::vector<double>& rows, int64_t) {
-                           for (double& v : rows) v *= 2;
-                         });
-    ev.add(x, p, 1, 3);
+  TEST_CASE("evaluator: the model against persistence and the naive rule, in both spaces") {
+    // Level space with identity statistics: z = log(price), log1p(volume). One forecast whose
+    // actual candle is e^2 in every price (e^2 - 1 BTC of volume, z = 2 too); the model says
+    // z = 1.8, persistence (this minute) z = 1 (volume 1.9), the naive rule z = 1.5 (volume 1).
+    const data::TargetSpace space(data::Representation::Level, data::FeatureStats(5));
+    ForecastEvaluator ev(space);
+    const double e = std::exp(1.0);
+    const double actual[5] = {e * e, e * e, e * e, e * e, e * e - 1};
+    const double current[5] = {e, e, e, e, std::expm1(1.9)};
+    const double rule[5] = {std::exp(1.5), std::exp(1.5), std::exp(1.5), std::exp(1.5),
+                            std::expm1(1.0)};
+    const double model_z[5] = {1.8, 1.8, 1.8, 1.8, 1.8};
+    ev.add(model_z, actual, current, rule, data::TargetAnchor{});
+    ev.end_window();
     const json r = ev.report();
     CHECK(r["windows"] == 1);
-    CHECK(r["positions"] == 2);
-    // open: model errors (2-2, 3-4) -> MSE 0.5; persistence (1-2, 2-4) -> MSE 2.5; skill 0.8.
-    CHECK(r["z"]["model"]["open"]["mse"].get<double>() == doctest::Approx(0.5));
-    CHECK(r["z"]["persistence"]["open"]["mse"].get<double>() == doctest::Approx(2.5));
-    CHECK(r["z"]["skill"]["open"]["mse"].get<double>() == doctest::Approx(0.8));
-    CHECK(r["z"]["skill"]["open"]["mae"].get<double>() == doctest::Approx(1 - 0.5 / 1.5));
-    // close = 4 x: model MSE 16 * 0.5 = 8; in prices (x 2) 32.
-    CHECK(r["z"]["model"]["close"]["mse"].get<double>() == doctest::Approx(8.0));
-    CHECK(r["price"]["model"]["close"]["mse"].get<double>() == doctest::Approx(32.0));
-    CHECK(r["price"]["skill"]["close"]["mse"].get<double>() == doctest::Approx(0.8));
-    // mean over features of MSE: 0.5 * (1 + 4 + 9 + 16 + 25) / 5 = 5.5
-    CHECK(r["z"]["model"]["mean"]["mse"].get<double>() == doctest::Approx(5.5));
-    // Both predicted close moves (+4, +4) go the actual way (+4, +8).
+    CHECK(r["forecasts"] == 1);
+    // open, z-space: model (1.8 - 2)^2 = 0.04, persistence 1, naive rule 0.25: the rule is the
+    // best baseline and the skill against it 1 - 0.04 / 0.25 = 0.84.
+    CHECK(r["z"]["model"]["open"]["mse"].get<double>() == doctest::Approx(0.04).epsilon(1e-12));
+    CHECK(r["z"]["persistence"]["open"]["mse"].get<double>() == doctest::Approx(1.0));
+    CHECK(r["z"]["naive_rule"]["open"]["mse"].get<double>() == doctest::Approx(0.25));
+    CHECK(r["z"]["best_baseline"]["open"] == "naive_rule");
+    CHECK(r["z"]["skill"]["open"]["mse"].get<double>() == doctest::Approx(0.96));
+    CHECK(r["z"]["skill"]["open"]["mse_vs_naive_rule"].get<double>() == doctest::Approx(0.84));
+    CHECK(r["z"]["skill"]["open"]["mse_vs_best"].get<double>() == doctest::Approx(0.84));
+    // volume: persistence (z 1.9, MSE 0.01) beats the rule (MSE 1): the model loses to the best.
+    CHECK(r["z"]["best_baseline"]["volume"] == "persistence");
+    CHECK(r["z"]["skill"]["volume"]["mse_vs_best"].get<double>() ==
+          doctest::Approx(1 - 0.04 / 0.01));
+    // Prices: the model's e^1.8 against e^2 USD.
+    const double d = std::exp(1.8) - e * e;
+    CHECK(r["price"]["model"]["close"]["mse"].get<double>() == doctest::Approx(d * d));
+    CHECK(r["price"]["persistence"]["close"]["mse"].get<double>() ==
+          doctest::Approx((e - e * e) * (e - e * e)));
+    CHECK(r["price"]["model"]["volume"]["mse"].get<double>() ==
+          doctest::Approx((std::expm1(1.8) - (e * e - 1)) * (std::expm1(1.8) - (e * e - 1))));
+    // The predicted close moves up from e, as the actual one does.
     CHECK(r["directional_accuracy"]["accuracy"].get<double>() == doctest::Approx(1.0));
-    CHECK(r["directional_accuracy"]["counted"] == 2);
+    CHECK(r["directional_accuracy"]["counted"] == 1);
+    CHECK(!r["z"]["model"].contains("mean"));  // no mean over features: it hides who wins
     const std::string md = ev.markdown("test");
-    CHECK(md.find("| open | 0.5 |") != std::string::npos);
-    CHECK(md.find("| **mean** |") != std::string::npos);
-    CHECK(md.find("100.00 % of 2 moves") != std::string::npos);
-    CHECK_THROWS_WITH_TEXT(ev.add(x, p, 1, 4), "ForecastEvaluator::add: expected x [1, 4, 5]");
+    CHECK(md.find("| open | 0.2 |") != std::string::npos);
+    CHECK(md.find("| naive_rule | +0.9600 | +0.8400 | +0.8400 |") != std::string::npos);
+    CHECK(md.find("100.00 % of 1 moves") != std::string::npos);
+    const std::vector<std::string> lines = ev.summary_lines();
+    REQUIRE(lines.size() == 5);
+    CHECK(lines[4].find("volume RMSE model") == 0);
+    CHECK(lines[4].find("BTC") != std::string::npos);
   }
 
   TEST_CASE("run log: append, read back, truncate after a step") {

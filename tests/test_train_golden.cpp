@@ -173,7 +173,7 @@ TEST_SUITE("train") {
     o.run_dir = dir;
     json r = evaluate_run(o, data.get());
     CHECK(r["windows"] == 5);
-    CHECK(r["positions"] == 5 * 31);
+    CHECK(r["forecasts"] == 5 * 31);
     CHECK(r["target"] == "delta");
     CHECK(fs::exists(dir + "/metrics.md"));
     CHECK(fs::exists(dir + "/predictions.csv"));
@@ -185,7 +185,7 @@ TEST_SUITE("train") {
     save_checkpoint(dir + "/checkpoints/best", ck.model, ck.optimizer, ck.state, ck.model_config);
     r = evaluate_run(o, data.get());
     for (const char* space : {"z", "price"}) {
-      for (const char* f : {"open", "close", "volume", "mean"}) {
+      for (const char* f : {"open", "close", "volume"}) {
         CAPTURE(space);
         CAPTURE(f);
         CHECK(r[space]["model"][f]["mse"].get<double>() ==

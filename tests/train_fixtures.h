@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "training/eval_series.h"
 #include "training/run_config.h"
 #include "training/trainer.h"
 
@@ -66,12 +67,15 @@ inline std::unique_ptr<RunData> synthetic_data(uint64_t seed, int64_t nan_rows =
                                          Device::cpu());
   d->test = std::make_unique<ArrayLoader>(s, starts(500, 600), kWindow, batch, false, 0, false,
                                           Device::cpu());
+  d->test_eval = std::make_shared<const EvalSeries>(
+      eval_series_from_levels(s, starts(500, 600), kWindow, d->stats));
   d->description = "synthetic test series";
   return d;
 }
 
 inline json tiny_config(const std::string& out_dir, std::vector<std::string> extra = {}) {
-  std::vector<std::string> sets = {"model.d_model=16",
+  std::vector<std::string> sets = {"data.representation=level",  // the series' five columns
+                                   "model.d_model=16",
                                    "model.n_heads=2",
                                    "model.n_layers=1",
                                    "model.d_ff=32",
@@ -90,6 +94,7 @@ inline json tiny_config(const std::string& out_dir, std::vector<std::string> ext
                                    "trainer.seed=7",
                                    "trainer.log_every=1",
                                    "trainer.evaluate=false",
+                                   "trainer.blend=false",
                                    "trainer.plots=false",
                                    "trainer.progress=none",
                                    "trainer.out_dir=" + out_dir};

@@ -32,6 +32,17 @@ std::vector<int64_t> window_starts(const std::vector<data::Segment>& segments, i
   return starts;
 }
 
+std::vector<int64_t> window_starts_in(const std::vector<data::Segment>& segments,
+                                      data::Segment rows, int64_t window, int64_t stride,
+                                      int64_t lookahead) {
+  std::vector<data::Segment> pieces;
+  for (const data::Segment& s : segments) {
+    const int64_t b = std::max(s.begin, rows.begin), e = std::min(s.end, rows.end) - lookahead;
+    if (e > b) pieces.push_back({b, e});
+  }
+  return window_starts(pieces, window, stride);
+}
+
 ArrayLoader::ArrayLoader(Series series, std::vector<int64_t> starts, int64_t window, int64_t batch,
                          bool shuffle, uint64_t seed, bool drop_last, Device device)
     : series_(std::move(series)),
@@ -96,20 +107,6 @@ bool ArrayLoader::next(Tensor& batch) {
   cursor_ += B;
   batch = host.to(device_);
   return true;
-}
-
-Series load_csv_series(const std::vector<std::string>& paths, const data::FeatureStats& stats) {
-  data::ReadReport read;
-  data::Candles rows = data::read_candles(paths, {}, &read);
-  data::CleanReport clean;
-  data::clean_candles(rows, data::CleanOptions{}, &clean);
-  CHECK(!rows.empty(), "no rows left in {} after cleaning ({})", fmt::join(paths, ", "),
-        read.summary());
-  data::to_log_features(rows);
-  Series s;
-  s.values = std::make_shared<const std::vector<float>>(data::normalize(rows, stats));
-  s.segments = clean.segments;
-  return s;
 }
 
 }  // namespace mt::training

@@ -47,6 +47,13 @@ struct Series {
 std::vector<int64_t> window_starts(const std::vector<data::Segment>& segments, int64_t window,
                                    int64_t stride);
 
+// Window starts of the rows [rows.begin, rows.end) for a (window, stride): the range cut by the
+// segments, each piece less its last `lookahead` rows (which only targets read), windows laid
+// out in each piece. No window crosses a split boundary or a gap (data/windows.h's purge).
+std::vector<int64_t> window_starts_in(const std::vector<data::Segment>& segments,
+                                      data::Segment rows, int64_t window, int64_t stride,
+                                      int64_t lookahead);
+
 class ArrayLoader : public SplitLoader {
  public:
   // shuffle: a new order each epoch from (seed, epoch); drop_last: only full batches.
@@ -69,9 +76,5 @@ class ArrayLoader : public SplitLoader {
   int rank_ = 0, world_ = 1;
   int64_t cursor_ = 0;  // index into order_
 };
-
-// Reads CSV files (the Kaggle layout), cleans them and normalizes with the given statistics
-// (a trained run's, never refit): the series `evaluate --data` scores.
-Series load_csv_series(const std::vector<std::string>& paths, const data::FeatureStats& stats);
 
 }  // namespace mt::training

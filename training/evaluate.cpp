@@ -2,9 +2,11 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 
 #include "base/error.h"
 #include "cuda/nvtx.h"
+#include "training/eval_series.h"
 #include "training/files.h"
 #include "training/forecast_eval.h"
 
@@ -13,58 +15,162 @@ namespace mt::training {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-void write_normalization(const std::string& run_dir, const data::FeatureStats& stats) {
-  json j{{"features", {"open", "high", "low", "close", "volume"}},
-         {"transform", "log of prices, log1p of volume, then z = (x - mean) / std"},
-         {"mean", std::vector<double>(stats.mean, stats.mean + data::kFeatures)},
-         {"std", std::vector<double>(stats.std, stats.std + data::kFeatures)}};
+void write_normalization(const std::string& run_dir, data::Representation r,
+                         const data::FeatureStats& stats) {
+  std::vector<std::string> columns = data::input_names(r);
+  for (const std::string& t : data::stored_target_names(r)) columns.push_back(t);
+  json j{{"representation", data::representation_name(r)},
+         {"columns", columns},
+         {"transform", "z = (x - mean) / std per column (data/representation.h)"},
+         {"mean", stats.mean},
+         {"std", stats.std}};
   write_json_file((fs::path(run_dir) / "normalization.json").string(), j);
 }
 
-data::FeatureStats read_normalization(const std::string& run_dir) {
+Normalization read_normalization(const std::string& run_dir) {
   const std::string path = (fs::path(run_dir) / "normalization.json").string();
   const json j = read_json_file(path);
-  data::FeatureStats s;
-  CHECK(j.contains("mean") && j.contains("std") && j["mean"].size() == data::kFeatures &&
-            j["std"].size() == data::kFeatures,
-        "'{}': expected 'mean' and 'std' with {} values each", path, data::kFeatures);
-  for (int f = 0; f < data::kFeatures; ++f) {
-    s.mean[f] = j["mean"][f].get<double>();
-    s.std[f] = j["std"][f].get<double>();
-  }
-  return s;
+  Normalization n;
+  n.representation =
+      data::parse_representation(j.value("representation", std::string("level")));
+  const size_t columns = static_cast<size_t>(data::input_count(n.representation) +
+                                             data::stored_target_count(n.representation));
+  CHECK(j.contains("mean") && j.contains("std") && j["mean"].size() == columns &&
+            j["std"].size() == columns,
+        "'{}': expected 'mean' and 'std' with {} values each (the {} representation)", path,
+        columns, data::representation_name(n.representation));
+  n.stats = data::FeatureStats(0);
+  n.stats.mean = j["mean"].get<std::vector<double>>();
+  n.stats.std = j["std"].get<std::vector<double>>();
+  return n;
+}
+
+std::unique_ptr<BTCTransformer> load_run_model(const std::string& run_dir, const std::string& which,
+                                               Device device, std::string* checkpoint_dir,
+                                               Checkpoint* checkpoint) {
+  const json config =
+      run_schema().resolve(read_json_file((fs::path(run_dir) / "config.json").string()), {});
+  const TrainerOptions opts = TrainerOptions::from_config(config);
+  const std::string best = (fs::path(run_dir) / "checkpoints" / "best").string();
+  const std::string last = (fs::path(run_dir) / "checkpoints" / "last").string();
+  CHECK(which == "best" || which == "last", "checkpoint must be best or last, got '{}'", which);
+  std::string dir = last;
+  if (which == "best" && checkpoint_exists(best)) dir = best;
+  CHECK(checkpoint_exists(dir), "no checkpoint in '{}/checkpoints'", run_dir);
+  Checkpoint ck = load_weights(dir);
+  const ModelConfig mc = ModelConfig::from_json(config.at("model"));
+  Generator init(0);  // the initial values are overwritten by the checkpoint's
+  auto model = std::make_unique<BTCTransformer>(mc, init, kFloat32);
+  model->load_state_dict(ck.model, /*strict=*/true);
+  model->to(device);
+  model->set_model_precision(parse_precision(opts.precision));
+  model->eval();
+  if (checkpoint_dir != nullptr) *checkpoint_dir = dir;
+  if (checkpoint != nullptr) *checkpoint = std::move(ck);
+  return model;
 }
 
 namespace {
 
-std::string pick_checkpoint(const std::string& run_dir, const std::string& which) {
-  const std::string best = (fs::path(run_dir) / "checkpoints" / "best").string();
-  const std::string last = (fs::path(run_dir) / "checkpoints" / "last").string();
-  CHECK(which == "best" || which == "last", "evaluate: checkpoint must be best or last, got '{}'",
-        which);
-  if (which == "best" && checkpoint_exists(best)) return best;
-  CHECK(checkpoint_exists(last), "evaluate: no checkpoint in '{}/checkpoints'", run_dir);
-  return last;
+// One row of predictions.csv: the window, the position, the actual and predicted candle.
+void append_prediction(std::string& csv, int64_t window_index, int64_t t, const double* actual,
+                       const double* predicted) {
+  csv += fmt::format("{},{}", window_index, t + 1);
+  for (int f = 0; f < data::kTargets; ++f) csv += fmt::format(",{:.10g}", actual[f]);
+  for (int f = 0; f < data::kTargets; ++f) csv += fmt::format(",{:.10g}", predicted[f]);
+  csv += "\n";
 }
 
-// The first windows' actual and predicted prices, one row per forecast minute.
-void append_predictions(std::string& csv, int64_t window_index, const std::vector<double>& x,
-                        const std::vector<double>& p, int64_t b, int64_t T,
-                        const InverseTransform& to_prices) {
-  const int64_t F = data::kFeatures, n = T - 1;
-  std::vector<double> actual(x.begin() + (b * T + 1) * F, x.begin() + (b + 1) * T * F);
-  std::vector<double> pred(p.begin() + b * n * F, p.begin() + (b + 1) * n * F);
-  to_prices(actual, n);
-  to_prices(pred, n);
-  for (int64_t t = 0; t < n; ++t) {
-    csv += fmt::format("{},{}", window_index, t + 1);
-    for (int64_t f = 0; f < F; ++f) csv += fmt::format(",{:.10g}", actual[t * F + f]);
-    for (int64_t f = 0; f < F; ++f) csv += fmt::format(",{:.10g}", pred[t * F + f]);
-    csv += "\n";
+// What one forecast of a window brings: its window (index into es.starts), position t, row
+// r = start + t, and the model's z-space prediction of row r + 1's targets.
+using ForecastVisitor =
+    std::function<void(int64_t window, int64_t t, int64_t r, const double* model_z)>;
+
+// Runs the model over the first `max_windows` windows of `es` (0: all), `batch` at a time, and
+// visits every forecast that has a target: positions 0 .. T-2 for level (the targets are the
+// window's next rows; "delta" predictions are turned into levels), every position for scale_free.
+void for_each_forecast(BTCTransformer& model, const EvalSeries& es, int64_t batch,
+                       int64_t max_windows, Device device, bool delta,
+                       const ForecastVisitor& visit) {
+  NoGradGuard no_grad;
+  const int64_t T = es.window, F = es.columns.size(1), K = data::kTargets;
+  const int64_t positions = es.representation == data::Representation::Level ? T - 1 : T;
+  int64_t total = static_cast<int64_t>(es.starts.size());
+  if (max_windows > 0) total = std::min(total, max_windows);
+  const float* columns = es.columns.data<float>();
+  for (int64_t first = 0; first < total; first += batch) {
+    const int64_t B = std::min(batch, total - first);
+    const std::vector<double> p =
+        model(Var(es.window_inputs(first, B, device))).value().to_vector<double>();
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t s = es.starts[static_cast<size_t>(first + b)];
+      for (int64_t t = 0; t < positions; ++t) {
+        double z[data::kTargets];
+        for (int64_t f = 0; f < K; ++f) {
+          z[f] = p[static_cast<size_t>((b * T + t) * K + f)];
+          if (delta) z[f] += columns[(s + t) * F + f];  // level[t+1] = x[t] + delta
+        }
+        visit(first + b, t, s + t, z);
+      }
+    }
   }
 }
 
+bool model_target_is_delta(const std::string& run_dir) {
+  const json config =
+      run_schema().resolve(read_json_file((fs::path(run_dir) / "config.json").string()), {});
+  return config.at("model").at("target") == "delta";
+}
+
 }  // namespace
+
+Blend fit_blend(const std::string& run_dir, const EvalSeries& es, Device device,
+                int64_t batch_size) {
+  std::unique_ptr<BTCTransformer> model = load_run_model(run_dir, "best", device, nullptr);
+  const data::TargetSpace space(es.representation,
+                                data::target_stats(es.representation, es.stats));
+  double num[data::kTargets] = {0, 0, 0, 0, 0}, den[data::kTargets] = {0, 0, 0, 0, 0};
+  for_each_forecast(*model, es, batch_size, 0, device, model_target_is_delta(run_dir),
+                    [&](int64_t, int64_t, int64_t r, const double* z) {
+                      double rule[data::kTargets], actual[data::kTargets];
+                      es.rule_z(space, r, rule);
+                      space.to_z(es.rows[static_cast<size_t>(r + 1)].v, es.anchor(r), actual);
+                      for (int f = 0; f < data::kTargets; ++f) {
+                        const double d = z[f] - rule[f];  // model - rule
+                        num[f] += d * (actual[f] - rule[f]);
+                        den[f] += d * d;
+                      }
+                    });
+  Blend blend;
+  blend.fitted = true;
+  json weights = json::object();
+  for (int f = 0; f < data::kTargets; ++f) {
+    const double a = den[f] > 0 ? num[f] / den[f] : 1.0;
+    blend.weight[f] = std::min(1.0, std::max(0.0, a));
+    weights[forecast_feature_names()[f]] = blend.weight[f];
+  }
+  write_json_file((fs::path(run_dir) / "blend.json").string(),
+                  json{{"weights", weights},
+                       {"fitted_on", es.description},
+                       {"rule", "data/baselines.h"},
+                       {"formula", "z = rule + w (model - rule), per target, z-space"}});
+  return blend;
+}
+
+Blend read_blend(const std::string& run_dir) {
+  Blend blend;
+  const std::string path = (fs::path(run_dir) / "blend.json").string();
+  if (!path_exists(path)) return blend;
+  const json j = read_json_file(path);
+  for (int f = 0; f < data::kTargets; ++f) {
+    const double w = j.at("weights").at(forecast_feature_names()[f]).get<double>();
+    CHECK(w >= 0 && w <= 1, "'{}': weight {} of {} is outside [0, 1]", path, w,
+          forecast_feature_names()[f]);
+    blend.weight[f] = w;
+  }
+  blend.fitted = true;
+  return blend;
+}
 
 json evaluate_run(const EvalOptions& o, RunData* data) {
   cuda::NvtxRange range("evaluate");
@@ -73,94 +179,99 @@ json evaluate_run(const EvalOptions& o, RunData* data) {
   TrainerOptions opts = TrainerOptions::from_config(config);
   if (!o.device.empty()) opts.device = o.device;
   const Device device = Device::parse(opts.device);
-  const std::string ck_dir = pick_checkpoint(o.run_dir, o.checkpoint);
-  const Checkpoint ck = load_weights(ck_dir);
-
+  std::string ck_dir;
+  Checkpoint ck;
+  std::unique_ptr<BTCTransformer> model =
+      load_run_model(o.run_dir, o.checkpoint, device, &ck_dir, &ck);
   const ModelConfig mc = ModelConfig::from_json(config.at("model"));
-  Generator init(0);  // the initial values are overwritten by the checkpoint's
-  BTCTransformer model(mc, init, kFloat32);
-  model.load_state_dict(ck.model, /*strict=*/true);
-  model.to(device);
-  model.set_model_precision(parse_precision(opts.precision));
-  model.eval();
   const bool delta = mc.target == "delta";
+  const data::Representation rep = data::parse_representation(opts.representation);
 
-  // The data: the caller's, other CSV files under the run's normalization, or the test split.
-  std::unique_ptr<RunData> owned;
-  SplitLoader* loader = nullptr;
-  data::FeatureStats stats;
-  std::string out_dir = o.run_dir, source = "test split of " + opts.data_dir;
+  // The rows: other CSV files under the run's normalization, the caller's, or the test split.
+  EvalSeries owned;
+  const EvalSeries* es = &owned;
+  std::string out_dir = o.run_dir;
   if (!o.csv.empty()) {
-    stats = read_normalization(o.run_dir);
-    Series series = load_csv_series(o.csv, stats);
-    std::vector<int64_t> starts = window_starts(series.segments, opts.window, opts.stride);
-    CHECK(!starts.empty(), "evaluate: {} holds no gap-free run of {} minutes",
-          fmt::join(o.csv, ", "), opts.window);
-    owned = std::make_unique<RunData>();
-    owned->test = std::make_unique<ArrayLoader>(series, starts, opts.window, opts.batch_size, false,
-                                                0, false, device);
-    loader = owned->test.get();
+    const Normalization norm = read_normalization(o.run_dir);
+    CHECK(norm.representation == rep,
+          "evaluate: '{}' was trained on the {} representation but its normalization.json is "
+          "for {}",
+          o.run_dir, data::representation_name(rep),
+          data::representation_name(norm.representation));
+    owned = eval_series_from_csv(o.csv, o.read, rep, norm.stats, opts.window, opts.stride);
     out_dir = (fs::path(o.run_dir) / ("eval-" + fs::path(o.csv[0]).stem().string())).string();
-    source = fmt::format("{}", fmt::join(o.csv, ", "));
-  } else if (data != nullptr) {
-    loader = data->test.get();
-    stats = data->stats;
+  } else if (data != nullptr && data->test_eval != nullptr) {
+    es = data->test_eval.get();
   } else {
-    owned = std::make_unique<RunData>(open_prepared_data(opts, device));
-    loader = owned->test.get();
-    stats = owned->stats;
+    owned = eval_series_from_prepared(opts.data_dir, data::Split::Test, opts.window, opts.stride);
   }
-  CHECK(loader->windows() > 0, "evaluate: the {} has no window of {} minutes", source, opts.window);
+  CHECK(es->representation == rep,
+        "evaluate: the run was trained on the {} representation, but {} holds the {} "
+        "representation: evaluate on data prepared with `prepare --representation {}`, or on CSV "
+        "files (--data), which are turned into the run's representation",
+        data::representation_name(rep), es->description,
+        data::representation_name(es->representation), data::representation_name(rep));
+  CHECK(!es->starts.empty(), "evaluate: the {} has no gap-free window of {} minutes",
+        es->description, opts.window);
   make_dirs(out_dir);
 
-  const InverseTransform to_prices = [stats](std::vector<double>& rows, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) {
-      for (int f = 0; f < data::kFeatures; ++f) {
-        double& v = rows[static_cast<size_t>(i * data::kFeatures + f)];
-        v = data::from_zscore(v, f, stats);
-      }
-    }
-  };
-  ForecastEvaluator eval({"open", "high", "low", "close", "volume"}, to_prices);
+  const data::TargetSpace space(rep, data::target_stats(rep, es->stats));
+  const Blend blend = read_blend(o.run_dir);
+  ForecastEvaluator eval(space);
   std::string csv =
       "window,t,actual_open,actual_high,actual_low,actual_close,actual_volume,"
       "predicted_open,predicted_high,predicted_low,predicted_close,predicted_volume\n";
-  NoGradGuard no_grad;
-  loader->start_epoch(0);
-  Tensor batch;
-  while (loader->next(batch)) {
-    const int64_t T = batch.size(1);
-    int64_t B = batch.size(0);
-    if (o.max_windows > 0) B = std::min(B, o.max_windows - eval.windows());
-    if (B <= 0) break;
-    const Tensor x_t = batch.narrow(0, 0, B);
-    const Tensor out = model(Var(x_t)).value().narrow(1, 0, T - 1);
-    const std::vector<double> x = x_t.to_vector<double>();
-    std::vector<double> p = out.to_vector<double>();
-    if (delta) {  // level[t+1] = x[t] + delta[t], in float64
-      const int64_t F = data::kFeatures;
-      for (int64_t b = 0; b < B; ++b) {
-        for (int64_t i = 0; i < (T - 1) * F; ++i) p[(b * (T - 1)) * F + i] += x[b * T * F + i];
-      }
-    }
-    for (int64_t b = 0; b < B && eval.windows() + b < o.plot_windows; ++b) {
-      append_predictions(csv, eval.windows() + b, x, p, b, T, to_prices);
-    }
-    eval.add(x, p, B, T);
-  }
+  int64_t last_window = -1;
+  for_each_forecast(
+      *model, *es, opts.batch_size, o.max_windows, device, delta,
+      [&](int64_t window, int64_t t, int64_t r, const double* model_z) {
+        if (window != last_window && last_window >= 0) eval.end_window();
+        last_window = window;
+        double z[data::kTargets], rule[data::kTargets];
+        es->rule_z(space, r, rule);
+        for (int f = 0; f < data::kTargets; ++f) {
+          z[f] = rule[f] + blend.weight[f] * (model_z[f] - rule[f]);
+        }
+        const data::TargetAnchor a = es->anchor(r);
+        const double* actual = es->rows[static_cast<size_t>(r + 1)].v;
+        eval.add(z, actual, es->rows[static_cast<size_t>(r)].v,
+                 es->naive_rule.data() + static_cast<size_t>(r) * data::kTargets, a);
+        if (window < o.plot_windows) {
+          double predicted[data::kTargets];
+          space.to_physical(z, a, predicted);
+          append_prediction(csv, window, t, actual, predicted);
+        }
+      });
+  if (last_window >= 0) eval.end_window();
   json report = eval.report();
   report["run"] = o.run_dir;
   report["checkpoint"] = ck_dir;
   report["step"] = ck.state.step;
   report["target"] = mc.target;
-  report["data"] = source;
+  report["data"] = es->description;
   report["window"] = opts.window;
+  report["summary"] = eval.summary_lines();
+  json weights = json::object();
+  for (int f = 0; f < data::kTargets; ++f) {
+    weights[forecast_feature_names()[f]] = blend.weight[f];
+  }
+  report["blend"] = {{"fitted", blend.fitted}, {"weights", weights}};
   write_json_file((fs::path(out_dir) / "metrics.json").string(), report);
-  write_file_atomic(
-      (fs::path(out_dir) / "metrics.md").string(),
-      eval.markdown(fmt::format("Forecast metrics: {} (target {}, {} at step {})", source,
-                                mc.target, fs::path(ck_dir).filename().string(), ck.state.step)));
+  std::string md = eval.markdown(fmt::format(
+      "Forecast metrics: {} ({} representation, target {}, {} at step {})", es->description,
+      data::representation_name(rep), mc.target, fs::path(ck_dir).filename().string(),
+      ck.state.step));
+  md += blend.fitted
+            ? fmt::format("\n## Blend\n\nThe forecast is the naive rule + w (network - naive rule) "
+                          "per target in z-space, w fitted on the validation split "
+                          "(blend.json): open {:.4f}, high {:.4f}, low {:.4f}, close {:.4f}, "
+                          "volume {:.4f}.\n",
+                          blend.weight[0], blend.weight[1], blend.weight[2], blend.weight[3],
+                          blend.weight[4])
+            : "\n## Blend\n\nNone (no blend.json): the network's forecast as it is.\n";
+  write_file_atomic((fs::path(out_dir) / "metrics.md").string(), md);
   write_file_atomic((fs::path(out_dir) / "predictions.csv").string(), csv);
+  report["out_dir"] = out_dir;
   return report;
 }
 

@@ -8,96 +8,95 @@ using nlohmann::json;
 
 namespace {
 
+constexpr const char* kWho[] = {"model", "persistence", "naive_rule"};
+
 json metrics_json(const data::ForecastMetrics& m) {
   return json{{"mse", m.mse}, {"rmse", m.rmse}, {"mae", m.mae}, {"mape", m.mape}, {"r2", m.r2}};
 }
 
-json space_json(const std::vector<std::string>& names, const data::ForecastAccumulator& model,
-                const data::ForecastAccumulator& persist) {
-  json out{{"model", json::object()}, {"persistence", json::object()}, {"skill", json::object()}};
-  auto put = [&](const std::string& name, const data::ForecastMetrics& m,
-                 const data::ForecastMetrics& p) {
-    out["model"][name] = metrics_json(m);
-    out["persistence"][name] = metrics_json(p);
-    out["skill"][name] =
-        json{{"mse", data::skill(m.mse, p.mse)}, {"mae", data::skill(m.mae, p.mae)}};
-  };
-  for (int f = 0; f < model.features(); ++f) put(names[f], model.feature(f), persist.feature(f));
-  put("mean", model.average(), persist.average());
+// The baseline with the lower MSE of a feature: 1 (persistence) or 2 (naive rule).
+int best_baseline(const std::vector<data::ForecastAccumulator>& acc, int f) {
+  return acc[2].feature(f).mse < acc[1].feature(f).mse ? 2 : 1;
+}
+
+json space_json(const std::vector<data::ForecastAccumulator>& acc) {
+  json out;
+  const auto& names = forecast_feature_names();
+  for (int who = 0; who < 3; ++who) {
+    for (int f = 0; f < data::kTargets; ++f) {
+      out[kWho[who]][names[f]] = metrics_json(acc[who].feature(f));
+    }
+  }
+  for (int f = 0; f < data::kTargets; ++f) {
+    const data::ForecastMetrics m = acc[0].feature(f), p = acc[1].feature(f),
+                                r = acc[2].feature(f);
+    const int best = best_baseline(acc, f);
+    out["best_baseline"][names[f]] = kWho[best];
+    out["skill"][names[f]] = json{{"mse", data::skill(m.mse, p.mse)},
+                                  {"mae", data::skill(m.mae, p.mae)},
+                                  {"mse_vs_naive_rule", data::skill(m.mse, r.mse)},
+                                  {"mse_vs_best", data::skill(m.mse, acc[best].feature(f).mse)}};
+  }
   return out;
 }
 
-std::string space_table(const std::vector<std::string>& names, const data::ForecastAccumulator& m,
-                        const data::ForecastAccumulator& p) {
+std::string space_table(const std::vector<data::ForecastAccumulator>& acc) {
   std::string s =
-      "| feature | MSE | RMSE | MAE | MAPE % | R² | persistence RMSE | persistence MAE | "
-      "persistence R² | skill (MSE) | skill (MAE) |\n"
-      "|---|---|---|---|---|---|---|---|---|---|---|\n";
-  auto row = [&](const std::string& name, const data::ForecastMetrics& a,
-                 const data::ForecastMetrics& b) {
+      "| feature | model RMSE | MAE | R² | persistence RMSE | naive rule RMSE | best baseline | "
+      "skill vs persistence | skill vs naive rule | skill vs best |\n"
+      "|---|---|---|---|---|---|---|---|---|---|\n";
+  const auto& names = forecast_feature_names();
+  for (int f = 0; f < data::kTargets; ++f) {
+    const data::ForecastMetrics m = acc[0].feature(f), p = acc[1].feature(f),
+                                r = acc[2].feature(f);
+    const int best = best_baseline(acc, f);
     s += fmt::format(
-        "| {} | {:.4g} | {:.4g} | {:.4g} | {:.4g} | {:.5f} | {:.4g} | {:.4g} | {:.5f} "
-        "| {:+.4f} | {:+.4f} |\n",
-        name, a.mse, a.rmse, a.mae, a.mape, a.r2, b.rmse, b.mae, b.r2, data::skill(a.mse, b.mse),
-        data::skill(a.mae, b.mae));
-  };
-  for (int f = 0; f < m.features(); ++f) row(names[f], m.feature(f), p.feature(f));
-  row("**mean**", m.average(), p.average());
+        "| {} | {:.5g} | {:.5g} | {:.5f} | {:.5g} | {:.5g} | {} | {:+.4f} | {:+.4f} | {:+.4f} |\n",
+        names[f], m.rmse, m.mae, m.r2, p.rmse, r.rmse, kWho[best], data::skill(m.mse, p.mse),
+        data::skill(m.mse, r.mse), data::skill(m.mse, acc[best].feature(f).mse));
+  }
   return s;
 }
 
 }  // namespace
 
-ForecastEvaluator::ForecastEvaluator(std::vector<std::string> feature_names,
-                                     InverseTransform to_prices, int close_feature)
-    : names_(std::move(feature_names)),
-      to_prices_(std::move(to_prices)),
-      close_(close_feature),
-      z_model_(static_cast<int>(names_.size())),
-      z_persist_(static_cast<int>(names_.size())),
-      price_model_(static_cast<int>(names_.size())),
-      price_persist_(static_cast<int>(names_.size())) {
-  CHECK(close_ >= 0 && close_ < static_cast<int>(names_.size()),
-        "ForecastEvaluator: close feature {} out of range for {} features", close_, names_.size());
-  CHECK(to_prices_ != nullptr, "ForecastEvaluator: an inverse transform is required");
+const std::vector<std::string>& forecast_feature_names() {
+  static const std::vector<std::string> names = {"open", "high", "low", "close", "volume"};
+  return names;
 }
 
-void ForecastEvaluator::add(const std::vector<double>& x, const std::vector<double>& p, int64_t B,
-                            int64_t T) {
-  const int64_t F = static_cast<int64_t>(names_.size());
-  CHECK(T >= 2 && static_cast<int64_t>(x.size()) == B * T * F &&
-            static_cast<int64_t>(p.size()) == B * (T - 1) * F,
-        "ForecastEvaluator::add: expected x [{}, {}, {}] ({} values) and p [{}, {}, {}] ({} "
-        "values), got {} and {}",
-        B, T, F, B * T * F, B, T - 1, F, B * (T - 1) * F, x.size(), p.size());
-  const int64_t n = T - 1;  // forecasts per window
-  for (int64_t b = 0; b < B; ++b) {
-    const double* xb = x.data() + b * T * F;
-    std::vector<double> current(xb, xb + n * F);     // x[t], the persistence forecast
-    std::vector<double> actual(xb + F, xb + T * F);  // x[t+1]
-    std::vector<double> pred(p.begin() + b * n * F, p.begin() + (b + 1) * n * F);
-    z_model_.add(pred, actual);
-    z_persist_.add(current, actual);
-    to_prices_(current, n);
-    to_prices_(actual, n);
-    to_prices_(pred, n);
-    price_model_.add(pred, actual);
-    price_persist_.add(current, actual);
-    for (int64_t t = 0; t < n; ++t) {
-      direction_.add(current[t * F + close_], pred[t * F + close_], actual[t * F + close_]);
-    }
-    ++windows_;
+ForecastEvaluator::ForecastEvaluator(data::TargetSpace space)
+    : space_(std::move(space)),
+      z_(3, data::ForecastAccumulator(data::kTargets)),
+      price_(3, data::ForecastAccumulator(data::kTargets)) {}
+
+void ForecastEvaluator::add(const double* model_z, const double* actual, const double* current,
+                            const double* rule, const data::TargetAnchor& anchor) {
+  constexpr int F = data::kTargets;
+  double z[3][F], actual_z[F], model_price[F];
+  for (int f = 0; f < F; ++f) z[kModel][f] = model_z[f];
+  space_.to_z(current, anchor, z[kPersistence]);
+  space_.to_z(rule, anchor, z[kRule]);
+  space_.to_z(actual, anchor, actual_z);
+  space_.to_physical(model_z, anchor, model_price);
+  const double* price[3] = {model_price, current, rule};
+  for (int who = 0; who < 3; ++who) {
+    z_[who].add(z[who], actual_z, 1);
+    price_[who].add(price[who], actual, 1);
   }
+  constexpr int kClose = 3;
+  direction_.add(current[kClose], model_price[kClose], actual[kClose]);
 }
 
 json ForecastEvaluator::report() const {
   return json{{"windows", windows_},
-              {"positions", z_model_.feature(0).count},
-              {"features", names_},
-              {"z", space_json(names_, z_model_, z_persist_)},
-              {"price", space_json(names_, price_model_, price_persist_)},
+              {"forecasts", forecasts()},
+              {"features", forecast_feature_names()},
+              {"representation", data::representation_name(space_.representation())},
+              {"z", space_json(z_)},
+              {"price", space_json(price_)},
               {"directional_accuracy",
-               {{"feature", names_[close_]},
+               {{"feature", "close"},
                 {"accuracy", direction_.accuracy()},
                 {"counted", direction_.count()},
                 {"flat_excluded", direction_.flat()}}}};
@@ -106,16 +105,36 @@ json ForecastEvaluator::report() const {
 std::string ForecastEvaluator::markdown(const std::string& title) const {
   std::string s = "# " + title + "\n\n";
   s += fmt::format(
-      "{} windows, {} next-minute forecasts per feature. Persistence: next minute = "
-      "this minute. Skill = 1 - model / persistence (positive beats persistence).\n\n",
-      windows_, z_model_.feature(0).count);
-  s += "## z-space (normalized features)\n\n" + space_table(names_, z_model_, z_persist_);
-  s += "\n## Prices (USD; volume in BTC)\n\n" + space_table(names_, price_model_, price_persist_);
+      "{} windows, {} next-minute forecasts per feature ({} representation). Baselines: "
+      "persistence (next minute = this minute) and the naive rule (open = this close; high, low "
+      "= this close times the recent high/close, low/close ratio; close = this close; volume = "
+      "recent volume; data/baselines.h). Skill = 1 - MSE_model / MSE_baseline: positive beats "
+      "the baseline; \"best\" is the baseline with the lower MSE.\n\n",
+      windows_, forecasts(), data::representation_name(space_.representation()));
+  s += "## z-space (the model's standardized targets)\n\n" + space_table(z_);
+  s += "\n## Prices (USD; volume in BTC)\n\n" + space_table(price_);
   s += fmt::format(
-      "\n## Direction\n\nDirectional accuracy of the predicted {}: {:.2f} % of {} "
-      "moves ({} unchanged minutes left out).\n",
-      names_[close_], 100.0 * direction_.accuracy(), direction_.count(), direction_.flat());
+      "\n## Direction\n\nDirectional accuracy of the predicted close: {:.2f} % of {} moves ({} "
+      "unchanged minutes left out).\n",
+      100.0 * direction_.accuracy(), direction_.count(), direction_.flat());
   return s;
+}
+
+std::vector<std::string> ForecastEvaluator::summary_lines() const {
+  std::vector<std::string> lines;
+  const auto& names = forecast_feature_names();
+  for (int f = 0; f < data::kTargets; ++f) {
+    const int best = best_baseline(price_, f);
+    const char* unit = f < 4 ? "USD" : "BTC";
+    lines.push_back(fmt::format(
+        "{:<6} RMSE model {:.6g} {}, persistence {:.6g}, naive rule {:.6g}; skill vs best "
+        "({}) {:+.4f} in {}, {:+.4f} in z-space",
+        names[f], price_[0].feature(f).rmse, unit, price_[1].feature(f).rmse,
+        price_[2].feature(f).rmse, kWho[best],
+        data::skill(price_[0].feature(f).mse, price_[best].feature(f).mse), unit,
+        data::skill(z_[0].feature(f).mse, z_[best_baseline(z_, f)].feature(f).mse)));
+  }
+  return lines;
 }
 
 }  // namespace mt::training

@@ -1,52 +1,61 @@
-// Scoring next-minute forecasts: the model against the persistence baseline, in z-space and in
-// prices, per feature and averaged. Pure arithmetic on host arrays, so it is tested against
-// hand-computed values without a model (tests/test_train_eval.cpp).
+// Scoring next-minute forecasts: the model against the two naive baselines (data/baselines.h),
+// per feature, in z-space and in USD / BTC. Pure arithmetic on host values, so it is tested
+// against hand-computed numbers without a model (tests/test_train_eval.cpp).
 //
-// For a window x [T, F] and the model's predictions p [T-1, F] of x[1:], every position
-// t = 0 .. T-2 is one forecast of x[t+1]:
-//   model        p[t]                  (for target "delta", already x[t] + delta: the level)
-//   persistence  x[t]                  ("next minute = this minute")
-// Both are scored in z-space (comparable with the original's table) and, after the inverse
-// transform, in USD (open, high, low, close) and BTC (volume). Skill = 1 - model / persistence
-// for MSE and MAE (positive: the model beats persistence). Directional accuracy compares the
-// sign of the predicted close move p[t] - x[t] with the actual x[t+1] - x[t], in prices.
+// Each forecast made at a minute t brings, for the five features of minute t + 1:
+//   the model's prediction        in the z-space it was trained in (TargetSpace maps it to USD)
+//   the actual candle             of minute t + 1, in USD / BTC
+//   persistence                   the candle of minute t ("next minute = this minute")
+//   the naive rule                data/baselines.h's forecast made at t
+// The baselines are mapped into the model's z-space with the same TargetSpace, so both spaces
+// score all three alike. Per feature and space: MSE, RMSE, MAE, MAPE, R²; skill = 1 - model /
+// baseline against persistence, against the naive rule, and against the better of the two
+// ("best": the lower MSE), positive when the model wins. No mean over features is reported: the
+// features' z-space errors differ by orders of magnitude and a mean hides which one wins.
+// Directional accuracy compares the sign of the predicted close move with the actual one.
 #pragma once
 
-#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "data/metrics.h"
+#include "data/representation.h"
 
 namespace mt::training {
 
-// Converts rows [n, F] of z-scores to prices in place (the dataset's inverse transform).
-using InverseTransform = std::function<void(std::vector<double>& rows, int64_t n)>;
-
 class ForecastEvaluator {
  public:
-  // `close_feature`: the column whose direction is scored (3 in open/high/low/close/volume).
-  ForecastEvaluator(std::vector<std::string> feature_names, InverseTransform to_prices,
-                    int close_feature = 3);
+  explicit ForecastEvaluator(data::TargetSpace space);
 
-  // x [B, T, F] windows and p [B, T-1, F] predictions of x[:, 1:], row-major, z-space.
-  void add(const std::vector<double>& x, const std::vector<double>& p, int64_t B, int64_t T);
+  // One forecast: model_z [5], actual / current / rule [5] in USD and BTC, the row's anchor.
+  void add(const double* model_z, const double* actual, const double* current,
+           const double* rule, const data::TargetAnchor& anchor);
+  // Counts one scored window (for the report).
+  void end_window() { ++windows_; }
 
   int64_t windows() const { return windows_; }
-  // metrics.json: {"windows", "positions", "features", "z": {...}, "price": {...},
-  // "directional_accuracy": {...}} with model / persistence / skill per feature and "mean".
+  int64_t forecasts() const { return z_[0].feature(0).count; }
+  // metrics.json: {"windows", "forecasts", "features", "representation", "z": {...},
+  // "price": {...}, "directional_accuracy": {...}}; each space holds "model", "persistence",
+  // "naive_rule" (metrics per feature), "best_baseline" (its name per feature) and "skill"
+  // (per feature: "mse" and "mae" against persistence, "mse_vs_naive_rule", "mse_vs_best").
   nlohmann::json report() const;
   // metrics.md: one table per space, then the directional accuracy.
   std::string markdown(const std::string& title) const;
+  // One line per feature in USD / BTC: model, persistence and naive-rule RMSE, skill vs best.
+  std::vector<std::string> summary_lines() const;
 
  private:
-  std::vector<std::string> names_;
-  InverseTransform to_prices_;
-  int close_;
+  enum Who { kModel = 0, kPersistence = 1, kRule = 2 };
+  data::TargetSpace space_;
   int64_t windows_ = 0;
-  data::ForecastAccumulator z_model_, z_persist_, price_model_, price_persist_;
+  // [who] per space: z-space and USD / BTC.
+  std::vector<data::ForecastAccumulator> z_, price_;
   data::DirectionAccumulator direction_;
 };
+
+// The feature names every report uses, in the candle's order.
+const std::vector<std::string>& forecast_feature_names();
 
 }  // namespace mt::training

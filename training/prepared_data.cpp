@@ -21,34 +21,6 @@ std::vector<T> read_array(const std::string& dir, const json& manifest, const st
   return out;
 }
 
-// Gap-free runs of rows, by the rule data/clean.h uses: a step of more than `max_gap` whole
-// minutes (rounded, so the real data's 80-s steps count as one minute) starts a new segment.
-std::vector<data::Segment> segments_of(const std::vector<int64_t>& ts, int64_t max_gap) {
-  std::vector<data::Segment> segs;
-  int64_t begin = 0;
-  const int64_t n = static_cast<int64_t>(ts.size());
-  for (int64_t i = 1; i <= n; ++i) {
-    if (i == n || std::llround((ts[i] - ts[i - 1]) / 60.0) > max_gap) {
-      segs.push_back({begin, i});
-      begin = i;
-    }
-  }
-  return segs;
-}
-
-// Window starts of one split for a (window, stride) other than the prepared one: the split's
-// row range cut by the segments, then windows laid out in each piece (the same purge as
-// data/windows.h: no window crosses a split boundary or a gap).
-std::vector<int64_t> recut(const std::vector<data::Segment>& segs, data::Segment rows,
-                           int64_t window, int64_t stride) {
-  std::vector<data::Segment> pieces;
-  for (const data::Segment& s : segs) {
-    const int64_t b = std::max(s.begin, rows.begin), e = std::min(s.end, rows.end);
-    if (e > b) pieces.push_back({b, e});
-  }
-  return window_starts(pieces, window, stride);
-}
-
 // The data layer's BatchLoader behind the trainer's interface: on the GPU it gathers each batch
 // on the device from a series uploaded once (no host-to-device copy per step).
 class BatchLoaderSplit : public SplitLoader {
@@ -73,7 +45,11 @@ RunData open_prepared_data(const TrainerOptions& opts, Device device) {
   const std::string& dir = opts.data_dir;
   const json manifest = data::read_manifest(dir);
   RunData out;
+  out.representation = data::representation_of(manifest);
   out.stats = data::stats_from_manifest(manifest);
+  const int64_t columns = data::input_count(out.representation) +
+                          data::stored_target_count(out.representation);
+  const int64_t lookahead = data::target_lookahead(out.representation);
   const bool same = manifest.at("window").get<int64_t>() == opts.window &&
                     manifest.at("stride").get<int64_t>() == opts.stride;
   data::WindowDataset sets[data::kSplits];
@@ -91,15 +67,17 @@ RunData open_prepared_data(const TrainerOptions& opts, Device device) {
           split.value("mode", "?"), opts.window, opts.stride);
     const int64_t rows = data::prepared_shape(manifest, "series").at(0);
     Tensor series =
-        Tensor::from_vector(read_array<float>(dir, manifest, "series"), {rows, data::kFeatures});
+        Tensor::from_vector(read_array<float>(dir, manifest, "series"), {rows, columns});
     const int64_t max_gap = manifest.at("gaps").value("max_gap_minutes", int64_t{1});
-    const auto segs = segments_of(read_array<int64_t>(dir, manifest, "timestamps"), max_gap);
+    const auto segs =
+        data::segments_of(read_array<int64_t>(dir, manifest, "timestamps"), max_gap);
     for (int k = 0; k < data::kSplits; ++k) {
       const json& r = split.at("rows").at(data::split_name(static_cast<data::Split>(k)));
       sets[k] = data::WindowDataset::from_series(
           series,
-          recut(segs, {r.at(0).get<int64_t>(), r.at(1).get<int64_t>()}, opts.window, opts.stride),
-          opts.window, out.stats, static_cast<data::Split>(k));
+          window_starts_in(segs, {r.at(0).get<int64_t>(), r.at(1).get<int64_t>()}, opts.window,
+                           opts.stride, lookahead),
+          opts.window, out.stats, static_cast<data::Split>(k), out.representation);
     }
   }
   out.train = std::make_unique<BatchLoaderSplit>(sets[0], opts.batch_size, opts.seed,
@@ -108,8 +86,10 @@ RunData open_prepared_data(const TrainerOptions& opts, Device device) {
   out.test = std::make_unique<BatchLoaderSplit>(sets[2], opts.batch_size, 0, false, device, false);
   const json& tr = manifest.at("time_range");
   out.description = fmt::format(
-      "data {} ({}{} to {}, {} rows); windows of {} every {}: train {}, val {}, test {}", dir,
-      manifest.value("synthetic", false) ? "SYNTHETIC, " : "", tr.value("first_utc", "?"),
+      "data {} ({}{} representation, {} to {}, {} rows); windows of {} every {}: train {}, val {}, "
+      "test {}",
+      dir, manifest.value("synthetic", false) ? "SYNTHETIC, " : "",
+      data::representation_name(out.representation), tr.value("first_utc", "?"),
       tr.value("last_utc", "?"), sets[0].rows(), opts.window, opts.stride, sets[0].size(),
       sets[1].size(), sets[2].size());
   return out;

@@ -9,7 +9,9 @@ namespace {
 
 void add_model(ConfigSchema& s) {
   const ModelConfig d;  // the seed's model
-  s.add("model.n_features", d.n_features, "input and output features per minute");
+  s.add("model.n_features", d.n_features, "output features per minute");
+  s.add("model.n_inputs", d.n_inputs,
+        "input columns per minute (0: n_features; the scale_free representation has 12)");
   s.add("model.d_model", d.d_model, "channels C");
   s.add("model.n_heads", d.n_heads, "attention heads H (head dim D = C / H)");
   s.add("model.n_layers", d.n_layers, "Transformer blocks");
@@ -21,7 +23,8 @@ void add_model(ConfigSchema& s) {
   s.add("model.qkv_bias", d.qkv_bias, "bias on the QKV and output projections");
   s.add("model.init", d.init, "Linear init", {"pytorch", "xavier"});
   s.add("model.target", d.target,
-        "forecast target: next levels, or the change from this minute (fp32 head and loss)",
+        "forecast target: the representation's next-minute targets, or (level representation "
+        "only) the change from this minute (fp32 head and loss)",
         {"level", "delta"});
 }
 
@@ -50,6 +53,10 @@ void add_optim(ConfigSchema& s) {
 
 void add_trainer(ConfigSchema& s) {
   s.add("data.dir", "data_prepared", "prepared dataset folder (`make data`)");
+  s.add("data.representation", "scale_free",
+        "what the model sees and predicts (data/representation.h): ratios to the current "
+        "close, or the seed's z-scored log levels",
+        {"scale_free", "level"});
   s.add("data.window", 2048, "minutes per window T");
   s.add("data.stride", 512, "minutes between window starts");
   s.add("trainer.epochs", 10, "epochs");
@@ -70,9 +77,16 @@ void add_trainer(ConfigSchema& s) {
   s.add("trainer.val_batches", 0, "validation batches per epoch (0: the whole split)");
   s.add("trainer.early_stopping_patience", 0, "epochs without improvement that stop (0: off)");
   s.add("trainer.early_stopping_min_delta", 0.0, "improvement needed to reset patience");
+  s.add("trainer.loss", "smooth_l1",
+        "smooth_l1: the seed's weighted Huber loss; mse: the mean squared error over all targets "
+        "(the metric evaluation reports; no per-feature weights)",
+        {"smooth_l1", "mse"});
   s.add("trainer.loss_beta", 0.01, "smooth-L1 beta (the seed's 0.01)");
   s.add("trainer.loss_weights", json::array({1.0, 1.0, 1.0, 1.0, 0.25}),
         "per-feature loss weights (open, high, low, close, volume)");
+  s.add("trainer.blend", true,
+        "at the end, fit per target the weight w of forecast = naive rule + w (network - rule) "
+        "on the validation split (training/evaluate.h)");
   s.add("trainer.evaluate", true, "evaluate the best checkpoint on the test split at the end");
   s.add("trainer.eval_windows", 0, "test windows to evaluate (0: all)");
   s.add("trainer.plots", true, "draw the plots at the end (gnuplot)");
@@ -105,6 +119,7 @@ TrainerOptions TrainerOptions::from_config(const json& c) {
   const json& d = at_path(c, data_key);
   const json& t = at_path(c, trainer_key);
   o.data_dir = d.at("dir").get<std::string>();
+  o.representation = d.at("representation").get<std::string>();
   o.window = d.at("window").get<int64_t>();
   o.stride = d.at("stride").get<int64_t>();
   o.epochs = t.at("epochs").get<int>();
@@ -124,9 +139,11 @@ TrainerOptions TrainerOptions::from_config(const json& c) {
   o.val_batches = t.at("val_batches").get<int64_t>();
   o.early_stopping_patience = t.at("early_stopping_patience").get<int>();
   o.early_stopping_min_delta = t.at("early_stopping_min_delta").get<double>();
+  o.loss = t.at("loss").get<std::string>();
   o.loss_beta = t.at("loss_beta").get<double>();
   o.loss_weights = t.at("loss_weights").get<std::vector<double>>();
   o.evaluate = t.at("evaluate").get<bool>();
+  o.blend = t.at("blend").get<bool>();
   o.eval_windows = t.at("eval_windows").get<int64_t>();
   o.plots = t.at("plots").get<bool>();
   o.threads = t.at("threads").get<int>();
@@ -152,6 +169,14 @@ TrainerOptions TrainerOptions::from_config(const json& c) {
   CHECK(static_cast<int64_t>(o.loss_weights.size()) == features,
         "trainer.loss_weights has {} values, model.n_features is {}", o.loss_weights.size(),
         features);
+  if (o.loss == "mse") {
+    for (double w : o.loss_weights) {
+      CHECK(w == 1.0,
+            "trainer.loss_weights must all be 1 with trainer.loss \"mse\" (it weighs every "
+            "target alike), got [{}]",
+            fmt::join(o.loss_weights, ", "));
+    }
+  }
   return o;
 }
 

@@ -21,6 +21,7 @@ const ConfigSchema& run_schema();
 struct TrainerOptions {
   // data
   std::string data_dir;
+  std::string representation;  // "scale_free" | "level" (data/representation.h)
   int64_t window = 0, stride = 0;
   // trainer
   int epochs = 0;
@@ -37,9 +38,11 @@ struct TrainerOptions {
   int64_t val_batches = 0;          // 0: the whole validation split
   int early_stopping_patience = 0;  // 0: off
   double early_stopping_min_delta = 0;
+  std::string loss;  // "smooth_l1" | "mse"
   double loss_beta = 0;
   std::vector<double> loss_weights;
   bool evaluate = true, plots = true;
+  bool blend = true;  // fit the blend with the naive rule on the validation split at the end
   int64_t eval_windows = 0;  // 0: the whole test split
   int threads = 0;
   // data-parallel (training/distributed.h): GPUs of this host, one process each

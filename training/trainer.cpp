@@ -86,7 +86,7 @@ std::unique_ptr<Trainer> Trainer::create(const json& config, const std::string& 
   t->build();
   // The run keeps its own normalization: `evaluate --data` must not depend on a dataset folder
   // that may since have been prepared again.
-  if (writer) write_normalization(dir, t->data_->stats);
+  if (writer) write_normalization(dir, t->representation_, t->data_->stats);
   return t;
 }
 
@@ -139,6 +139,24 @@ void Trainer::build() {
   model_->set_generator(&gen_);
   model_->train();
   if (!data_) data_ = std::make_unique<RunData>(open_prepared_data(opts_, device_));
+  representation_ = data::parse_representation(opts_.representation);
+  CHECK(data_->representation == representation_,
+        "data: the config asks for the {} representation (data.representation) but the data "
+        "holds the {} representation: prepare it with `prepare --representation {}` (or make "
+        "data PREPARE_ARGS='--representation {}'), or train with a config for {} data",
+        data::representation_name(representation_),
+        data::representation_name(data_->representation),
+        data::representation_name(representation_), data::representation_name(representation_),
+        data::representation_name(data_->representation));
+  CHECK(mc.input_dim() == data::input_count(representation_) && mc.n_features == data::kTargets,
+        "model: the {} representation has {} input columns and {} targets, the model takes {} "
+        "and predicts {} (set model.n_inputs = {} and model.n_features = {})",
+        data::representation_name(representation_), data::input_count(representation_),
+        data::kTargets, mc.input_dim(), mc.n_features, data::input_count(representation_),
+        data::kTargets);
+  CHECK(!delta_target_ || representation_ == data::Representation::Level,
+        "model.target \"delta\" predicts the change of a z-scored level: it needs "
+        "data.representation \"level\" (scale_free targets are already relative to this minute)");
   if (world_ > 1) data_->train->set_shard(rank_, world_);
   CHECK(data_->train->window() == opts_.window,
         "data: the loader's windows have {} rows, data.window is {}", data_->train->window(),
@@ -250,15 +268,31 @@ void Trainer::restore(const Checkpoint& ck) {
 }
 
 void Trainer::finish(TrainResult& result) {
-  if (!is_rank0() || (!opts_.evaluate && !opts_.plots)) return;
+  if (!is_rank0() || (!opts_.evaluate && !opts_.plots && !opts_.blend)) return;
+  if (opts_.blend) {
+    try {
+      const EvalSeries val =
+          data_->val_eval ? *data_->val_eval
+                          : eval_series_from_prepared(opts_.data_dir, data::Split::Val,
+                                                      opts_.window, opts_.stride);
+      const Blend b = fit_blend(run_dir_, val, device_, opts_.batch_size);
+      std::printf("[train] blend with the naive rule, fitted on the validation split: open %.3f, "
+                  "high %.3f, low %.3f, close %.3f, volume %.3f\n",
+                  b.weight[0], b.weight[1], b.weight[2], b.weight[3], b.weight[4]);
+    } catch (const Error& e) {
+      std::printf("[train] blend not fitted: %s\n", e.what());
+    }
+  }
   if (opts_.evaluate) {
     EvalOptions eo;
     eo.run_dir = run_dir_;
     eo.max_windows = opts_.eval_windows;
     try {
       const json report = evaluate_run(eo, data_.get());
+      for (const auto& line : report.at("summary")) {
+        std::printf("[test] %s\n", line.get<std::string>().c_str());
+      }
       std::printf("[train] test metrics: %s/metrics.md\n", run_dir_.c_str());
-      (void)report;
     } catch (const Error& e) {
       std::printf("[train] evaluation failed: %s\n", e.what());
     }

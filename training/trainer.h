@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "data/representation.h"
 #include "data/transform.h"
 #include "models/transformer.h"
 #include "optim/clip.h"
@@ -46,6 +47,7 @@ namespace mt::training {
 class DataParallel;
 class GradComm;
 struct DistEnv;
+struct EvalSeries;
 
 struct TrainResult {
   std::string run_dir;
@@ -61,7 +63,12 @@ struct TrainResult {
 // The train/val/test loaders and the inverse transform of one dataset.
 struct RunData {
   std::unique_ptr<SplitLoader> train, val, test;
-  data::FeatureStats stats;
+  // What the loaders' columns are: the model's inputs, then (scale_free) the stored targets.
+  data::Representation representation = data::Representation::Level;
+  data::FeatureStats stats;  // of every column
+  // What the final evaluation scores; null: the test split of the prepared folder, opened then.
+  std::shared_ptr<const EvalSeries> test_eval;
+  std::shared_ptr<const EvalSeries> val_eval;  // what the blend is fitted on (the same rule)
   std::string description;  // printed at the start ("prepared data_prepared: 1234 windows ...")
 };
 
@@ -111,7 +118,12 @@ class Trainer {
   void restore(const Checkpoint& ck);
   void save(const std::string& which);
   Tensor micro_step(const Tensor& batch);  // returns the (scaled) loss, a device scalar
+  // A batch [B, T, columns] as the model's inputs [B, T, inputs], and the targets of the
+  // positions that have one (trainer_loop.cpp says which).
+  Tensor inputs_of(const Tensor& batch) const;
   Tensor target_of(const Tensor& batch) const;
+  int64_t forecast_positions(int64_t T) const;
+  Var loss_of(const Var& pred, const Tensor& target) const;
   // Returns the non-finite guard passed to the optimizer (the gradient norm), or nothing.
   Tensor optimizer_step();
   void accumulate_pending(const Tensor& group_loss, const Tensor& guard);
@@ -131,6 +143,7 @@ class Trainer {
   Device device_;
   Precision precision_ = Precision::Float32;
   bool delta_target_ = false;
+  data::Representation representation_ = data::Representation::Level;
   Generator gen_;
   std::unique_ptr<RunData> data_;
   std::unique_ptr<BTCTransformer> model_;

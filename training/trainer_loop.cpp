@@ -28,13 +28,33 @@ double seconds_since(Clock::time_point t) {
 
 }  // namespace
 
-// The forecast target for positions 0 .. T-2 of a batch [B, T, F]:
+// Position t of a window forecasts minute t + 1. Level representation: the batch holds the five
+// z-scored levels, and the targets of positions 0 .. T-2 are the window's own next rows:
 //   level: x[:, 1:]                 (the seed: the next minute's normalized values)
 //   delta: x[:, 1:] - x[:, :-1]     (the change from this minute; float32, see issue 4)
+// Scale-free representation: the batch holds the inputs, then the stored targets of each row
+// (data/representation.h), so every one of the T positions has its target.
+int64_t Trainer::forecast_positions(int64_t T) const {
+  return representation_ == data::Representation::Level ? T - 1 : T;
+}
+
+Tensor Trainer::inputs_of(const Tensor& batch) const {
+  if (representation_ == data::Representation::Level) return batch;
+  return batch.narrow(2, 0, data::input_count(representation_)).contiguous();
+}
+
 Tensor Trainer::target_of(const Tensor& batch) const {
   const int64_t T = batch.size(1);
+  if (representation_ == data::Representation::ScaleFree) {
+    return batch.narrow(2, data::input_count(representation_), data::kTargets);
+  }
   Tensor next = batch.narrow(1, 1, T - 1);
   return delta_target_ ? ops::sub(next, batch.narrow(1, 0, T - 1)) : next;
+}
+
+Var Trainer::loss_of(const Var& pred, const Tensor& target) const {
+  if (opts_.loss == "mse") return mse_loss(pred, Var(target));
+  return smooth_l1_loss(pred, Var(target), static_cast<float>(opts_.loss_beta), loss_weights_);
 }
 
 Tensor Trainer::micro_step(const Tensor& batch) {
@@ -42,13 +62,12 @@ Tensor Trainer::micro_step(const Tensor& batch) {
   Var pred;
   {
     cuda::NvtxRange range("forward");
-    pred = narrow((*model_)(Var(batch)), 1, 0, T - 1);  // position t forecasts minute t + 1
+    pred = narrow((*model_)(Var(inputs_of(batch))), 1, 0, forecast_positions(T));
   }
   Var loss;
   {
     cuda::NvtxRange range("loss");
-    loss = smooth_l1_loss(pred, Var(target_of(batch)), static_cast<float>(opts_.loss_beta),
-                          loss_weights_);
+    loss = loss_of(pred, target_of(batch));
     // Accumulated micro-batches sum their gradients: 1/k each makes the sum their mean.
     if (opts_.accumulation > 1) loss = mul_scalar(loss, 1.0 / opts_.accumulation);
   }
@@ -226,11 +245,10 @@ double Trainer::validate() {
   int64_t windows = 0, batches = 0;
   while (loader.next(batch)) {
     const int64_t B = batch.size(0), T = batch.size(1);
-    const Tensor pred = (*model_)(Var(batch)).value().narrow(1, 0, T - 1);
+    const Var pred =
+        narrow((*model_)(Var(inputs_of(batch))), 1, 0, forecast_positions(T));
     const Tensor loss =
-        ops::mul_scalar(ops::smooth_l1_loss(pred, target_of(batch),
-                                            static_cast<float>(opts_.loss_beta), loss_weights_),
-                        static_cast<double>(B));
+        ops::mul_scalar(loss_of(pred, target_of(batch)).value(), static_cast<double>(B));
     total = total.defined() ? ops::add(total, loss) : loss;
     windows += B;
     if (opts_.val_batches > 0 && ++batches >= opts_.val_batches) break;
@@ -284,8 +302,10 @@ std::string Trainer::end_epoch(TrainResult& result, double epoch_seconds) {
 }
 
 void Trainer::print_header() const {
-  std::printf("[train] run %s on %s, %s, target %s\n", run_dir_.c_str(), device_.str().c_str(),
-              precision_name(precision_), delta_target_ ? "delta" : "level");
+  std::printf("[train] run %s on %s, %s, %s representation, target %s, loss %s\n",
+              run_dir_.c_str(), device_.str().c_str(), precision_name(precision_),
+              data::representation_name(representation_), delta_target_ ? "delta" : "level",
+              opts_.loss.c_str());
   std::printf("[train] %s\n", data_->description.c_str());
   std::printf("[train] %lld parameters; %lld optimizer steps per epoch%s\n",
               static_cast<long long>(model_->num_parameters()),
