@@ -23,7 +23,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: train [--config FILE] [--set key=value]... [--resume RUN_DIR] [--help]\n"
     "\n"
-    "  --config FILE    JSON config (default: models/configs/btc_seed.json with a GPU,\n"
+    "  --config FILE    JSON config (default: models/configs/btc.json with a GPU,\n"
     "                   models/configs/tiny.json without)\n"
     "  --set key=value  override one key (dotted, e.g. trainer.epochs=3); repeatable\n"
     "  --resume DIR     continue the run in DIR from its last checkpoint (its config.json,\n"
@@ -94,7 +94,7 @@ int run(int argc, char** argv) {
   const Args args = parse_args(argc, argv);
   std::string path = args.config;
   if (args.resume.empty() && path.empty()) {
-    path = mt::cuda::available() ? "models/configs/btc_seed.json" : "models/configs/tiny.json";
+    path = mt::cuda::available() ? "models/configs/btc.json" : "models/configs/tiny.json";
     if (!launched_as_worker()) std::printf("[train] no --config: using %s\n", path.c_str());
   }
   // The resolved config, to learn trainer.devices before anything else happens.

@@ -54,8 +54,6 @@ std::unique_ptr<RunData> synthetic_data(Device device) {
       std::make_unique<ArrayLoader>(s, starts(0, val0), kWindow, kBatch, true, 7, true, device);
   d->val = std::make_unique<ArrayLoader>(s, starts(val0, test0), kWindow, kBatch, false, 0, false,
                                          device);
-  d->test = std::make_unique<ArrayLoader>(s, starts(test0, test0 + kSplitRows), kWindow, kBatch,
-                                          false, 0, false, device);
   d->description = "synthetic test series";
   return d;
 }

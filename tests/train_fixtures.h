@@ -65,8 +65,6 @@ inline std::unique_ptr<RunData> synthetic_data(uint64_t seed, int64_t nan_rows =
                                            Device::cpu());
   d->val = std::make_unique<ArrayLoader>(s, starts(400, 500), kWindow, batch, false, 0, false,
                                          Device::cpu());
-  d->test = std::make_unique<ArrayLoader>(s, starts(500, 600), kWindow, batch, false, 0, false,
-                                          Device::cpu());
   d->test_eval = std::make_shared<const EvalSeries>(
       eval_series_from_levels(s, starts(500, 600), kWindow, d->stats));
   d->description = "synthetic test series";

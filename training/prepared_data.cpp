@@ -83,7 +83,6 @@ RunData open_prepared_data(const TrainerOptions& opts, Device device) {
   out.train = std::make_unique<BatchLoaderSplit>(sets[0], opts.batch_size, opts.seed,
                                                  /*shuffle=*/true, device, /*drop_last=*/true);
   out.val = std::make_unique<BatchLoaderSplit>(sets[1], opts.batch_size, 0, false, device, false);
-  out.test = std::make_unique<BatchLoaderSplit>(sets[2], opts.batch_size, 0, false, device, false);
   const json& tr = manifest.at("time_range");
   out.description = fmt::format(
       "data {} ({}{} representation, {} to {}, {} rows); windows of {} every {}: train {}, val {}, "

@@ -60,9 +60,9 @@ struct TrainResult {
   int64_t nonfinite_skipped = 0;
 };
 
-// The train/val/test loaders and the inverse transform of one dataset.
+// The train and val loaders of one dataset, and what the final evaluation scores.
 struct RunData {
-  std::unique_ptr<SplitLoader> train, val, test;
+  std::unique_ptr<SplitLoader> train, val;
   // What the loaders' columns are: the model's inputs, then (scale_free) the stored targets.
   data::Representation representation = data::Representation::Level;
   data::FeatureStats stats;  // of every column
