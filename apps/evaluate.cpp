@@ -16,7 +16,7 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: evaluate --run DIR [--data CSV]... [--from DATE] [--until DATE]\n"
+    "usage: evaluate --run DIR [--data CSV]... [--from DATE] [--until DATE] [--out DIR]\n"
     "                [--checkpoint best|last] [--max-windows N] [--device cpu|cuda|auto]\n"
     "                [--no-plots] [--plots-only] [--help]\n"
     "\n"
@@ -24,6 +24,7 @@ constexpr const char* kUsage =
     "  --data CSV         score these Kaggle-layout CSV files (.csv or .csv.gz) instead of the\n"
     "                     test split, with the run's own normalization; results go to\n"
     "                     DIR/eval-<name>/ (default: the test split, results in DIR)\n"
+    "  --out DIR          write the results into DIR instead\n"
     "  --from DATE        with --data: only minutes from DATE on (YYYY-MM-DD[ HH:MM], UTC)\n"
     "  --until DATE       with --data: only minutes before DATE\n"
     "  --checkpoint NAME  best (default; falls back to last) or last\n"
@@ -49,6 +50,8 @@ int run(int argc, char** argv) {
       o.run_dir = value("--run");
     } else if (arg == "--data") {
       o.csv.push_back(value("--data"));
+    } else if (arg == "--out") {
+      o.out_dir = value("--out");
     } else if (arg == "--from") {
       o.read.from_ts = mt::data::parse_utc_date(value("--from"));
     } else if (arg == "--until") {

@@ -19,11 +19,7 @@ rm -rf "$out/run"
 trained=$(date +%s)
 for year in 2021 2023; do
   "$build/bin/evaluate" --run "$out/run" --data "$csv" --from "$year-01-01" \
-    --until "$((year + 1))-01-01" --no-plots
-  # evaluate writes into eval-<file stem>: keep each year apart.
-  stem=$(basename "$csv"); stem=${stem%.gz}; stem=${stem%.csv}
-  rm -rf "$out/run/eval-$year"
-  mv "$out/run/eval-$stem" "$out/run/eval-$year"
+    --until "$((year + 1))-01-01" --out "$out/run/eval-$year" --no-plots
 done
 end=$(date +%s)
 echo "[forecast-check] prepare + train $((trained - start)) s, evaluation $((end - trained)) s"

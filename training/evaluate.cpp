@@ -213,6 +213,7 @@ json evaluate_run(const EvalOptions& o, RunData* data) {
         data::representation_name(es->representation), data::representation_name(rep));
   CHECK(!es->starts.empty(), "evaluate: the {} has no gap-free window of {} minutes",
         es->description, opts.window);
+  if (!o.out_dir.empty()) out_dir = o.out_dir;
   make_dirs(out_dir);
 
   const data::TargetSpace space(rep, data::target_stats(rep, es->stats));

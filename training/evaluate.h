@@ -25,6 +25,7 @@ struct EvalOptions {
   std::string checkpoint = "best";  // "best" (falls back to "last") or "last"
   std::vector<std::string> csv;     // score these files instead of the test split
   data::ReadOptions read;           // how to read them (e.g. a time range)
+  std::string out_dir;              // empty: the run folder (test split) or <run>/eval-<name>
   int64_t max_windows = 0;          // 0: all
   std::string device;               // empty: the run's trainer.device
   int plot_windows = 4;             // windows written to predictions.csv for the plots
