@@ -2,7 +2,9 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <cmath>
 #include <functional>
+#include <map>
 
 #include "base/error.h"
 #include "cuda/nvtx.h"
@@ -124,33 +126,73 @@ bool model_target_is_delta(const std::string& run_dir) {
 
 }  // namespace
 
+namespace {
+
+// Per UTC day of the validation rows and per target: the sums the blend's weight and its
+// day-by-day gain need (d = model - rule, e = actual - rule, in z-space).
+struct DaySums {
+  double de[data::kTargets] = {0, 0, 0, 0, 0};
+  double dd[data::kTargets] = {0, 0, 0, 0, 0};
+};
+
+// The t-statistic of the mean daily MSE gain of rule + w d over the rule alone:
+// gain_day = sum over the day of e^2 - (e - w d)^2 = 2 w de - w^2 dd.
+double daily_gain_t(const std::map<int64_t, DaySums>& days, int f, double w) {
+  const double n = static_cast<double>(days.size());
+  if (days.size() < 2 || w == 0) return 0;
+  double sum = 0, sq = 0;
+  for (const auto& [day, s] : days) {
+    const double g = 2 * w * s.de[f] - w * w * s.dd[f];
+    sum += g;
+    sq += g * g;
+  }
+  const double mean = sum / n, var = (sq - n * mean * mean) / (n - 1);
+  return var > 0 ? mean / std::sqrt(var / n) : 0;
+}
+
+}  // namespace
+
 Blend fit_blend(const std::string& run_dir, const EvalSeries& es, Device device,
                 int64_t batch_size) {
   std::unique_ptr<BTCTransformer> model = load_run_model(run_dir, "best", device, nullptr);
   const data::TargetSpace space(es.representation,
                                 data::target_stats(es.representation, es.stats));
-  double num[data::kTargets] = {0, 0, 0, 0, 0}, den[data::kTargets] = {0, 0, 0, 0, 0};
+  std::map<int64_t, DaySums> days;
   for_each_forecast(*model, es, batch_size, 0, device, model_target_is_delta(run_dir),
                     [&](int64_t, int64_t, int64_t r, const double* z) {
                       double rule[data::kTargets], actual[data::kTargets];
                       es.rule_z(space, r, rule);
                       space.to_z(es.rows[static_cast<size_t>(r + 1)].v, es.anchor(r), actual);
+                      DaySums& day = days[es.rows[static_cast<size_t>(r)].ts / 86400];
                       for (int f = 0; f < data::kTargets; ++f) {
-                        const double d = z[f] - rule[f];  // model - rule
-                        num[f] += d * (actual[f] - rule[f]);
-                        den[f] += d * d;
+                        const double d = z[f] - rule[f];
+                        day.de[f] += d * (actual[f] - rule[f]);
+                        day.dd[f] += d * d;
                       }
                     });
   Blend blend;
   blend.fitted = true;
-  json weights = json::object();
+  json weights = json::object(), fit = json::object();
   for (int f = 0; f < data::kTargets; ++f) {
-    const double a = den[f] > 0 ? num[f] / den[f] : 1.0;
-    blend.weight[f] = std::min(1.0, std::max(0.0, a));
-    weights[forecast_feature_names()[f]] = blend.weight[f];
+    double de = 0, dd = 0;
+    for (const auto& [day, s] : days) {
+      de += s.de[f];
+      dd += s.dd[f];
+    }
+    const double w = std::min(1.0, std::max(0.0, dd > 0 ? de / dd : 0.0));
+    const double t = daily_gain_t(days, f, w);
+    // The network's part is kept only where it helped on most validation days, not on a few:
+    // a mean daily gain under kBlendMinT standard errors leaves the naive rule alone.
+    blend.weight[f] = t >= kBlendMinT ? w : 0.0;
+    const std::string& name = forecast_feature_names()[f];
+    weights[name] = blend.weight[f];
+    fit[name] = {{"least_squares_weight", w}, {"daily_gain_t", t}};
   }
   write_json_file((fs::path(run_dir) / "blend.json").string(),
                   json{{"weights", weights},
+                       {"fit", fit},
+                       {"days", days.size()},
+                       {"min_t", kBlendMinT},
                        {"fitted_on", es.description},
                        {"rule", "data/baselines.h"},
                        {"formula", "z = rule + w (model - rule), per target, z-space"}});

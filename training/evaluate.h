@@ -52,8 +52,11 @@ Normalization read_normalization(const std::string& run_dir);
 // with rule_f the naive rule's forecast (data/baselines.h) and a_f the least-squares weight over
 // the validation forecasts, clipped to [0, 1]. a_f = 1 keeps the network's forecast, a_f = 0
 // the rule's: where the network's deviation from the rule is mostly noise (the open, whose
-// minute-to-minute gap to the last close is a few cents), its weight shrinks. A run without
-// blend.json forecasts with a_f = 1.
+// minute-to-minute gap to the last close is a few cents), its weight shrinks. The weight is kept
+// only when the blend's gain over the rule is significant across the validation days: the mean
+// of the daily MSE gains at least kBlendMinT standard errors above 0; otherwise a_f = 0 and the
+// forecast of that target is the rule's. A run without blend.json forecasts with a_f = 1.
+constexpr double kBlendMinT = 2.0;
 struct Blend {
   double weight[data::kTargets] = {1, 1, 1, 1, 1};
   bool fitted = false;
