@@ -241,7 +241,6 @@ struct KvRowCopy {
 template <typename E>
 struct LazyBlock {
   using Tr = FwdTraits<8>;
-  static constexpr bool kRowCopy = 2 * Tr::kBlockN == Tr::kThreads;  // the 64-key K/V copy
   int bh, b, h, m0, n_tiles;
   const E *q, *k, *v;
   E *sQ, *sK, *sV;  // sK, sV: [stage][kBlockN][kStride]
@@ -266,17 +265,10 @@ struct LazyBlock {
     fa::load_tile<Tr::kBlockM, 8, Tr::kStride, Tr::kThreads>(sQ, q, p.q_strides.t, m0, p.T);
     load_kv(p, kv, 0);
   }
-  // Starts the load of key/value tile j into stage j % 2 (one cp.async group): a fixed count of
-  // 16-byte rows a thread instead of load_tile's loop (128 keys: one K and one V row a thread;
-  // 64 keys: KvRowCopy).
+  // Starts the load of key/value tile j into stage j % 2 (one cp.async group): one 16-byte row
+  // a thread (KvRowCopy) instead of load_tile's loop.
   __device__ void load_kv(const FlashAttentionParams& p, KvRowCopy<E>& kv, int j) const {
-    constexpr int N = Tr::kBlockN, S = Tr::kStride, TH = Tr::kThreads;
-    if constexpr (kRowCopy) {
-      kv.issue(j, p.T, k);
-    } else {
-      fa::load_tile<N, 8, S, TH>(sK + (j % 2) * N * S, k, p.k_strides.t, j * N, p.T);
-      fa::load_tile<N, 8, S, TH>(sV + (j % 2) * N * S, v, p.v_strides.t, j * N, p.T);
-    }
+    kv.issue(j, p.T, k);
     fa::cp_async_commit();
   }
   // Prefetches tile j + 1 into the other stage, then waits until tile j (and Q) has landed and
@@ -327,8 +319,7 @@ __device__ __forceinline__ void gemm_pv_lazy(float (*o)[4], const uint32_t (*pa)
 
 // The first key tile that the warp's rows r0.. must mask: tile j has keys past T - 1 iff j >=
 // T / kBlockN and, causal, keys past row r0 iff j >= (r0 + 1) / kBlockN; every later tile is
-// masked too. At 64 keys the kernel keeps it in a register and tests a tile with one compare; at
-// 128 keys it tests each tile afresh (the kernel spills with one register more).
+// masked too. Kept in a register, it tests a tile with one compare.
 __device__ __forceinline__ int first_edge_tile(const FlashAttentionParams& p, int r0) {
   constexpr int N = FwdTraits<8>::kBlockN;
   return p.causal ? min(p.T / N, (r0 + 1) / N) : p.T / N;
@@ -351,11 +342,7 @@ __device__ __forceinline__ void tile_lazy(const FlashAttentionParams& p, LazyRow
   if (edge) fa::mask_scores<NT>(s, r0, n0, p.T, p.causal, lane);
   bool rebase = first;
   if (!first) {  // the fast path: P against the old m, kept if no row sum outgrew the bound
-    if (edge) {  // masked keys: MUFU.EX2 gives them an exact 0
-      fa::exp2_to_a<E, NT>(pa, s);
-    } else {
-      fa::exp2_to_a<E, NT, Tr::kPolyExp2Tiles>(pa, s);
-    }
+    fa::exp2_to_a<E, NT>(pa, s);  // masked keys: MUFU.EX2 gives them an exact 0
     fa::row_sums_mma<E, KS>(pa, sum);
     rebase = !__all_sync(0xffffffffu, sum[0] <= fa::kMaxTileRowSum && sum[1] <= fa::kMaxTileRowSum);
     if (rebase) {  // s now holds P: recompute the scores
@@ -390,14 +377,13 @@ __device__ __forceinline__ void tile_lazy(const FlashAttentionParams& p, LazyRow
 // launch) the mask doubles a tile's instructions and the kernel is issue-bound instead:
 // kMinBlocksDropout.
 template <typename E, bool kDropout>
-__global__ void __launch_bounds__(FwdTraits<8>::kThreads, kDropout ? FwdTraits<8>::kMinBlocksDropout
-                                                                   : FwdTraits<8>::kMinBlocks)
+__global__ void __launch_bounds__(FwdTraits<8>::kThreads, FwdTraits<8>::kMinBlocks)
     flash_fwd_kernel_lazy(const FlashAttentionParams p) {
   extern __shared__ __align__(16) unsigned char smem[];
   const LazyBlock<E> blk(p, smem);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int r0 = blk.m0 + 16 * warp;                 // the warp's first row
-  KvRowCopy<E> kv(p, blk.k, blk.v, blk.sK, blk.sV);  // (unused at 128 keys)
+  KvRowCopy<E> kv(p, blk.k, blk.v, blk.sK, blk.sV);
   blk.load_first(p, kv);
   const int edge_from = first_edge_tile(p, r0);
   const fa::PackedDropoutLane drop(p, static_cast<uint32_t>(blk.bh), r0, lane);
@@ -410,9 +396,7 @@ __global__ void __launch_bounds__(FwdTraits<8>::kThreads, kDropout ? FwdTraits<8
       fa::scale_split_pair<E>(w.qa[1], scale_log2, &w.qa[1], &w.qa[3]);  // rows g + 8
       fa::scale_split_pair<E>(w.qa[0], scale_log2, &w.qa[0], &w.qa[2]);  // rows g
     }
-    constexpr int N = FwdTraits<8>::kBlockN;  // edge: keys to mask (see first_edge_tile)
-    const bool edge =
-        N == 64 ? j >= edge_from : j * N + N > p.T || (p.causal && j * N + N - 1 > r0);
+    const bool edge = j >= edge_from;  // keys to mask (see first_edge_tile)
     tile_lazy<E, kDropout>(p, w, blk, drop, j, edge, r0, lane);
     __syncthreads();  // every warp is done with this stage before it is refilled
   }

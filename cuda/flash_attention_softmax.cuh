@@ -142,41 +142,14 @@ __device__ __forceinline__ void dropout_rows(float (*s)[4], uint8_t* buf,
 // about 8 to 15 in log2 units) takes the slow path. An inf or NaN sum fails the test too.
 constexpr float kMaxTileRowSum = 32768.0f;
 
-// 2^x on the FMA pipe instead of the exponential unit (FlashAttention-4's trick): with j =
-// round(x) and f = x - j in [-1/2, 1/2], 2^f is a degree-3 minimax polynomial (relative error
-// 7.5e-5, a 26th of bf16's 2^-9 rounding of P) and 2^j is added into its exponent bits. 9
-// instructions instead of one MUFU.EX2, but on pipes with room to spare. x is clamped to
-// [-125, 64]: -inf gives about 2^-125, not 0 (so the kernel keeps it off masked tiles); a NaN or
-// anything above 64 gives 2^64, which fails the lazy path's kMaxTileRowSum test, so that the
-// tile is redone on the exponential unit. Only for that fast path.
-__host__ __device__ __forceinline__ float exp2_poly(float x) {
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: x + kRound holds round(x) in its low bits
-  x = fmaxf(fminf(x, 64.0f), -125.0f);   // fminf first: a NaN becomes 64
-  const float t = x + kRound;
-  const float f = x - (t - kRound);
-  const float p = fmaf(fmaf(fmaf(0.05517167f, f, 0.24261112f), f, 0.69326099f), f, 0.99992807f);
-  uint32_t tb, pb;
-  memcpy(&tb, &t, 4);
-  memcpy(&pb, &p, 4);
-  pb += tb << 23;  // j << 23: the high bits of kRound shift out
-  float y;
-  memcpy(&y, &pb, 4);
-  return y;
-}
-
 // p = 2^s for a 16 x 8 NT tile, rounded into the A fragments of the P V product (16 keys a
-// fragment, NT / 2 of them). s is left holding p in fp32. POLY of the NT n-tiles (spread
-// evenly) take exp2_poly instead of MUFU.EX2.
-template <typename E, int NT, int POLY = 0>
+// fragment, NT / 2 of them). s is left holding p in fp32.
+template <typename E, int NT>
 __device__ __forceinline__ void exp2_to_a(uint32_t (*pa)[4], float (*s)[4]) {
-  static_assert(POLY >= 0 && POLY <= NT && NT % (POLY > 0 ? POLY : 1) == 0,
-                "n-tiles spread evenly");
-  constexpr int kEvery = POLY > 0 ? NT / POLY : NT + 1;  // every kEvery-th n-tile (none for 0)
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
-    const bool poly = nt % kEvery == kEvery - 1;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) s[nt][i] = poly ? exp2_poly(s[nt][i]) : ex2(s[nt][i]);
+    for (int i = 0; i < 4; ++i) s[nt][i] = ex2(s[nt][i]);
   }
 #pragma unroll
   for (int ks = 0; ks < NT / 2; ++ks) c_to_a<E>(pa[ks], s[2 * ks], s[2 * ks + 1]);

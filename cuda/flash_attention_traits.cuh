@@ -32,45 +32,14 @@ struct FwdTraits {
   // mma, row sums on the tensor core, no row max or rescale on most tiles); it needs the 8
   // spare k columns of m16n8k16 that only D = 8 has. false selects the general kernel.
   static constexpr bool kLazyMax = D == 8;
-  // The lazy kernel's key tile, 128 or 64: the one constant to flip for an A/B measurement.
-  // 128 pays the per-tile work (K/V copy, 2 barriers, the row-sum mma chain and its vote, the
-  // -m C tiles, loop and branch bookkeeping) once per 128 keys, but its 64 fp32 scores a thread
-  // take it to 128 registers: 4 CTAs (16 warps) an SM. 64 keys pay that work twice as often
-  // (a common tile: 5.3 -> 6.2 instructions per 32 scores, SASS) but fit in 95 registers: 5 CTAs
-  // (20 warps), for a kernel that is latency-bound. Measured at the seed shape (B 32, H 8, T
-  // 2048, causal, bf16) with 128 keys: 0.246 ms; Nsight Compute (H200): issue slots only 48%
-  // busy, MUFU 61%, top stall "wait" (the mma -> exp -> mma chains of a tile, which 4 warps a
-  // scheduler do not hide). Before: the old general kernel was 3-7% slower with 64-key tiles at
-  // D = 8 than with 128 (an H100; 80 registers, 6 CTAs), but it was issue-bound (8.6
-  // instructions per 32 exponentials), where more warps cannot help. 64 also halves the exact
-  // first tile of each warp (a quarter of the instructions at 128: a causal 64-row block sees
-  // only 8.5 tiles of 128 on average).
-  static constexpr int kLazyBlockN = 64;
   // 128 keys for D <= 32: each key tile's row max/rescale is paid once per 128 keys (the S
   // tile is 64 fp32 registers a thread); 64 for D >= 64, where the O accumulator (D / 2
   // registers) and the Q fragments (D / 4) need the room.
-  static constexpr int kBlockN = kLazyMax ? kLazyBlockN : D <= 32 ? 128 : 64;
-  // CTAs an SM that the lazy kernel's __launch_bounds__ asks for, i.e. its register cap (4 ->
-  // 128, 5 -> 96, 6 -> 80 a thread); the general kernel asks for none. 64 keys: 6 would give
-  // 24 warps, but the kernel wants about 102 registers and spills 24 bytes at 80 (5 local loads
-  // and 1 store a common tile: loop invariants and the row-sum mma's ones): measured slower
-  // (0.209 against 0.203 ms). More warps without spills (32 keys computed at a time, 72
-  // registers, 7 CTAs) were no faster either (0.202 against 0.200).
-  static constexpr int kMinBlocks = !kLazyMax ? 1 : kBlockN == 64 ? 5 : 4;
-  // The lazy kernel with dropout (its own instantiation): the Philox draws and masks add 66% to
-  // a tile's instructions. 5 CTAs measured best: 4 took 0.314 ms against 0.291, and 6 or 7 (32
-  // keys at a time) 0.324 and 0.320.
-  static constexpr int kMinBlocksDropout = kMinBlocks;
+  static constexpr int kBlockN = kLazyMax ? 64 : D <= 32 ? 128 : 64;
+  // CTAs an SM that the lazy kernel's __launch_bounds__ asks for, i.e. its register cap (5 ->
+  // 96 a thread); the general kernel asks for none.
+  static constexpr int kMinBlocks = !kLazyMax ? 1 : 5;
   static constexpr int kStride = smem_stride<D>();
-  // Lazy kernel: n-tiles (4 exponentials a thread each) of a key tile's kBlockN / 8 whose
-  // exponentials run on the FMA pipe (exp2_poly) on the fast path. A common 128-key tile issues
-  // 337 instructions a warp against 64 MUFU.EX2 that occupy the unit for 512 cycles, so there 2
-  // of 16 on the FMA pipe (about 9 instructions each) balanced the two. At 64 keys (197
-  // instructions against 256 cycles) the kernel is latency-bound rather than MUFU-bound, and
-  // the polynomial's extra instructions cost more than they save. Measured on an H100 at the
-  // seed shape (scripts/gpu_ab.sh): 0 -> forward 0.218 ms (dropout 0.356), 1 -> 0.229 (0.390),
-  // 2 -> 0.232 (0.399). The 128-key kernel keeps 2.
-  static constexpr int kPolyExp2Tiles = kLazyMax && kBlockN == 128 ? 2 : 0;
   static constexpr int kStages = 2;  // K/V double buffer: loads of tile j+1 overlap tile j
   static constexpr int kSmemQ = kBlockM * kStride * 2;
   static constexpr int kSmemKV = kStages * 2 * kBlockN * kStride * 2;
@@ -82,10 +51,10 @@ struct FwdTraits {
   static_assert(kBlockN % 32 == 0, "key tiles are loaded as pairs of 16-key mma steps");
   static_assert(kBlockN % kBlockM == 0 || kBlockM % kBlockN == 0,
                 "causal tile skipping assumes nested tiles");
-  static_assert(!kLazyMax || (D == 8 && kRowTiles == 1 && (kBlockN == 128 || kBlockN == 64)),
-                "the lazy kernel is written for D = 8, one row tile, 128- or 64-key tiles");
-  static_assert(!kLazyMax || kBlockN % kThreads == 0 || 2 * kBlockN == kThreads,
-                "the lazy kernel's K/V copy: whole rows a thread, or K and V by halves");
+  static_assert(!kLazyMax || (D == 8 && kRowTiles == 1 && kBlockN == 64),
+                "the lazy kernel is written for D = 8, one row tile, 64-key tiles");
+  static_assert(!kLazyMax || 2 * kBlockN == kThreads,
+                "the lazy kernel's K/V copy: one row of K or of V a thread");
   static_assert(kSmemBytes <= 227 * 1024, "fits an H100 SM's shared memory");
 };
 
