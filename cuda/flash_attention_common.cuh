@@ -1,6 +1,7 @@
-// The building blocks the FlashAttention kernels share: tensor-core mma.sync and ldmatrix
-// through inline PTX, cp.async tile loads, the fragment layouts that tie them together, and the
-// host-side launch every attention kernel goes through.
+// The shared header of the mma.sync FlashAttention kernels (cuda/flash_attention_fwd.cu,
+// _fwd_d8.cu, _bwd_kv.cu, _bwd_q.cu; the sm90 ones use its launch and element helpers): the launch
+// and the CTA's (batch, head), tensor-core mma.sync, ldmatrix and cp.async through inline PTX, the
+// tile loads, and the fragment layouts and products that tie them together.
 //
 // Fragment layouts of mma.sync.m16n8k16 (lane = 4 g + t, g = lane / 4, t = lane % 4):
 //   A (16 x 16, row-major):  a0 = A[g][2t, 2t+1]   a1 = A[g+8][2t, 2t+1]
@@ -28,27 +29,42 @@ namespace mt::cuda::fa {
 // Which tile of which head a CTA works on. Causal attention gives the tiles of one head very
 // different amounts of work: the last query tile of the forward visits every key tile, the first
 // one a single tile (the backward's key tiles the other way round). The GPU hands out CTAs in
-// the order of their linear index, so a head-major grid (every tile of head 0, then of head 1,
-// ...) starts the last heads' heaviest tiles near the very end, and the kernel finishes on a
-// tail of them: about 10% of the seed shape's forward in a list-scheduling model (scripts/
-// schedule_model.py). Heaviest first across heads (longest processing time first) removes it,
-// but spreads the running CTAs over every head, and each head's K and V (read by all its tiles)
-// then fall out of L2 between its tiles at large D. So the heads go in groups, each group's K/V
-// at most kGroupKvBytes (a third of an H100's L2), heaviest tile first inside a group:
+// the order of their linear index, so a head-major grid starts the last heads' heaviest tiles
+// near the very end and the kernel finishes on a tail of them. Heaviest first across all heads
+// removes the tail but spreads the running CTAs over every head, whose K and V (read by all its
+// tiles) then fall out of L2 at large D. So the heads go in groups, each group's K/V at most
+// kGroupKvBytes (a third of an H100's L2), heaviest tile first inside a group:
 //   grid = (heads a group, tiles of a head, groups), and the linear order runs x fastest.
 // The seed shape (D = 8, 64 KiB of K/V a head) fits all 256 heads in one group; D = 128 at T =
 // 2048 takes 16 a group. rank 0 is the heaviest tile when causal; each kernel maps rank to its
 // own rows (tiles - 1 - rank for the query tiles of the forward, rank for the backward's keys).
+// docs/benchmarks.md (Attention, A/B runs) has the order's and the group size's measurements.
 constexpr int64_t kGroupKvBytes = int64_t{16} << 20;
 
 struct BlockTile {
   int bh;     // b * H + h
+  int b, h;   // batch, head
   int rank;   // 0 .. tiles - 1, the heaviest first
   int tiles;  // tiles of a head
 };
-__device__ __forceinline__ BlockTile block_tile() {
-  return {static_cast<int>(blockIdx.z * gridDim.x + blockIdx.x), static_cast<int>(blockIdx.y),
-          static_cast<int>(gridDim.y)};
+__device__ __forceinline__ BlockTile block_tile(const FlashAttentionParams& p) {
+  const int bh = static_cast<int>(blockIdx.z * gridDim.x + blockIdx.x);
+  return {bh, bh / p.H, bh % p.H, static_cast<int>(blockIdx.y), static_cast<int>(gridDim.y)};
+}
+
+// Row 0 of head (b, h) of a [B, T, H, D] view: row t is head_rows(...) + t * s.t.
+template <typename E>
+__device__ __forceinline__ const E* head_rows(const void* base, const AttnStrides& s,
+                                              const BlockTile& tile) {
+  return static_cast<const E*>(base) + tile.b * s.b + tile.h * s.h;
+}
+
+// Key tiles of kBlockN that a block of kBlockM query rows from m0 visits: all of them, or under
+// causal masking only those up to its last row.
+template <int kBlockM, int kBlockN>
+__device__ __forceinline__ int key_tiles(const FlashAttentionParams& p, int m0) {
+  const int n_end = p.causal ? min(p.T, m0 + kBlockM) : p.T;
+  return (n_end + kBlockN - 1) / kBlockN;
 }
 
 // The heads a group: the largest divisor of B * H whose K and V fit kGroupKvBytes (at least 1),
@@ -179,6 +195,15 @@ __device__ __forceinline__ void ldmatrix_x2(uint32_t* r, uint32_t addr) {
                : "r"(addr));
 }
 
+// prmt.b32: byte i of the result is the byte of {b, a} (a = bytes 0..3) picked by nibble i of
+// sel; a nibble with its msb set (8 + byte) instead replicates that byte's sign bit over all 8
+// bits, which turns a flag in bit 7 into a 0x00 / 0xFF byte mask (the dropout masks).
+__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
+  uint32_t d;
+  asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+  return d;
+}
+
 // 2^x on the special-function unit (MUFU.EX2): the scores carry log2(e) in their scale.
 __device__ __forceinline__ float ex2(float x) {
   float y;
@@ -204,6 +229,15 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+// Shared-memory row stride in elements: D plus 8 (16 bytes) of padding, so that the 8 row
+// addresses of one ldmatrix 8x8 load fall in 8 different 16-byte bank groups (D = 64 without
+// padding would put all 8 rows in the same banks: an 8-way conflict). D = 8 needs none: 8 rows
+// of 16 bytes are already 128 consecutive bytes.
+template <int D>
+constexpr int smem_stride() {
+  return D == 8 ? 8 : D + 8;
+}
+
 // Rows [row0, row0 + ROWS) of one head of a [B, T, H, D] tensor into shared memory (row stride
 // STRIDE elements), all threads of the CTA cooperating, 16 bytes a thread a step. Rows >= T are
 // zero-filled so that they contribute nothing to any product.
@@ -213,7 +247,7 @@ __device__ __forceinline__ void load_tile(E* smem, const E* head_base, int64_t r
   constexpr int kChunks = D / 8;  // 16-byte chunks a row
   constexpr int kTotal = ROWS * kChunks, kSteps = (kTotal + THREADS - 1) / THREADS;
   // A compile-time trip count (threadIdx.x < THREADS): straight-line code, no loop remainder
-  // handling (a loop from threadIdx.x costs ~60 instructions a tile for one copy at D = 8).
+  // handling (a loop from threadIdx.x costs about 60 instructions a tile at D = 8).
 #pragma unroll
   for (int i = 0; i < kSteps; ++i) {
     const int c = static_cast<int>(threadIdx.x) + i * THREADS;
@@ -427,8 +461,8 @@ __device__ __forceinline__ void fold_acc(float (*acc)[4]) {
 
 // ---- gradient stores ------------------------------------------------------------------------
 
-// Writes a warp's 16 rows (row0 ..) of a contiguous [B, T, H, D] gradient (dK or dV, from the
-// warp's 16 x D accumulator in C-fragment layout), times factor; rows past T are skipped.
+// Writes a warp's 16 rows (row0 ..) of a contiguous [B, T, H, D] gradient (dQ, dK or dV, from
+// the warp's 16 x D accumulator in C-fragment layout), times factor; rows past T are skipped.
 template <typename E, int D>
 __device__ __forceinline__ void store_grad_rows(void* dst, const FlashAttentionParams& p,
                                                 const float (*acc)[4], float factor, int b, int h,
