@@ -335,30 +335,6 @@ __device__ __forceinline__ void last_tile(const FlashAttentionParams& p, const S
   wg::fence_operands<Tr::kOutTiles * 4>(&st.o[0][0]);
 }
 
-// Writes the warp's 16 rows of out (normalized) and their log-sum-exp (rows < T only).
-template <typename E, int D>
-__device__ __forceinline__ void store_rows(const FlashAttentionParams& p, const Sm90Rows<D>& st,
-                                           int b, int h, int r0, int lane) {
-  const int g = lane / 4, t = lane % 4;
-  E* out = static_cast<E*>(p.out) + b * p.out_strides.b + h * p.out_strides.h;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const float l = fa::quad_sum(st.l[r]);
-    const int row = r0 + g + 8 * r;
-    if (row >= p.T) continue;
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-#pragma unroll
-    for (int dt = 0; dt < D / 8; ++dt) {
-      *reinterpret_cast<uint32_t*>(out + row * p.out_strides.t + dt * 8 + 2 * t) =
-          fa::Elem<E>::pack(st.o[dt][2 * r] * inv, st.o[dt][2 * r + 1] * inv);
-    }
-    if (t == 0) {
-      p.lse[(static_cast<int64_t>(b) * p.H + h) * p.T + row] =
-          l > 0.0f ? (st.m[r] + __log2f(l)) * fa::kLn2 : -INFINITY;
-    }
-  }
-}
-
 template <typename E, int D>
 __global__ void __launch_bounds__(Sm90FwdTraits<D>::kThreads, 1)
     flash_fwd_sm90_kernel(const FlashAttentionParams p) {
@@ -385,7 +361,7 @@ __global__ void __launch_bounds__(Sm90FwdTraits<D>::kThreads, 1)
   first_tile<E, D>(p, blk, st, q_desc, r0, lane);
   for (int j = 0; j + 1 < blk.n_tiles; ++j) tile_step<E, D>(p, blk, st, q_desc, j, r0, lane);
   last_tile<E, D>(p, blk, st);
-  store_rows<E, D>(p, st, blk.b, blk.h, r0, lane);
+  fa::store_output<E, D>(p, st.o, st.m, st.l, blk.b, blk.h, r0, 1.0f, lane);
 }
 
 template <typename E, int D>
