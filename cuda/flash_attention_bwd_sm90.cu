@@ -57,7 +57,7 @@
 //   B of dQ = K[:, w half], MN-major (rows = keys = k): sK + ks 16 128 + the half's offset: at
 //     D = 128 the column block w (w 128 128), at D = 64 the second half of the one 128-byte row
 //     (w 64 bytes, as a K-major k-step moves by 32 bytes); SBO 1024, LBO 128 128.
-// scripts/emulate_bwd_sm90.py models these layouts, descriptors and fragments on the CPU.
+// dev/emulate_bwd_sm90.py models these layouts, descriptors and fragments on the CPU.
 //
 // Causal: a key block skips the query tiles before it (they see none of its keys); only the
 // tiles that cross a warp's diagonal or the end of the sequence are masked; keys >= T are masked
