@@ -1,7 +1,8 @@
 // Attention: the checks, the dispatch, and FlashAttention's tiled algorithm on the CPU.
 //
-// The tiled path is the readable twin of cuda/flash_attention_fwd.cu / _bwd.cu: the same tile
-// loops and the same recurrences, written with plain loops. Per (batch, head):
+// The tiled path is the readable twin of cuda/flash_attention_fwd.cu and the backward's
+// cuda/flash_attention_bwd_kv.cu / _bwd_q.cu: the same tile loops and the same recurrences,
+// written with plain loops. Per (batch, head):
 //
 // forward, one tile of query rows at a time, keys streamed tile by tile:
 //     s_ij = scale * q_i . k_j                    (-inf where causal hides key j from row i)
