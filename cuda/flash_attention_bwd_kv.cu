@@ -23,9 +23,9 @@
 // T / 64 key blocks add into every dQ row, in an order that can change from run to run.
 #include "cuda/check.cuh"
 #include "cuda/flash_attention_bwd.cuh"
+#include "cuda/flash_attention_bwd_d8.cuh"
 #include "cuda/flash_attention_common.cuh"
 #include "cuda/flash_attention_dropout.cuh"
-#include "cuda/flash_attention_softmax.cuh"
 
 namespace mt::cuda::fa {
 
@@ -92,46 +92,6 @@ __device__ __forceinline__ void load_stats(float* s_stats, const FlashAttentionP
   }
 }
 
-// The query-tile copies at D = 8, where a tile (M rows of one 16-byte chunk) has fewer chunks
-// than the CTA has threads: thread t < M copies row t of Q, thread M + t row t of dO, and the
-// same threads copy lse (t < M) and delta, from pointers set up once and advanced by M rows a
-// tile. (load_tile and load_stats recompute the 64-bit row offsets every tile, and there two
-// warps do every copy: about 75 instructions a tile each, against about 15 a thread here.)
-template <typename Tr, typename E>
-struct QueryTileCopyD8 {
-  static constexpr int M = Tr::kBlockM;
-  static_assert(2 * M == Tr::kThreads && Tr::kStride == 8, "one chunk and one statistic a thread");
-  const E* src;            // this thread's Q or dO row of the next tile to copy
-  int64_t src_step;        // M rows of that tensor
-  const float* stat;       // its lse * log2(e) or delta of the same row
-  uint32_t dst, dst_stat;  // byte offsets in stage 0 (of sQ/sdO, of sStats)
-  int row;                 // its row in the tile
-
-  __device__ QueryTileCopyD8(const FlashAttentionParams& p, const E* q, const E* dout, int64_t bh,
-                             int m_begin) {
-    const int t = static_cast<int>(threadIdx.x), is_do = t >= M;
-    row = t - is_do * M;
-    const int64_t stride = is_do ? p.dout_strides.t : p.q_strides.t;
-    src = (is_do ? dout : q) + (m_begin + row) * stride;
-    src_step = M * stride;
-    // delta: plane 0 of the workspace, lse * log2(e): plane 1 (flash_attention.cuh)
-    stat = p.delta + (is_do ? 0 : static_cast<int64_t>(p.B) * p.H * p.T) + bh * p.T + m_begin + row;
-    dst = static_cast<uint32_t>((is_do * Tr::kStages * M + row) * Tr::kStride * sizeof(E));
-    dst_stat = static_cast<uint32_t>(((row / 2) * 4 + row % 2 + (is_do ? 2 : 0)) * sizeof(float));
-  }
-  // Queues tile m0's copies into stage `stage` (sQ: the base of every Q/dO stage, as laid out by
-  // the kernel; sStats: of every statistics stage) and moves on to the next tile. Rows past T
-  // are zero-filled (src-size 0) from `any`, a valid address, never from past the tensor.
-  __device__ void issue(uint32_t sQ, uint32_t sStats, int stage, int m0, int T, const float* any) {
-    const bool valid = m0 + row < T;
-    cp_async16(sQ + dst + stage * M * Tr::kStride * sizeof(E),
-               valid ? static_cast<const void*>(src) : any, valid);
-    cp_async4(sStats + dst_stat + stage * 2 * M * sizeof(float), valid ? stat : any, valid);
-    src += src_step;
-    stat += M;
-  }
-};
-
 // P^T and dS^T of one tile from S^T (in s, overwritten by drop(P^T)) and dP^T (in dp,
 // overwritten by dS^T). Without dropout (kDropout false, chosen once per launch) a score costs
 // FFMA, EX2, FADD, FMUL. With it, a flag test and one select more: dS / keep_scale = drop(P) dP
@@ -189,21 +149,6 @@ __device__ __forceinline__ void store_ds_t(E* sDs, const float (*ds)[4], int key
     *reinterpret_cast<uint32_t*>(sDs + (key0 + g + 8) * STRIDE + nt * 8 + 2 * t) =
         Elem<E>::pack(ds[nt][2], ds[nt][3]);
   }
-}
-
-// A fragments of the 16 x 16 block (rows m0.., cols k0..) of a matrix that shared memory holds
-// transposed ([k][m], row stride STRIDE): ldmatrix .trans turns each stored 8 x 8 block around,
-// so lane 8 i + r points at stored row k0 + 8 (i / 2) + r, column m0 + 8 (i % 2) (the A
-// fragment's blocks a0..a3 are (m 0-7, k 0-7), (m 8-15, k 0-7), (m 0-7, k 8-15), (m 8-15, k 8-15)).
-template <int STRIDE, typename E>
-__device__ __forceinline__ void load_a_trans(uint32_t* a, const E* tile, int m0, int k0, int lane) {
-  const int mi = lane / 8, r = lane % 8;
-  ldmatrix_x4_trans(a, smem_elem(tile, (k0 + (mi / 2) * 8 + r) * STRIDE + m0 + (mi % 2) * 8));
-}
-
-// *addr += (a, b) for two consecutive floats, in L2, without returning the old values.
-__device__ __forceinline__ void red_add_v2(float* addr, float a, float b) {
-  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(addr), "f"(a), "f"(b) : "memory");
 }
 
 // dQ rows [m0, m0 + kBlockM) += scale dS K over the CTA's kBlockN keys (sDs holds dS^T, sK the

@@ -29,7 +29,6 @@
 #include "cuda/flash_attention_dropout.cuh"
 #include "cuda/flash_attention_fwd_d8.cuh"
 #include "cuda/flash_attention_sm90.cuh"
-#include "cuda/flash_attention_softmax.cuh"
 #include "cuda/nvtx.h"
 
 namespace mt::cuda {

@@ -34,7 +34,6 @@
 #include "cuda/flash_attention_common.cuh"
 #include "cuda/flash_attention_dropout.cuh"
 #include "cuda/flash_attention_fwd_d8.cuh"
-#include "cuda/flash_attention_softmax.cuh"
 
 namespace mt::cuda {
 
@@ -42,7 +41,7 @@ namespace fa {
 
 namespace {
 
-// ---- operands: the scale split into the mma, the row sums against ones ----------------------
+// ---- operands: the scale split into the mma, the row sums against ones -------------------------
 
 // The bits of the pair (1, 1) in E. As an mma B operand it turns the product into row sums:
 // C[i][n] += sum_k A[i][k] for every column n.

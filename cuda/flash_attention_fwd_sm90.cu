@@ -66,7 +66,6 @@
 #include "cuda/flash_attention_common.cuh"
 #include "cuda/flash_attention_sm90.cuh"
 #include "cuda/flash_attention_sm90_common.cuh"
-#include "cuda/flash_attention_softmax.cuh"
 #include "cuda/nvtx.h"
 #include "cuda/wgmma.cuh"
 
