@@ -1,4 +1,8 @@
-// FlashAttention backward, part 1: dK and dV.
+// FlashAttention backward (FlashAttention-2) on mma.sync, every head dim: the dK/dV kernel, which
+// in the single pass (the default) also adds dQ. cuda/flash_attention_bwd_q.cu has the rest: the
+// delta kernel before it, the dQ rounding after it, the deterministic backward's dQ kernel, and
+// the public launcher. cuda/flash_attention_bwd_d8.cuh says what changes at D = 8;
+// cuda/flash_attention_bwd_sm90.cu replaces this kernel on Hopper at D = 64 and 128.
 //
 // From the forward's saved row log-sum-exp the probabilities are recomputed exactly:
 //     p_ij = exp(scale q_i . k_j - lse_i)                      (= the forward's softmax)
@@ -8,7 +12,8 @@
 //     dS_ij = p_ij (dP_ij - delta_i)      (the softmax backward: delta_i = sum_j p_ij dP_ij)
 //     dK_j = scale sum_i dS_ij q_i
 // One CTA owns 64 keys (16 a warp) and streams every query tile that sees them, so each dK/dV
-// row is summed by one warp in a fixed order: no atomics, the same bits on every run.
+// row is summed by one warp in a fixed order: no atomics, the same bits on every run (dQ is
+// another matter, below).
 //
 // Each warp computes the transposed tiles S^T = K Q^T and dP^T = V dO^T (16 keys x kBlockM
 // queries), so that P^T and dS^T come out of the mma in the A-operand layout that the next
@@ -31,8 +36,8 @@ namespace mt::cuda::fa {
 
 namespace {
 
-// Tile sizes: a CTA owns kBlockN keys (16 a warp) and streams query tiles of
-// kBlockM rows (with their dO, lse and delta).
+// Tile sizes: a CTA owns kBlockN keys (16 a warp) and streams query tiles of kBlockM rows (with
+// their dO, lse and delta).
 template <int D>
 struct BwdKVTraits {
   static constexpr int kWarps = 4;
