@@ -1,10 +1,11 @@
-// Launchers for the FlashAttention kernels (cuda/flash_attention_fwd.cu, _bwd.cu): raw pointers,
-// sizes and strides, no CUDA types, so that ops/attention.cpp calls them from plain C++.
+// Launchers for the FlashAttention kernels (cuda/flash_attention_fwd.cu,
+// cuda/flash_attention_bwd_q.cu): raw pointers, sizes and strides, no CUDA types, so that
+// ops/attention.cpp calls them from plain C++.
 //
 // Layout [B, T, H, D] for every tensor; q, k, v, out and dout may be strided views (the head
 // dim contiguous, every stride and the base a multiple of 8 elements, i.e. 16-byte aligned
 // rows); dq, dk, dv are written contiguous. lse is [B, H, T] float32.
-// docs/flash_attention.md explains the algorithm; flash_attention_traits.cuh the tile sizes.
+// docs/flash_attention.md explains the algorithm; cuda/README.md lists the kernel files.
 #pragma once
 
 #include <cstdint>
@@ -50,7 +51,7 @@ struct FlashAttentionParams : AttentionArgs {
   float* delta = nullptr;
   // Backward workspace [B, T, H, D] float32 for the single-pass backward: dQ is accumulated here
   // with atomic adds by the dK/dV kernel, then rounded into dq. nullptr selects the deterministic
-  // backward (a second kernel sums each dQ row in a fixed order; about 1.2x slower at D = 8).
+  // backward (a second kernel sums each dQ row in a fixed order; slower, docs/benchmarks.md).
   float* dq_accum = nullptr;
   // Set by the launch (fa::launch_over_tiles) from seed and offset, not by callers: the dropout
   // generator's key schedule (cuda/attention_dropout.h).

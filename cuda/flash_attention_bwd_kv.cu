@@ -1,4 +1,8 @@
-// FlashAttention backward, part 1: dK and dV.
+// FlashAttention backward (FlashAttention-2) on mma.sync, every head dim: the dK/dV kernel, which
+// in the single pass (the default) also adds dQ. cuda/flash_attention_bwd_q.cu has the rest: the
+// delta kernel before it, the dQ rounding after it, the deterministic backward's dQ kernel, and
+// the public launcher. cuda/flash_attention_bwd_d8.cuh says what changes at D = 8;
+// cuda/flash_attention_bwd_sm90.cu replaces this kernel on Hopper at D = 64 and 128.
 //
 // From the forward's saved row log-sum-exp the probabilities are recomputed exactly:
 //     p_ij = exp(scale q_i . k_j - lse_i)                      (= the forward's softmax)
@@ -8,7 +12,8 @@
 //     dS_ij = p_ij (dP_ij - delta_i)      (the softmax backward: delta_i = sum_j p_ij dP_ij)
 //     dK_j = scale sum_i dS_ij q_i
 // One CTA owns 64 keys (16 a warp) and streams every query tile that sees them, so each dK/dV
-// row is summed by one warp in a fixed order: no atomics, the same bits on every run.
+// row is summed by one warp in a fixed order: no atomics, the same bits on every run (dQ is
+// another matter, below).
 //
 // Each warp computes the transposed tiles S^T = K Q^T and dP^T = V dO^T (16 keys x kBlockM
 // queries), so that P^T and dS^T come out of the mma in the A-operand layout that the next
@@ -23,14 +28,52 @@
 // T / 64 key blocks add into every dQ row, in an order that can change from run to run.
 #include "cuda/check.cuh"
 #include "cuda/flash_attention_bwd.cuh"
+#include "cuda/flash_attention_bwd_d8.cuh"
 #include "cuda/flash_attention_common.cuh"
-#include "cuda/flash_attention_packed.cuh"
-#include "cuda/flash_attention_softmax.cuh"
-#include "cuda/flash_attention_traits.cuh"
+#include "cuda/flash_attention_dropout.cuh"
 
 namespace mt::cuda::fa {
 
 namespace {
+
+// Tile sizes: a CTA owns kBlockN keys (16 a warp) and streams query tiles of kBlockM rows (with
+// their dO, lse and delta).
+template <int D>
+struct BwdKVTraits {
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kBlockN = 16 * kWarps;  // 64 keys
+  // dK and dV accumulators are 16 x D fp32 each (D / 2 registers a thread, twice); S^T and
+  // dP^T are 16 x kSubM (kSubM / 2 registers each): 32 queries a tile at D = 128 keeps the
+  // thread under 255 registers. At D = 8, 32 as well (of a 64-query loaded tile): 96 instead
+  // of 162 registers, so 5 CTAs (20 warps) fit an SM instead of 3.
+  static constexpr int kBlockM = D == 128 ? 32 : 64;
+  // Queries computed at once (the S^T / dP^T registers): 32 at D = 8, in two halves of each
+  // loaded 64-query tile, so that the per-tile loads, barriers and dQ product are amortized over
+  // 64 queries (at D = 8 a warp's share of a 32-query tile is only 16 scores a thread).
+  static constexpr int kSubM = D == 8 ? 32 : kBlockM;
+  // D = 8: hold the kernel to 5 CTAs an SM (<= 102 registers); it is bound by issue latency,
+  // so the 20 warps matter more than a few registers.
+  static constexpr int kMinBlocks = D == 8 ? 5 : 1;
+  static constexpr int kStride = smem_stride<D>();
+  static constexpr int kStages = 3;  // one barrier a tile (see the kernel's loop)
+  static constexpr int kSmemKV = 2 * kBlockN * kStride * 2;
+  static constexpr int kSmemQdO = kStages * 2 * kBlockM * kStride * 2;
+  static constexpr int kSmemStats = kStages * 2 * kBlockM * 4;  // lse and delta, fp32
+  static constexpr int kSmemMask = kWarps * kSubM * 16;         // 16 key bytes a query
+  // Single-pass backward: the tile's dS^T (kBlockN keys x kBlockM queries, E) goes through
+  // shared memory so that dQ = dS K can be computed with the queries as rows. 8 elements of
+  // padding a row keep the 8 rows of each ldmatrix in different banks.
+  static constexpr int kDsStride = kBlockM + 8;
+  static constexpr int kSmemDs = 2 * kBlockN * kDsStride * 2;  // double-buffered
+  static constexpr int kSmemBytes = kSmemKV + kSmemQdO + kSmemStats + kSmemMask + kSmemDs;
+
+  static_assert(D == 8 || D == 16 || D == 32 || D == 64 || D == 128, "head dims 8..128");
+  static_assert(kBlockM % 32 == 0, "query tiles are loaded as pairs of 16-row mma steps");
+  static_assert(kBlockM / 16 <= kWarps, "every 16-query block of dQ has a warp");
+  static_assert(kBlockM % kSubM == 0 && kSubM % 32 == 0, "whole sub-tiles of 16-row pairs");
+  static_assert(kSmemBytes <= 227 * 1024, "fits an H100 SM's shared memory");
+};
 
 // Queues the copies of the log2-domain lse and the delta of query rows [m0, m0 + M) into
 // shared memory (part of the caller's cp.async group), interleaved by pairs of rows:
@@ -54,115 +97,13 @@ __device__ __forceinline__ void load_stats(float* s_stats, const FlashAttentionP
   }
 }
 
-// The query-tile copies at D = 8, where a tile (M rows of one 16-byte chunk) has fewer chunks
-// than the CTA has threads: thread t < M copies row t of Q, thread M + t row t of dO, and the
-// same threads copy lse (t < M) and delta, from pointers set up once and advanced by M rows a
-// tile. (load_tile and load_stats recompute the 64-bit row offsets every tile, and there two
-// warps do every copy: about 75 instructions a tile each, against about 15 a thread here.)
-template <typename Tr, typename E>
-struct QueryTileCopyD8 {
-  static constexpr int M = Tr::kBlockM;
-  static_assert(2 * M == Tr::kThreads && Tr::kStride == 8, "one chunk and one statistic a thread");
-  const E* src;            // this thread's Q or dO row of the next tile to copy
-  int64_t src_step;        // M rows of that tensor
-  const float* stat;       // its lse * log2(e) or delta of the same row
-  uint32_t dst, dst_stat;  // byte offsets in stage 0 (of sQ/sdO, of sStats)
-  int row;                 // its row in the tile
-
-  __device__ QueryTileCopyD8(const FlashAttentionParams& p, const E* q, const E* dout, int64_t bh,
-                             int m_begin) {
-    const int t = static_cast<int>(threadIdx.x), is_do = t >= M;
-    row = t - is_do * M;
-    const int64_t stride = is_do ? p.dout_strides.t : p.q_strides.t;
-    src = (is_do ? dout : q) + (m_begin + row) * stride;
-    src_step = M * stride;
-    // delta: plane 0 of the workspace, lse * log2(e): plane 1 (flash_attention.cuh)
-    stat = p.delta + (is_do ? 0 : static_cast<int64_t>(p.B) * p.H * p.T) + bh * p.T + m_begin + row;
-    dst = static_cast<uint32_t>((is_do * Tr::kStages * M + row) * Tr::kStride * sizeof(E));
-    dst_stat = static_cast<uint32_t>(((row / 2) * 4 + row % 2 + (is_do ? 2 : 0)) * sizeof(float));
-  }
-  // Queues tile m0's copies into stage `stage` (sQ: the base of every Q/dO stage, as laid out by
-  // the kernel; sStats: of every statistics stage) and moves on to the next tile. Rows past T
-  // are zero-filled (src-size 0) from `any`, a valid address, never from past the tensor.
-  __device__ void issue(uint32_t sQ, uint32_t sStats, int stage, int m0, int T, const float* any) {
-    const bool valid = m0 + row < T;
-    cp_async16(sQ + dst + stage * M * Tr::kStride * sizeof(E),
-               valid ? static_cast<const void*>(src) : any, valid);
-    cp_async4(sStats + dst_stat + stage * 2 * M * sizeof(float), valid ? stat : any, valid);
-    src += src_step;
-    stat += M;
-  }
-};
-
-// What every dropout draw of a warp shares: its 16 keys k0.. are one chunk (counter word 0) of
-// one head, so round 1's products are fixed and only word 0's row term varies
-// (cuda/attention_dropout.h); and the keep compare's constants. Computed afresh for every
-// sub-tile (a few instructions against its 32 draws): kept across the loop, these registers
-// made the D = 8 kernel spill.
-struct KeyChunkDropout {
-  uint32_t w0_base;  // round 1's output word 0 before the row: hi(kMul1 bh) ^ key[0][0]
-  uint32_t w1, w2, w3;
-  KeepFlags4 keep;
-
-  __device__ KeyChunkDropout(const FlashAttentionParams& p, uint32_t bh, int k0)
-      : keep(p.dropout_threshold) {
-    const MulHiLo head = head_product(bh), chunk = chunk_product(static_cast<uint32_t>(k0 / 16));
-    w0_base = round1_word0(p.dropout_schedule, head, 0u);
-    w1 = head.lo;
-    w2 = round1_word2(p.dropout_schedule, chunk);
-    w3 = chunk.lo;
-  }
-};
-
-// Keep flags of the warp's 16 keys (k0..) x MT * 8 queries (q0..), written to the warp's
-// buffer for probs_and_ds to read in the C layout of S^T (flag_word). One Philox call a query
-// covers the 16 keys (lane l draws queries q0 + l + 32 i). Shared memory then holds a 32-byte
-// record for each pair of queries (2 P, 2 P + 1), byte 4 (k % 8) + 2 (k / 8) + j the flag of
-// key k, query 2 P + j: word g of record 4 nt + t is exactly the four flags that lane 4 g + t
-// needs for tile nt (keys g, g + 8 x queries 2 t, 2 t + 1), one 32-bit load. The two lanes of a
-// pair build their record together: each swaps two flag words with the other (shuffles), then
-// transposes 4 x 4 bytes (prmt) into its half: keys 0-3 and 8-11 the even lane, 4-7 and 12-15
-// the odd one.
-template <int MT>
-__device__ __forceinline__ void dropout_flags(uint8_t* buf, const FlashAttentionParams& p,
-                                              const KeyChunkDropout& d, int q0, int lane) {
-  static_assert(MT % 4 == 0, "whole pairs of queries in every lane pair");
-  const bool odd = lane & 1;
-  __syncwarp();  // every lane is done reading the previous sub-tile's flags
-#pragma unroll
-  for (int i = 0; i < MT / 4; ++i) {
-    const uint32_t row = static_cast<uint32_t>(q0 + lane + 32 * i);
-    const Philox4 r = draw_from_round1(p.dropout_schedule, d.w0_base ^ row, d.w1, d.w2, d.w3);
-    uint32_t f[4];  // keys 4 w .. 4 w + 3 of this lane's query
-#pragma unroll
-    for (int w = 0; w < 4; ++w) f[w] = d.keep(r.v[w]);
-    // Even lanes keep keys 0-3, 8-11 (words 0, 2) and get the odd query's; odd lanes the rest.
-    const uint32_t own0 = odd ? f[1] : f[0], own1 = odd ? f[3] : f[2];
-    const uint32_t got0 = __shfl_xor_sync(0xffffffffu, odd ? f[0] : f[1], 1);
-    const uint32_t got1 = __shfl_xor_sync(0xffffffffu, odd ? f[2] : f[3], 1);
-    // Interleave by query, the even query first: [a0 b0 a1 b1] and [a2 b2 a3 b3].
-    const uint32_t sel_lo = odd ? 0x1504u : 0x5140u, sel_hi = odd ? 0x3726u : 0x7362u;
-    const uint32_t x_lo = prmt(own0, got0, sel_lo), x_hi = prmt(own0, got0, sel_hi);
-    const uint32_t y_lo = prmt(own1, got1, sel_lo), y_hi = prmt(own1, got1, sel_hi);
-    *reinterpret_cast<uint4*>(buf + (lane + 32 * i) * 16) =
-        make_uint4(prmt(x_lo, y_lo, 0x5410), prmt(x_lo, y_lo, 0x7632), prmt(x_hi, y_hi, 0x5410),
-                   prmt(x_hi, y_hi, 0x7632));
-  }
-  __syncwarp();
-}
-
-// The keep flags of C tile nt of S^T in dropout_flags' buffer: element i in bit 8 i + 7.
-__device__ __forceinline__ uint32_t flag_word(const uint8_t* buf, int nt, int lane) {
-  return *reinterpret_cast<const uint32_t*>(buf + (nt * 4 + lane % 4) * 32 + 4 * (lane / 4));
-}
-
 // P^T and dS^T of one tile from S^T (in s, overwritten by drop(P^T)) and dP^T (in dp,
 // overwritten by dS^T). Without dropout (kDropout false, chosen once per launch) a score costs
 // FFMA, EX2, FADD, FMUL. With it, a flag test and one select more: dS / keep_scale = drop(P) dP
 // - P delta / keep_scale reuses the selected drop(P) (an FFMA where the FADD was), and the
 // 1 / (1 - p) factor is folded into the final scales instead (the dK and dQ scales carry
-// keep_scale, and dV's store applies it to drop(P)). (Selecting dP as well: 0.640 -> 0.628 ms
-// without it, seed shape with dropout, H100.)
+// keep_scale, and dV's store applies it to drop(P)); one select a score fewer than selecting dP
+// too (docs/benchmarks.md, A/B runs).
 template <int MT, bool kDropout>
 __device__ __forceinline__ void probs_and_ds(float (*s)[4], float (*dp)[4], const float* s_stats,
                                              float scale_log2, const uint8_t* flag_buf,
@@ -213,21 +154,6 @@ __device__ __forceinline__ void store_ds_t(E* sDs, const float (*ds)[4], int key
     *reinterpret_cast<uint32_t*>(sDs + (key0 + g + 8) * STRIDE + nt * 8 + 2 * t) =
         Elem<E>::pack(ds[nt][2], ds[nt][3]);
   }
-}
-
-// A fragments of the 16 x 16 block (rows m0.., cols k0..) of a matrix that shared memory holds
-// transposed ([k][m], row stride STRIDE): ldmatrix .trans turns each stored 8 x 8 block around,
-// so lane 8 i + r points at stored row k0 + 8 (i / 2) + r, column m0 + 8 (i % 2) (the A
-// fragment's blocks a0..a3 are (m 0-7, k 0-7), (m 8-15, k 0-7), (m 0-7, k 8-15), (m 8-15, k 8-15)).
-template <int STRIDE, typename E>
-__device__ __forceinline__ void load_a_trans(uint32_t* a, const E* tile, int m0, int k0, int lane) {
-  const int mi = lane / 8, r = lane % 8;
-  ldmatrix_x4_trans(a, smem_elem(tile, (k0 + (mi / 2) * 8 + r) * STRIDE + m0 + (mi % 2) * 8));
-}
-
-// *addr += (a, b) for two consecutive floats, in L2, without returning the old values.
-__device__ __forceinline__ void red_add_v2(float* addr, float a, float b) {
-  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(addr), "f"(a), "f"(b) : "memory");
 }
 
 // dQ rows [m0, m0 + kBlockM) += scale dS K over the CTA's kBlockN keys (sDs holds dS^T, sK the
@@ -294,7 +220,7 @@ __device__ __forceinline__ void kv_subtile(float (*dk)[4], float (*dv)[4], const
   // The keep flags first, while the S^T and dP^T tiles (MT * 8 registers) are not yet live.
   const bool dropout = p.dropout_threshold != 0;
   if (dropout) {
-    dropout_flags<MT>(mask_buf, p, KeyChunkDropout(p, static_cast<uint32_t>(block_tile().bh), k0),
+    dropout_flags<MT>(mask_buf, p, KeyChunkDropout(p, static_cast<uint32_t>(block_tile(p).bh), k0),
                       m_sub, lane);
   }
   float st[MT][4] = {}, dpt[MT][4] = {};
@@ -336,14 +262,14 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
   uint8_t* sMask = reinterpret_cast<uint8_t*>(sStats + Tr::kStages * 2 * M);
   E* sDs = reinterpret_cast<E*>(sMask + Tr::kSmemMask);  // [kBlockN][kDsStride], single pass
 
-  const BlockTile tile = block_tile();  // rank 0: keys 0.., the heaviest causal block
-  const int b = tile.bh / p.H, h = tile.bh % p.H;
+  const BlockTile tile = block_tile(p);  // rank 0: keys 0.., the heaviest causal block
+  const int b = tile.b, h = tile.h;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int n0 = tile.rank * Tr::kBlockN, k0 = n0 + 16 * warp;
-  const E* q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
-  const E* k = static_cast<const E*>(p.k) + b * p.k_strides.b + h * p.k_strides.h;
-  const E* v = static_cast<const E*>(p.v) + b * p.v_strides.b + h * p.v_strides.h;
-  const E* dout = static_cast<const E*>(p.dout) + b * p.dout_strides.b + h * p.dout_strides.h;
+  const E* q = head_rows<E>(p.q, p.q_strides, tile);
+  const E* k = head_rows<E>(p.k, p.k_strides, tile);
+  const E* v = head_rows<E>(p.v, p.v_strides, tile);
+  const E* dout = head_rows<E>(p.dout, p.dout_strides, tile);
   // Causal: queries before the key block never see it.
   const int m_begin = p.causal ? (n0 / M) * M : 0;
 

@@ -13,9 +13,8 @@
 #include "cuda/check.cuh"
 #include "cuda/flash_attention_bwd.cuh"
 #include "cuda/flash_attention_common.cuh"
+#include "cuda/flash_attention_dropout.cuh"
 #include "cuda/flash_attention_sm90.cuh"
-#include "cuda/flash_attention_softmax.cuh"
-#include "cuda/flash_attention_traits.cuh"
 #include "cuda/nvtx.h"
 
 namespace mt::cuda {
@@ -23,6 +22,29 @@ namespace mt::cuda {
 namespace fa {
 
 namespace {
+
+// Tile sizes: the forward's shape (a CTA owns query rows, streams keys), with dO
+// fragments beside Q's and two 16 x kBlockN tiles (S and dP) live at once.
+template <int D>
+struct BwdQTraits {
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kBlockM = 16 * kWarps;
+  static constexpr int kBlockN = D == 128 ? 32 : 64;
+  static constexpr int kStride = smem_stride<D>();
+  static constexpr int kStages = 2;
+  static constexpr int kSmemQdO = 2 * kBlockM * kStride * 2;
+  static constexpr int kSmemKV = kStages * 2 * kBlockN * kStride * 2;
+  static constexpr int kMaskStride = kBlockN + 16;
+  static constexpr int kSmemMask = kWarps * 16 * kMaskStride;
+  static constexpr int kSmemBytes = kSmemQdO + kSmemKV + kSmemMask;
+
+  static_assert(D == 8 || D == 16 || D == 32 || D == 64 || D == 128, "head dims 8..128");
+  static_assert(kBlockN % 32 == 0, "key tiles are loaded as pairs of 16-key mma steps");
+  static_assert(kBlockN % kBlockM == 0 || kBlockM % kBlockN == 0,
+                "causal tile skipping assumes nested tiles");
+  static_assert(kSmemBytes <= 227 * 1024, "fits an H100 SM's shared memory");
+};
 
 // D / 8 lanes a row, each with one 16-byte load of O and of dO, reduced by shuffles: the
 // loads are coalesced (a warp reads 512 contiguous bytes when the rows are dense).
@@ -93,17 +115,15 @@ __global__ void __launch_bounds__(BwdQTraits<D>::kThreads)
   E* sV = sK + Tr::kStages * Tr::kBlockN * S;  // [stage][kBlockN][S]
   uint8_t* sMask = reinterpret_cast<uint8_t*>(sV + Tr::kStages * Tr::kBlockN * S);
 
-  const fa::BlockTile tile = fa::block_tile();
-  const int m_block = tile.tiles - 1 - tile.rank;  // heaviest causal blocks first
-  const int b = tile.bh / p.H, h = tile.bh % p.H;
+  const BlockTile tile = block_tile(p);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4;
-  const int m0 = m_block * Tr::kBlockM, r0 = m0 + 16 * warp;
-  const E* q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
-  const E* k = static_cast<const E*>(p.k) + b * p.k_strides.b + h * p.k_strides.h;
-  const E* v = static_cast<const E*>(p.v) + b * p.v_strides.b + h * p.v_strides.h;
-  const E* dout = static_cast<const E*>(p.dout) + b * p.dout_strides.b + h * p.dout_strides.h;
-  const int n_end = p.causal ? min(p.T, m0 + Tr::kBlockM) : p.T;
-  const int n_tiles = (n_end + Tr::kBlockN - 1) / Tr::kBlockN;
+  const int m0 = (tile.tiles - 1 - tile.rank) * Tr::kBlockM;  // heaviest causal blocks first
+  const int r0 = m0 + 16 * warp;                              // the warp's first row
+  const E* q = head_rows<E>(p.q, p.q_strides, tile);
+  const E* k = head_rows<E>(p.k, p.k_strides, tile);
+  const E* v = head_rows<E>(p.v, p.v_strides, tile);
+  const E* dout = head_rows<E>(p.dout, p.dout_strides, tile);
+  const int n_tiles = key_tiles<Tr::kBlockM, Tr::kBlockN>(p, m0);
 
   load_tile<Tr::kBlockM, D, S, Tr::kThreads>(sQ, q, p.q_strides.t, m0, p.T);
   load_tile<Tr::kBlockM, D, S, Tr::kThreads>(sdO, dout, p.dout_strides.t, m0, p.T);
@@ -167,18 +187,7 @@ __global__ void __launch_bounds__(BwdQTraits<D>::kThreads)
     __syncthreads();
   }
   fold_acc<D>(dq);
-  const int t = lane % 4;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = r0 + g + 8 * r;
-    if (row >= p.T) continue;
-    E* out = static_cast<E*>(p.dq) + ((static_cast<int64_t>(b) * p.T + row) * p.H + h) * D;
-#pragma unroll
-    for (int dt = 0; dt < D / 8; ++dt) {
-      *reinterpret_cast<uint32_t*>(out + dt * 8 + 2 * t) =
-          Elem<E>::pack(dq[dt][2 * r] * p.scale, dq[dt][2 * r + 1] * p.scale);
-    }
-  }
+  store_grad_rows<E, D>(p.dq, p, dq, p.scale, tile.b, tile.h, r0, lane);
 }
 
 template <typename E, int D>

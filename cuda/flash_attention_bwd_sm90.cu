@@ -57,7 +57,7 @@
 //   B of dQ = K[:, w half], MN-major (rows = keys = k): sK + ks 16 128 + the half's offset: at
 //     D = 128 the column block w (w 128 128), at D = 64 the second half of the one 128-byte row
 //     (w 64 bytes, as a K-major k-step moves by 32 bytes); SBO 1024, LBO 128 128.
-// scripts/emulate_bwd_sm90.py models these layouts, descriptors and fragments on the CPU.
+// dev/emulate_bwd_sm90.py models these layouts, descriptors and fragments on the CPU.
 //
 // Causal: a key block skips the query tiles before it (they see none of its keys); only the
 // tiles that cross a warp's diagonal or the end of the sequence are masked; keys >= T are masked
@@ -69,7 +69,6 @@
 #include "cuda/flash_attention_common.cuh"
 #include "cuda/flash_attention_sm90.cuh"
 #include "cuda/flash_attention_sm90_common.cuh"
-#include "cuda/flash_attention_softmax.cuh"
 #include "cuda/nvtx.h"
 #include "cuda/wgmma.cuh"
 
@@ -127,14 +126,14 @@ struct BwdBlock {
   uint32_t sK, sV, sQ, sdO, sDs, sStats;
 
   __device__ BwdBlock(const FlashAttentionParams& p, unsigned char* smem) {
-    const fa::BlockTile tile = fa::block_tile();  // rank 0: keys 0.., the heaviest causal block
-    bh = tile.bh, b = bh / p.H, h = bh % p.H, n0 = tile.rank * Tr::kBlockN;
+    const fa::BlockTile tile = fa::block_tile(p);  // rank 0: keys 0.., the heaviest causal block
+    bh = tile.bh, b = tile.b, h = tile.h, n0 = tile.rank * Tr::kBlockN;
     m_begin = p.causal ? n0 : 0;  // causal: queries before n0 see none of these keys
     n_tiles = (p.T - m_begin + Tr::kBlockM - 1) / Tr::kBlockM;
-    q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
-    k = static_cast<const E*>(p.k) + b * p.k_strides.b + h * p.k_strides.h;
-    v = static_cast<const E*>(p.v) + b * p.v_strides.b + h * p.v_strides.h;
-    dout = static_cast<const E*>(p.dout) + b * p.dout_strides.b + h * p.dout_strides.h;
+    q = fa::head_rows<E>(p.q, p.q_strides, tile);
+    k = fa::head_rows<E>(p.k, p.k_strides, tile);
+    v = fa::head_rows<E>(p.v, p.v_strides, tile);
+    dout = fa::head_rows<E>(p.dout, p.dout_strides, tile);
     const uint32_t raw = fa::smem_addr(smem);
     sK = (raw + 1023u) & ~1023u;  // swizzle atoms 1024-byte aligned
     base = smem + (sK - raw);

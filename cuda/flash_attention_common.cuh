@@ -1,54 +1,62 @@
-// The building blocks the FlashAttention kernels share: tensor-core mma.sync and ldmatrix
-// through inline PTX, cp.async tile loads, the fragment layouts that tie them together, and the
-// host-side launch every attention kernel goes through.
-//
-// Fragment layouts of mma.sync.m16n8k16 (lane = 4 g + t, g = lane / 4, t = lane % 4):
-//   A (16 x 16, row-major):  a0 = A[g][2t, 2t+1]   a1 = A[g+8][2t, 2t+1]
-//                            a2 = A[g][2t+8, +9]   a3 = A[g+8][2t+8, +9]
-//   B (16 x 8, "col"):       b0 = B[2t, 2t+1][g]   b1 = B[2t+8, +9][g]
-//   C (16 x 8, fp32):        c0, c1 = C[g][2t, 2t+1]   c2, c3 = C[g+8][2t, 2t+1]
-// The C layout of two neighbouring 16 x 8 tiles is exactly the A layout of one 16 x 16 tile,
-// so a probability tile computed by one mma feeds the next mma from registers, with no trip
-// through shared memory. m16n8k8 (used for Q K^T at D = 8) has a0, a1 and b0 only.
+// The shared header of the mma.sync FlashAttention kernels (cuda/flash_attention_fwd.cu,
+// _fwd_d8.cu, _bwd_kv.cu, _bwd_q.cu; the sm90 kernels use its launch and softmax pieces): which
+// tile of which head a CTA works on and the launch, the tile loads into shared memory, the
+// fragment loads and the two products every kernel needs (scores = rows x keys^T, out += P V),
+// the online-softmax step on score tiles held in mma fragments, and the output stores. The
+// instructions underneath (mma.sync, ldmatrix, cp.async) and their fragment layouts are in
+// cuda/flash_attention_mma.cuh.
 #pragma once
-
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cstdint>
 
 #include "cuda/check.cuh"
 #include "cuda/flash_attention.cuh"
+#include "cuda/flash_attention_mma.cuh"
 
 namespace mt::cuda::fa {
 
-// ---- launch ---------------------------------------------------------------------------------
+// ---- launch ------------------------------------------------------------------------------------
 
 // Which tile of which head a CTA works on. Causal attention gives the tiles of one head very
 // different amounts of work: the last query tile of the forward visits every key tile, the first
 // one a single tile (the backward's key tiles the other way round). The GPU hands out CTAs in
-// the order of their linear index, so a head-major grid (every tile of head 0, then of head 1,
-// ...) starts the last heads' heaviest tiles near the very end, and the kernel finishes on a
-// tail of them: about 10% of the seed shape's forward in a list-scheduling model (scripts/
-// schedule_model.py). Heaviest first across heads (longest processing time first) removes it,
-// but spreads the running CTAs over every head, and each head's K and V (read by all its tiles)
-// then fall out of L2 between its tiles at large D. So the heads go in groups, each group's K/V
-// at most kGroupKvBytes (a third of an H100's L2), heaviest tile first inside a group:
+// the order of their linear index, so a head-major grid starts the last heads' heaviest tiles
+// near the very end and the kernel finishes on a tail of them. Heaviest first across all heads
+// removes the tail but spreads the running CTAs over every head, whose K and V (read by all its
+// tiles) then fall out of L2 at large D. So the heads go in groups, each group's K/V at most
+// kGroupKvBytes (a third of an H100's L2), heaviest tile first inside a group:
 //   grid = (heads a group, tiles of a head, groups), and the linear order runs x fastest.
 // The seed shape (D = 8, 64 KiB of K/V a head) fits all 256 heads in one group; D = 128 at T =
 // 2048 takes 16 a group. rank 0 is the heaviest tile when causal; each kernel maps rank to its
 // own rows (tiles - 1 - rank for the query tiles of the forward, rank for the backward's keys).
+// docs/benchmarks.md (Attention, A/B runs) has the order's and the group size's measurements.
 constexpr int64_t kGroupKvBytes = int64_t{16} << 20;
 
 struct BlockTile {
   int bh;     // b * H + h
+  int b, h;   // batch, head
   int rank;   // 0 .. tiles - 1, the heaviest first
   int tiles;  // tiles of a head
 };
-__device__ __forceinline__ BlockTile block_tile() {
-  return {static_cast<int>(blockIdx.z * gridDim.x + blockIdx.x), static_cast<int>(blockIdx.y),
-          static_cast<int>(gridDim.y)};
+__device__ __forceinline__ BlockTile block_tile(const FlashAttentionParams& p) {
+  const int bh = static_cast<int>(blockIdx.z * gridDim.x + blockIdx.x);
+  return {bh, bh / p.H, bh % p.H, static_cast<int>(blockIdx.y), static_cast<int>(gridDim.y)};
+}
+
+// Row 0 of head (b, h) of a [B, T, H, D] view: row t is head_rows(...) + t * s.t.
+template <typename E>
+__device__ __forceinline__ const E* head_rows(const void* base, const AttnStrides& s,
+                                              const BlockTile& tile) {
+  return static_cast<const E*>(base) + tile.b * s.b + tile.h * s.h;
+}
+
+// Key tiles of kBlockN that a block of kBlockM query rows from m0 visits: all of them, or under
+// causal masking only those up to its last row.
+template <int kBlockM, int kBlockN>
+__device__ __forceinline__ int key_tiles(const FlashAttentionParams& p, int m0) {
+  const int n_end = p.causal ? min(p.T, m0 + kBlockM) : p.T;
+  return (n_end + kBlockN - 1) / kBlockN;
 }
 
 // The heads a group: the largest divisor of B * H whose K and V fit kGroupKvBytes (at least 1),
@@ -87,121 +95,15 @@ void launch_over_tiles(void (*kernel)(FlashAttentionParams), const FlashAttentio
   LAUNCH_CHECK();
 }
 
-// ---- element types --------------------------------------------------------------------------
+// ---- tile loads --------------------------------------------------------------------------------
 
-template <typename E>
-struct Elem;
-template <>
-struct Elem<__nv_bfloat16> {
-  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  }
-  static __device__ __forceinline__ __nv_bfloat16 from_float(float x) {
-    return __float2bfloat16_rn(x);
-  }
-  static __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-};
-template <>
-struct Elem<__half> {
-  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-    __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  }
-  static __device__ __forceinline__ __half from_float(float x) { return __float2half_rn(x); }
-  static __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-};
-
-// ---- tensor-core instructions ---------------------------------------------------------------
-
-// c += a * b on a 16 x 8 x 16 tile.
-template <typename E>
-__device__ __forceinline__ void mma16816(float* c, const uint32_t* a, const uint32_t* b) {
-  if constexpr (std::is_same_v<E, __nv_bfloat16>) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  }
-}
-
-// c += a * b on a 16 x 8 x 8 tile (head dim 8: Q K^T has only 8 products a score).
-template <typename E>
-__device__ __forceinline__ void mma1688(float* c, const uint32_t* a, uint32_t b) {
-  if constexpr (std::is_same_v<E, __nv_bfloat16>) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(b));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(b));
-  }
-}
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-// The shared-memory address of tile[i]: the tile's address converted once (the compiler reuses
-// it across an unrolled loop) plus a 32-bit offset, whose constant part folds into the
-// ldmatrix's immediate, instead of 64-bit generic pointer arithmetic for every load.
-template <typename E>
-__device__ __forceinline__ uint32_t smem_elem(const E* tile, int i) {
-  return smem_addr(tile) + static_cast<uint32_t>(i) * static_cast<uint32_t>(sizeof(E));
-}
-
-// Four 8 x 8 matrices of 16-bit elements; lane 8 i + r gives the address of row r of matrix i.
-__device__ __forceinline__ void ldmatrix_x4(uint32_t* r, uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-// The same, each matrix transposed on the way (for B operands stored [k][n]).
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t* r, uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-__device__ __forceinline__ void ldmatrix_x2(uint32_t* r, uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
-               : "=r"(r[0]), "=r"(r[1])
-               : "r"(addr));
-}
-
-// 2^x on the special-function unit (MUFU.EX2): the scores carry log2(e) in their scale.
-__device__ __forceinline__ float ex2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
-// ---- asynchronous tile loads ----------------------------------------------------------------
-
-// 16 bytes global -> shared, bypassing registers; src_bytes = 0 writes zeros (rows past T).
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-// 4 bytes global -> shared (the per-row statistics); src_bytes = 0 writes zero.
-__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src),
-               "r"(valid ? 4 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+// Shared-memory row stride in elements: D plus 8 (16 bytes) of padding, so that the 8 row
+// addresses of one ldmatrix 8x8 load fall in 8 different 16-byte bank groups (D = 64 without
+// padding would put all 8 rows in the same banks: an 8-way conflict). D = 8 needs none: 8 rows
+// of 16 bytes are already 128 consecutive bytes.
+template <int D>
+constexpr int smem_stride() {
+  return D == 8 ? 8 : D + 8;
 }
 
 // Rows [row0, row0 + ROWS) of one head of a [B, T, H, D] tensor into shared memory (row stride
@@ -213,7 +115,7 @@ __device__ __forceinline__ void load_tile(E* smem, const E* head_base, int64_t r
   constexpr int kChunks = D / 8;  // 16-byte chunks a row
   constexpr int kTotal = ROWS * kChunks, kSteps = (kTotal + THREADS - 1) / THREADS;
   // A compile-time trip count (threadIdx.x < THREADS): straight-line code, no loop remainder
-  // handling (a loop from threadIdx.x costs ~60 instructions a tile for one copy at D = 8).
+  // handling (a loop from threadIdx.x costs about 60 instructions a tile at D = 8).
 #pragma unroll
   for (int i = 0; i < kSteps; ++i) {
     const int c = static_cast<int>(threadIdx.x) + i * THREADS;
@@ -226,7 +128,7 @@ __device__ __forceinline__ void load_tile(E* smem, const E* head_base, int64_t r
   }
 }
 
-// ---- fragment loads from shared memory ------------------------------------------------------
+// ---- fragment loads from shared memory ---------------------------------------------------------
 
 // A fragments of a 16 x 16 block (rows r0.., cols k0..) of a row-major [rows][STRIDE] tile.
 template <int STRIDE, typename E>
@@ -267,7 +169,18 @@ __device__ __forceinline__ void load_b_kn_2k(uint32_t* b, const E* tile, int k0,
   ldmatrix_x4_trans(b, smem_elem(tile, (k0 + lane) * STRIDE + n0));
 }
 
-// The A fragment of a 16 x 16 block from two neighbouring fp32 C tiles (see the header).
+// A fragments of the 16 x 16 block (rows m0.., cols k0..) of a matrix that shared memory holds
+// transposed ([k][m], row stride STRIDE): ldmatrix .trans turns each stored 8 x 8 block around,
+// so lane 8 i + r points at stored row k0 + 8 (i / 2) + r, column m0 + 8 (i % 2) (the A
+// fragment's blocks a0..a3 are (m 0-7, k 0-7), (m 8-15, k 0-7), (m 0-7, k 8-15), (m 8-15, k 8-15)).
+template <int STRIDE, typename E>
+__device__ __forceinline__ void load_a_trans(uint32_t* a, const E* tile, int m0, int k0, int lane) {
+  const int mi = lane / 8, r = lane % 8;
+  ldmatrix_x4_trans(a, smem_elem(tile, (k0 + (mi / 2) * 8 + r) * STRIDE + m0 + (mi % 2) * 8));
+}
+
+// The A fragment of a 16 x 16 block from two neighbouring fp32 C tiles
+// (cuda/flash_attention_mma.cuh).
 template <typename E>
 __device__ __forceinline__ void c_to_a(uint32_t* a, const float* c0, const float* c1) {
   a[0] = Elem<E>::pack(c0[0], c0[1]);
@@ -283,7 +196,7 @@ constexpr int a_steps() {
 template <int D>
 constexpr int a_steps_v = a_steps<D>();
 
-// ---- the products every kernel needs --------------------------------------------------------
+// ---- the products every kernel needs -----------------------------------------------------------
 
 // acc[16 x 8 NT] = A[16 x D] (fragments in registers, D / 16 k-steps) * B^T, B stored [n][d]
 // in shared memory rows n0 .. n0 + 8 NT.
@@ -425,10 +338,123 @@ __device__ __forceinline__ void fold_acc(float (*acc)[4]) {
   }
 }
 
-// ---- gradient stores ------------------------------------------------------------------------
+// ---- the online softmax on score tiles in C fragments ------------------------------------------
 
-// Writes a warp's 16 rows (row0 ..) of a contiguous [B, T, H, D] gradient (dK or dV, from the
-// warp's 16 x D accumulator in C-fragment layout), times factor; rows past T are skipped.
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// Sets to -inf the scores of a 16 x 8 NT tile (rows r0.., keys n0..) that causal hides or that
+// lie past the sequence (key >= T). Element i of C tile nt is row r0 + g + 8 (i / 2), key
+// n0 + 8 nt + 2 t + i % 2. Called only on tiles that touch the diagonal or the end.
+template <int NT>
+__device__ __forceinline__ void mask_scores(float (*s)[4], int r0, int n0, int T, bool causal,
+                                            int lane) {
+  const int g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int row = r0 + g + 8 * (i / 2), col = n0 + 8 * nt + 2 * t + (i % 2);
+      if (col >= T || (causal && col > row)) s[nt][i] = -INFINITY;
+    }
+  }
+}
+
+// part[0] = op over part[0 .. 2 W): pairwise, log2(2 W) levels, every index a constant.
+template <int W, typename Op>
+__device__ __forceinline__ void tree_reduce(float* part, Op op) {
+  if constexpr (W > 0) {
+#pragma unroll
+    for (int i = 0; i < W; ++i) part[i] = op(part[i], part[i + W]);
+    tree_reduce<W / 2>(part, op);
+  }
+}
+
+// The max of row g + 8 r of a 16 x 8 NT score tile in C fragments: the thread's 2 NT elements
+// by a tree (depth log2 NT instead of a chain of NT dependent instructions), then across the
+// quad of 4 lanes that share the row. Every lane of the quad gets it.
+template <int NT>
+__device__ __forceinline__ float quad_row_max(const float (*s)[4], int r) {
+  float part[NT];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) part[nt] = fmaxf(s[nt][2 * r], s[nt][2 * r + 1]);
+  tree_reduce<NT / 2>(part, [](float a, float b) { return fmaxf(a, b); });
+  float mx = part[0];
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+  return fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+}
+
+// The online-softmax step for the thread's two rows (g and g + 8) of a new score tile:
+//   m' = max(m, scale_log2 * max_j s_j)          (log2 domain: exp(x) = 2^(x log2 e))
+//   alpha = 2^(m - m'),  p_j = 2^(scale_log2 s_j - m'),  l = alpha l + sum_j p_j,  o *= alpha
+// The row max is reduced over the quad of 4 lanes that share a row; l stays a per-lane partial
+// sum until the end (alpha is the same for the whole quad). s is overwritten with p.
+template <int NT, int DT>
+__device__ __forceinline__ void online_softmax(float (*s)[4], float (*o)[4], float* m_run,
+                                               float* l_run, float scale_log2) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float mx = quad_row_max<NT>(s, r);
+    float part[NT];
+    const float m_new = fmaxf(m_run[r], mx * scale_log2);
+    // A row that has seen only masked keys keeps m = -inf; subtract 0 instead so that
+    // 2^(-inf - (-inf)) never makes a NaN.
+    const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+    const float alpha = ex2(m_run[r] - m_use);
+    m_run[r] = m_new;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      s[nt][2 * r] = ex2(fmaf(s[nt][2 * r], scale_log2, -m_use));
+      s[nt][2 * r + 1] = ex2(fmaf(s[nt][2 * r + 1], scale_log2, -m_use));
+      part[nt] = s[nt][2 * r] + s[nt][2 * r + 1];
+    }
+    tree_reduce<NT / 2>(part, [](float a, float b) { return a + b; });
+    l_run[r] = l_run[r] * alpha + part[0];
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt) {
+      o[dt][2 * r] *= alpha;
+      o[dt][2 * r + 1] *= alpha;
+    }
+  }
+}
+
+// The sum of the quad's partial row sums (lanes 4 g .. 4 g + 3 hold one row).
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  x += __shfl_xor_sync(0xffffffffu, x, 2);
+  return x;
+}
+
+// ---- stores ------------------------------------------------------------------------------------
+
+// Writes the warp's 16 x D output rows (normalized) and their log-sum-exp. l_run is the thread's
+// partial row sum (summed over the quad here) or, with kFullSums, the whole row sum already.
+template <typename E, int D, bool kFullSums = false>
+__device__ __forceinline__ void store_output(const FlashAttentionParams& p, float (*o)[4],
+                                             const float* m_run, const float* l_run, int b, int h,
+                                             int r0, float keep_scale, int lane) {
+  const int g = lane / 4, t = lane % 4;
+  E* out = static_cast<E*>(p.out) + b * p.out_strides.b + h * p.out_strides.h;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float l = kFullSums ? l_run[r] : quad_sum(l_run[r]);
+    const int row = r0 + g + 8 * r;
+    if (row >= p.T) continue;
+    const float inv = l > 0.0f ? keep_scale / l : 0.0f;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      *reinterpret_cast<uint32_t*>(out + row * p.out_strides.t + dt * 8 + 2 * t) =
+          Elem<E>::pack(o[dt][2 * r] * inv, o[dt][2 * r + 1] * inv);
+    }
+    if (t == 0) {
+      p.lse[(static_cast<int64_t>(b) * p.H + h) * p.T + row] =
+          l > 0.0f ? (m_run[r] + __log2f(l)) * kLn2 : -INFINITY;
+    }
+  }
+}
+
+// Writes a warp's 16 rows (row0 ..) of a contiguous [B, T, H, D] gradient (dQ, dK or dV, from
+// the warp's 16 x D accumulator in C-fragment layout), times factor; rows past T are skipped.
 template <typename E, int D>
 __device__ __forceinline__ void store_grad_rows(void* dst, const FlashAttentionParams& p,
                                                 const float (*acc)[4], float factor, int b, int h,

@@ -55,7 +55,7 @@
 //     SBO = 1024 (the next 8 keys); LBO = 128 x 128 = 16384 (the next 64 d's, used at D = 128).
 //
 // Registers a thread: S 64 + O D / 2 + P 32, plus addresses: about 160 (D = 64, under the 168
-// that 384 threads allow) and about 206 (D = 128, of 255), with no spills (ptxas -v, CUDA 13.0).
+// that 384 threads allow) and about 206 (D = 128, of 255), with no spills (ptxas -v).
 //
 // Causal: key tiles past the CTA's last row are never loaded; only tiles that cross a warp's
 // diagonal or the end of the sequence are masked; the heaviest query blocks launch first.
@@ -66,7 +66,6 @@
 #include "cuda/flash_attention_common.cuh"
 #include "cuda/flash_attention_sm90.cuh"
 #include "cuda/flash_attention_sm90_common.cuh"
-#include "cuda/flash_attention_softmax.cuh"
 #include "cuda/nvtx.h"
 #include "cuda/wgmma.cuh"
 
@@ -79,9 +78,8 @@ struct Sm90FwdTraits {
   // Warpgroups a CTA, 64 query rows each. 3 at D = 64 (FlashAttention-3's choice there: 12 warps
   // an SM instead of 8 to overlap the exponentials, which bound D = 64; 158 registers, under the
   // 168 of 384 threads, no spills), although 192-row blocks against 128-key tiles compute about
-  // 18% more causal scores than needed at T = 2048 (6% with 128 rows). Measured on an H100
-  // (scripts/gpu_ab.sh): 3 warpgroups 0.516 / 0.911 ms at B 16 H 16 T 2048 / B 8 H 16 T 4096,
-  // against 0.555 / 0.999 with 2. D = 128 has the registers for 2 only.
+  // 18% more causal scores than needed at T = 2048 (6% with 128 rows): faster all the same
+  // (docs/benchmarks.md, A/B runs). D = 128 has the registers for 2 only.
   static constexpr int kWarpgroups = D == 64 ? 3 : 2;
   static constexpr int kThreads = 128 * kWarpgroups;
   static constexpr int kBlockM = 64 * kWarpgroups;  // query rows a CTA
@@ -114,14 +112,13 @@ struct Sm90Block {
   uint32_t sQ, sK, sV;
 
   __device__ Sm90Block(const FlashAttentionParams& p, unsigned char* smem) {
-    const fa::BlockTile tile = fa::block_tile();
-    const int m_block = tile.tiles - 1 - tile.rank;  // heaviest causal blocks first
-    b = tile.bh / p.H, h = tile.bh % p.H, m0 = m_block * Tr::kBlockM;
-    q = static_cast<const E*>(p.q) + b * p.q_strides.b + h * p.q_strides.h;
-    k = static_cast<const E*>(p.k) + b * p.k_strides.b + h * p.k_strides.h;
-    v = static_cast<const E*>(p.v) + b * p.v_strides.b + h * p.v_strides.h;
-    const int n_end = p.causal ? min(p.T, m0 + Tr::kBlockM) : p.T;
-    n_tiles = (n_end + Tr::kBlockN - 1) / Tr::kBlockN;
+    const fa::BlockTile tile = fa::block_tile(p);
+    b = tile.b, h = tile.h;
+    m0 = (tile.tiles - 1 - tile.rank) * Tr::kBlockM;  // heaviest causal blocks first
+    q = fa::head_rows<E>(p.q, p.q_strides, tile);
+    k = fa::head_rows<E>(p.k, p.k_strides, tile);
+    v = fa::head_rows<E>(p.v, p.v_strides, tile);
+    n_tiles = fa::key_tiles<Tr::kBlockM, Tr::kBlockN>(p, m0);
     sQ = (fa::smem_addr(smem) + 1023u) & ~1023u;  // swizzle atoms 1024-byte aligned
     sK = sQ + Tr::kQBytes;
     sV = sK + Tr::kStages * Tr::kKVBytes;
@@ -337,30 +334,6 @@ __device__ __forceinline__ void last_tile(const FlashAttentionParams& p, const S
   wg::fence_operands<Tr::kOutTiles * 4>(&st.o[0][0]);
 }
 
-// Writes the warp's 16 rows of out (normalized) and their log-sum-exp (rows < T only).
-template <typename E, int D>
-__device__ __forceinline__ void store_rows(const FlashAttentionParams& p, const Sm90Rows<D>& st,
-                                           int b, int h, int r0, int lane) {
-  const int g = lane / 4, t = lane % 4;
-  E* out = static_cast<E*>(p.out) + b * p.out_strides.b + h * p.out_strides.h;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const float l = fa::quad_sum(st.l[r]);
-    const int row = r0 + g + 8 * r;
-    if (row >= p.T) continue;
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-#pragma unroll
-    for (int dt = 0; dt < D / 8; ++dt) {
-      *reinterpret_cast<uint32_t*>(out + row * p.out_strides.t + dt * 8 + 2 * t) =
-          fa::Elem<E>::pack(st.o[dt][2 * r] * inv, st.o[dt][2 * r + 1] * inv);
-    }
-    if (t == 0) {
-      p.lse[(static_cast<int64_t>(b) * p.H + h) * p.T + row] =
-          l > 0.0f ? (st.m[r] + __log2f(l)) * fa::kLn2 : -INFINITY;
-    }
-  }
-}
-
 template <typename E, int D>
 __global__ void __launch_bounds__(Sm90FwdTraits<D>::kThreads, 1)
     flash_fwd_sm90_kernel(const FlashAttentionParams p) {
@@ -387,7 +360,7 @@ __global__ void __launch_bounds__(Sm90FwdTraits<D>::kThreads, 1)
   first_tile<E, D>(p, blk, st, q_desc, r0, lane);
   for (int j = 0; j + 1 < blk.n_tiles; ++j) tile_step<E, D>(p, blk, st, q_desc, j, r0, lane);
   last_tile<E, D>(p, blk, st);
-  store_rows<E, D>(p, st, blk.b, blk.h, r0, lane);
+  fa::store_output<E, D>(p, st.o, st.m, st.l, blk.b, blk.h, r0, 1.0f, lane);
 }
 
 template <typename E, int D>

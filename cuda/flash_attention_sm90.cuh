@@ -16,8 +16,7 @@ bool device_is_sm90();
 bool sm90_handles(const FlashAttentionParams& p);
 
 // Whether flash_attention_forward() tries the sm90 kernel before the mma.sync one (false: the
-// mma.sync kernel everywhere, for an A/B). On an H100 the wgmma kernel measured 1.18-1.25x the
-// mma.sync one at D = 64 and 1.66-1.76x at D = 128 (docs/benchmarks.md).
+// mma.sync kernel everywhere, for an A/B; docs/benchmarks.md has the figures).
 constexpr bool kUseSm90Forward = true;
 
 // out, lse <- attention(q, k, v) on the wgmma kernel, exactly as flash_attention_forward defines
@@ -27,8 +26,7 @@ bool launch_forward_sm90(const FlashAttentionParams& p);
 
 // Whether flash_attention_backward() tries the sm90 dK/dV/dQ kernel in place of the mma.sync one
 // of cuda/flash_attention_bwd_kv.cu (the delta kernel before it and the dQ rounding after it are
-// shared). false: the mma.sync kernel everywhere, for an A/B. On an H100 the wgmma kernel took
-// 0.65-0.68x the mma.sync one's time at D = 64 and 0.51-0.52x at D = 128 (docs/benchmarks.md).
+// shared). false: the mma.sync kernel everywhere, for an A/B (docs/benchmarks.md).
 constexpr bool kUseSm90Backward = true;
 
 // The single pass's dK, dV and dq_accum (+= scale dS K) on the wgmma kernel, exactly as

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "base/bf16.h"
+#include "base/compute_type.h"
 #include "cuda/check.cuh"
 #include "cuda/nvtx.h"
 #include "cuda/tensor_kernels.cuh"
@@ -26,19 +27,6 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
   const int64_t blocks = (n + threads - 1) / threads;
   return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(blocks, 132 * 32)));
 }
-
-// The arithmetic type for a storage type: double stays double, everything else computes in
-// float (bf16 in particular: load, compute in fp32, round once on store).
-template <typename T>
-struct compute_type {
-  using type = float;
-};
-template <>
-struct compute_type<double> {
-  using type = double;
-};
-template <typename T>
-using compute_t = typename compute_type<T>::type;
 
 // Conversions that match the CPU's casts: bf16 goes through float and rounds to nearest even.
 template <typename Dst, typename Src>

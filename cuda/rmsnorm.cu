@@ -19,11 +19,8 @@ constexpr int kRowThreads = 128;   // C is 64..1024 in the model: most threads h
 constexpr int kDwSlices = 8;       // row slices per dw block (threadIdx.y)
 constexpr int kMaxDwChunks = 128;  // stage-1 row chunks: ~1 block per SM on an H100 (132)
 
-template <typename T>
-using stat_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
 template <typename T, typename W>
-__global__ void rmsnorm_fwd_kernel(T* y, stat_t<T>* rstd, const T* x, const W* w, int64_t C,
+__global__ void rmsnorm_fwd_kernel(T* y, compute_t<T>* rstd, const T* x, const W* w, int64_t C,
                                    float eps) {
   using A = compute_t<T>;
   const int64_t base = blockIdx.x * C;
@@ -42,8 +39,8 @@ __global__ void rmsnorm_fwd_kernel(T* y, stat_t<T>* rstd, const T* x, const W* w
 
 // dx = rstd (dy w) - x rstd^3 / C * sum_k dy w x
 template <typename T, typename W>
-__global__ void rmsnorm_dx_kernel(T* dx, const T* dy, const T* x, const W* w, const stat_t<T>* rstd,
-                                  int64_t C) {
+__global__ void rmsnorm_dx_kernel(T* dx, const T* dy, const T* x, const W* w,
+                                  const compute_t<T>* rstd, int64_t C) {
   using A = compute_t<T>;
   const int64_t base = blockIdx.x * C;
   double dot = 0;
@@ -61,7 +58,7 @@ __global__ void rmsnorm_dx_kernel(T* dx, const T* dy, const T* x, const W* w, co
 // Stage 1: partial[chunk, c] = sum over the chunk's rows of dy x rstd, in float64.
 template <typename T>
 __global__ void rmsnorm_dw_partial_kernel(double* partial, const T* dy, const T* x,
-                                          const stat_t<T>* rstd, int64_t N, int64_t C,
+                                          const compute_t<T>* rstd, int64_t N, int64_t C,
                                           int64_t rows_per_chunk) {
   __shared__ double slice_sum[kDwSlices][32];
   const int64_t c = blockIdx.x * int64_t(32) + threadIdx.x;
@@ -116,7 +113,7 @@ void rmsnorm_dw(ElemType x_type, ElemType w_type, void* dw, const void* dy, cons
     const dim3 grid(unsigned((C + 31) / 32), unsigned(chunks));
     rmsnorm_dw_partial_kernel<T><<<grid, dim3(32, kDwSlices), 0, stream()>>>(
         partial, static_cast<const T*>(dy), static_cast<const T*>(x),
-        static_cast<const stat_t<T>*>(rstd), N, C, rows_per_chunk);
+        static_cast<const compute_t<T>*>(rstd), N, C, rows_per_chunk);
     LAUNCH_CHECK();
     rmsnorm_dw_final_kernel<W>
         <<<grid_for(C), kThreads, 0, stream()>>>(static_cast<W*>(dw), partial, chunks, C);
@@ -135,7 +132,7 @@ void rmsnorm_forward(ElemType x_type, ElemType w_type, void* y, void* rstd, cons
     using T = typename decltype(xt)::type;
     using W = typename decltype(wt)::type;
     rmsnorm_fwd_kernel<T, W><<<unsigned(N), kRowThreads, 0, stream()>>>(
-        static_cast<T*>(y), static_cast<stat_t<T>*>(rstd), static_cast<const T*>(x),
+        static_cast<T*>(y), static_cast<compute_t<T>*>(rstd), static_cast<const T*>(x),
         static_cast<const W*>(w), C, eps);
     LAUNCH_CHECK();
   });
@@ -151,7 +148,7 @@ void rmsnorm_backward(ElemType x_type, ElemType w_type, void* dx, void* dw, cons
       using W = typename decltype(wt)::type;
       rmsnorm_dx_kernel<T, W><<<unsigned(N), kRowThreads, 0, stream()>>>(
           static_cast<T*>(dx), static_cast<const T*>(dy), static_cast<const T*>(x),
-          static_cast<const W*>(w), static_cast<const stat_t<T>*>(rstd), C);
+          static_cast<const W*>(w), static_cast<const compute_t<T>*>(rstd), C);
       LAUNCH_CHECK();
     });
   }

@@ -5,7 +5,7 @@
 //
 // With models/configs/btc_seed.json (F 5, C 64, H 8, L 4, MLP 256) it has 200,133 parameters
 // under PyTorch's names (input_proj.weight, layers.0.norm1.weight, layers.0.attn.Wqkv.weight,
-// ..., fc_out.bias), so its safetensors load into /work/shared/bench/torch_baseline.py's BTC.
+// ..., fc_out.bias), so its safetensors load into the original run's PyTorch BTC model.
 #pragma once
 
 #include <memory>

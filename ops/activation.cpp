@@ -3,13 +3,11 @@
 #include <cmath>
 #include <type_traits>
 
+#include "base/compute_type.h"
 #include "ops/cuda_ops.h"
 
 namespace mt::ops {
 namespace {
-
-template <typename T>
-using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 // sqrt(2 / pi), 1 / sqrt(2) and 1 / sqrt(2 pi), to float64 precision.
 constexpr double kSqrt2OverPi = 0.79788456080286535588;

@@ -1,7 +1,8 @@
 // Attention: the checks, the dispatch, and FlashAttention's tiled algorithm on the CPU.
 //
-// The tiled path is the readable twin of cuda/flash_attention_fwd.cu / _bwd.cu: the same tile
-// loops and the same recurrences, written with plain loops. Per (batch, head):
+// The tiled path is the readable twin of cuda/flash_attention_fwd.cu and the backward's
+// cuda/flash_attention_bwd_kv.cu / _bwd_q.cu: the same tile loops and the same recurrences,
+// written with plain loops. Per (batch, head):
 //
 // forward, one tile of query rows at a time, keys streamed tile by tile:
 //     s_ij = scale * q_i . k_j                    (-inf where causal hides key j from row i)
@@ -388,10 +389,9 @@ AttentionGrads backward_flash(const Tensor& q0, const Tensor& k0, const Tensor& 
                    Tensor::empty(q.shape(), kBFloat16, q.device())};
   Tensor delta = Tensor::empty({2, q.size(0), q.size(2), q.size(1)}, kFloat32, q.device());
   // The single pass accumulates dQ in float32 (zeroed by the backward itself). At D = 128 the
-  // mma.sync single pass is slower than the two-kernel backward (H100, docs/benchmarks.md: 2.07
-  // vs 1.97 ms at B=8, H=16, T=2048: zeroing and rounding the 4-byte accumulator and its atomics
-  // cost more than the second pass over the scores), so there the single pass runs only where
-  // the wgmma kernel takes it.
+  // mma.sync single pass is slower than the two-kernel backward (zeroing and rounding the 4-byte
+  // accumulator and its atomics cost more than the second pass over the scores; docs/benchmarks.md,
+  // A/B runs), so there the single pass runs only where the wgmma kernel takes it.
   const bool single_pass =
       !options.deterministic &&
       (q.size(3) < 128 || (cuda::fa::kUseSm90Backward && cuda::fa::sm90_handles(p)));

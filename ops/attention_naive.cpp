@@ -9,7 +9,7 @@
 //
 // With emulate_bf16 every matrix the kernel holds in bf16 is rounded to bf16 after it is
 // computed (S, P, O, dP, dS, dQ, dK, dV): the "naive bf16 implementation" whose error against
-// the float64 reference bounds the CUDA kernel's (design.md, Numerics).
+// the float64 reference bounds the CUDA kernel's (docs/design.md, Numerics).
 #include <cmath>
 #include <limits>
 #include <vector>

@@ -2,14 +2,12 @@
 
 #include <type_traits>
 
+#include "base/compute_type.h"
 #include "base/philox.h"
 #include "ops/cuda_ops.h"
 
 namespace mt::ops {
 namespace {
-
-template <typename T>
-using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 // Element i of the draw (seed, stream) survives iff its uniform is >= p. This one line is the
 // contract the CUDA kernel reproduces bit for bit.

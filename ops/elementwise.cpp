@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "base/compute_type.h"
 #include "ops/cuda_ops.h"
 #include "ops/strided_loop.h"
 
@@ -69,8 +70,6 @@ const char* unary_op_name(UnaryOp op) {
 
 namespace {
 
-using detail::acc_t;
-
 void check_pair(const Tensor& a, const Tensor& b, const char* name) {
   CHECK(a.defined() && b.defined(), "{}: got an undefined tensor", name);
   CHECK(a.dtype() == b.dtype(), "{}: dtype mismatch: {} vs {}", name, a.describe(), b.describe());
@@ -83,7 +82,7 @@ void check_pair(const Tensor& a, const Tensor& b, const char* name) {
 // known at compile time there).
 template <typename T, typename F>
 void binary_loop(const Tensor& a, const Tensor& b, Tensor& out, F f) {
-  using A = acc_t<T>;
+  using A = compute_t<T>;
   const Tensor ae = a.expand(out.shape());
   const Tensor be = b.expand(out.shape());
   const auto plan =
@@ -122,7 +121,7 @@ A nan_min(A a, A b) {
 
 template <typename T>
 void binary_cpu(const Tensor& a, const Tensor& b, Tensor& out, BinaryOp op) {
-  using A = acc_t<T>;
+  using A = compute_t<T>;
   switch (op) {
     case BinaryOp::Add:
       return binary_loop<T>(a, b, out, [](A x, A y) { return x + y; });
@@ -150,7 +149,7 @@ void binary_cpu(const Tensor& a, const Tensor& b, Tensor& out, BinaryOp op) {
 // out = f(x) over x's shape (out is contiguous, x any strides).
 template <typename T, typename F>
 void unary_loop(const Tensor& x, Tensor& out, F f) {
-  using A = acc_t<T>;
+  using A = compute_t<T>;
   const auto plan = detail::make_loop_plan<2>(out.shape(), {out.strides(), x.strides()});
   T* po = out.data<T>();
   const T* px = x.data<T>();
@@ -167,7 +166,7 @@ void unary_loop(const Tensor& x, Tensor& out, F f) {
 
 template <typename T>
 void unary_cpu(const Tensor& x, Tensor& out, UnaryOp op, double p0_in, double p1_in) {
-  using A = acc_t<T>;
+  using A = compute_t<T>;
   const A p0 = static_cast<A>(p0_in);
   const A p1 = static_cast<A>(p1_in);
   switch (op) {

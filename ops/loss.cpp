@@ -4,13 +4,11 @@
 #include <type_traits>
 #include <vector>
 
+#include "base/compute_type.h"
 #include "ops/cuda_ops.h"
 
 namespace mt::ops {
 namespace {
-
-template <typename T>
-using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 DType loss_dtype(DType in) { return in == kFloat64 ? kFloat64 : kFloat32; }
 

@@ -4,14 +4,11 @@
 #include <type_traits>
 #include <vector>
 
+#include "base/compute_type.h"
 #include "ops/cuda_ops.h"
 
 namespace mt::ops {
 namespace {
-
-// float32 and bfloat16 compute (and keep rstd) in float32, float64 in float64.
-template <typename T>
-using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 DType stat_dtype(DType x) { return x == kFloat64 ? kFloat64 : kFloat32; }
 

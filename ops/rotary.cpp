@@ -4,13 +4,11 @@
 #include <type_traits>
 #include <vector>
 
+#include "base/compute_type.h"
 #include "ops/cuda_ops.h"
 
 namespace mt::ops {
 namespace {
-
-template <typename T>
-using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 // Validates x [B, T, H, D] and the options; returns R, the rotated channel count.
 int64_t check_rotary(const Tensor& x, const RotaryOptions& o, const char* op) {

@@ -5,14 +5,11 @@
 #include <limits>
 #include <type_traits>
 
+#include "base/compute_type.h"
 #include "ops/cuda_ops.h"
 
 namespace mt::ops {
 namespace {
-
-// float32 and bfloat16 compute in float32, float64 in float64.
-template <typename T>
-using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 // The input seen as [outer, N, inner] rows along `dim`: element (o, j, i) of a contiguous
 // tensor sits at o * N * inner + j * inner + i, so a row is N elements `inner` apart.

@@ -84,17 +84,4 @@ void for_each_row(const LoopPlan<N>& plan, Body&& body) {
   }
 }
 
-// The arithmetic type a CPU loop computes in: float for float32 and bf16 (as the GPU does),
-// double for float64.
-template <typename T>
-struct AccType {
-  using type = float;
-};
-template <>
-struct AccType<double> {
-  using type = double;
-};
-template <typename T>
-using acc_t = typename AccType<T>::type;
-
 }  // namespace mt::ops::detail

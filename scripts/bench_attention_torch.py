@@ -3,7 +3,7 @@
 #
 #   python3 scripts/bench_attention_torch.py [--ours build/attn_bench.json] [--json OUT.json]
 #
-# Timing as in ../shared/bench/torch_baseline.py: median of CUDA-event times; the backward is
+# Timing as the original run's PyTorch baseline: median of CUDA-event times; the backward is
 # (forward + backward) - forward. FLOPs: 4 B H T^2 D / 2 (causal), backward 2.5x.
 import argparse, json, os
 import torch

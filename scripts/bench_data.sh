@@ -7,7 +7,7 @@ set -euo pipefail
 prepare=$1
 shift
 if [ $# -eq 0 ]; then
-  echo "bench-data: no CSV to read: set BENCH_CSV=file (or put the files in ../shared/data)" >&2
+  echo "bench-data: no CSV to read: set BENCH_CSV=file (a Kaggle-layout minute CSV, .csv or .csv.gz)" >&2
   exit 1
 fi
 echo "bench-data: $(nproc) CPUs here; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

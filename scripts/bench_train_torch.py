@@ -1,9 +1,9 @@
 """PyTorch's side of `make bench-train`: the seed model's training step, eager and compiled,
 timed the way apps/bench_train times ours, in the same session on the same GPU.
 
-The model is the original run's (see ../shared/bench/torch_baseline.py, which this restates in
-brief): input Linear 5->64; 4 pre-norm blocks of causal attention (8 heads of 8, rotary on the
-whole head, dropout 0.05, biases) and a GELU(tanh) MLP 64->256->64 behind RMSNorms; Linear 64->5.
+The model is the original run's (its PyTorch script, restated here in brief): input Linear
+5->64; 4 pre-norm blocks of causal attention (8 heads of 8, rotary on the whole head, dropout
+0.05, biases) and a GELU(tanh) MLP 64->256->64 behind RMSNorms; Linear 64->5.
 Step: bf16 autocast forward, weighted smooth L1 (beta 0.01), backward, clip 0.5, fused AdamW.
 Prints one JSON line per measurement.
 """

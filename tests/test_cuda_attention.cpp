@@ -1,6 +1,6 @@
 // The CUDA FlashAttention kernels against the float64 CPU reference.
 //
-// Tolerance (design.md, Numerics): the kernel's relative error against the float64 reference
+// Tolerance (docs/design.md, Numerics): the kernel's relative error against the float64 reference
 // may be at most 2x (forward) or 3x (gradients) that of a naive bf16 implementation (every
 // intermediate rounded to bf16: ops::attention_naive_*(..., emulate_bf16 = true)) against the
 // same reference. Both see the same bf16-rounded inputs, so only the arithmetic differs.

@@ -141,8 +141,9 @@ CUDA_TEST_CASE("cuda: exact attention, T = 1000, and head dims that are not powe
   }
 }
 
-// Small enough for compute-sanitizer (scripts/gpu_attention.sh runs '*sanitizer set*'): partial
-// warps, D = 1 (32 rows a warp), 40 (2 elements a lane) and 128, causal, dropout, both dtypes.
+// Small enough for compute-sanitizer (dev/gpu_probe.sh runs '*sanitizer set*' under memcheck and
+// racecheck): partial warps, D = 1 (32 rows a warp), 40 (2 elements a lane) and 128, causal,
+// dropout, both dtypes.
 CUDA_TEST_CASE("cuda: exact attention sanitizer set") {
   for (DType dt : {kFloat64, kFloat32}) {
     check_case(1, 33, 2, 1, true, 0.05f, dt);

@@ -8,8 +8,8 @@
 // is as far from float64 as float32 rounding puts it. Each op adds a few 2^-24 = 6e-8 relative
 // roundings (sums of up to 111 terms: ~1e-6 at worst), through ~10 ops in a chain to the
 // gradients: ~1e-5 at worst. Bounds: 1e-5 on the loss, 1e-4 (the issue's) on every gradient
-// (measured on an H200: 2.2e-7 at worst; with the bf16 attention float32 used to get, 1.3e-3).
-// bf16-mixed: design.md's rule: the GPU may be at most twice (loss) or three times (gradients)
+// (docs/cuda_backend.md, Tests, has the measured margin).
+// bf16-mixed: docs/design.md's rule: the GPU may be at most twice (loss) or three times (gradients)
 // as far from the float64 reference as the CPU's own bf16-mixed run.
 #include <algorithm>
 #include <cmath>

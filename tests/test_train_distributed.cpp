@@ -4,7 +4,7 @@
 // loaders, bucketed averaging, the loss logged as the mean over the ranks, rank 0 alone writing
 // the run folder, and a checkpoint of 2 ranks resumed by 1. The loaders' sharding is checked
 // against one loader at the global batch. The same code on 2 GPUs over NCCL is run by
-// scripts/dp_check.sh (docs/distributed.md).
+// dev/dp_check.sh (docs/distributed.md).
 #include <exception>
 #include <thread>
 

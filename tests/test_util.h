@@ -33,7 +33,7 @@ namespace mt::testing {
 
 // max |a - b| over all elements (both converted to float64 on the CPU); shapes must match.
 double max_abs_diff(const Tensor& a, const Tensor& b);
-// ||a - b|| / ||b|| in float64: the relative error design.md's tolerances are stated in.
+// ||a - b|| / ||b|| in float64: the relative error docs/design.md's tolerances are stated in.
 double rel_error(const Tensor& a, const Tensor& b);
 // True when every element is finite and differs from the poison value (NaN by default):
 // outputs are poisoned before a kernel runs, and this checks that every element was written.

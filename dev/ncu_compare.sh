@@ -2,12 +2,12 @@
 # Nsight Compute on one kernel of several trees side by side (one device call): each tree's
 # bench_attention is built, then the kernel's first single-pass launch at each shape is profiled
 # for time, instructions, issue and pipe use, shared-memory traffic and the stall reasons.
-#   usage: bash scripts/ncu_compare.sh [TREE ...]     (default: this tree and .carry/base)
+#   usage: bash dev/ncu_compare.sh [TREE ...]     (default: this tree and $BASE_TREE)
 #   KERNEL=regex (default flash_bwd_kv_kernel)   SKIP=launches to skip (default 12: bench_attention
 #   --iters 1 runs the deterministic backward's 6 launches of the dK/dV kernel first)
 #   SHAPES="B,H,T,D,p ..." (default the seed shape without and with dropout)
 set -uo pipefail
-if [[ $# -gt 0 ]]; then TREES=("$@"); else TREES=(. .carry/base); fi
+if [[ $# -gt 0 ]]; then TREES=("$@"); else TREES=(. "${BASE_TREE:-.carry/base}"); fi
 KERNEL=${KERNEL:-flash_bwd_kv_kernel} SKIP=${SKIP:-12}
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
 SECONDS=0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA backend's check on the GPU machine: build the test binary, run the CUDA suites, then
 # compute-sanitizer memcheck and racecheck on them. Logs go to $OUT (when set) and stdout.
-#   usage: bash scripts/gpu_cuda.sh [doctest filter args, e.g. -tc='*rmsnorm*']
+#   usage: bash dev/gpu_cuda.sh [doctest filter args, e.g. -tc='*rmsnorm*']
 set -uo pipefail
 export CPATH=${CPATH:-}
 OUT=${OUT:-/tmp/gpu_cuda}

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""CPU model of cuda/flash_attention_bwd_sm90.cu (run: python3 scripts/emulate_bwd_sm90.py; needs
+"""CPU model of cuda/flash_attention_bwd_sm90.cu (run: python3 dev/emulate_bwd_sm90.py; needs
 numpy, e.g. apt-get install python3-numpy): the swizzled tile copies, the descriptors the kernel
 builds, the hardware's reading of them (K-major and MN-major 128B-swizzled operands, A and B,
 the transpose bits of dQ's A = dS and B = K, dQ's D / 2 column halves), the accumulator and
 A-from-registers fragment layouts, the masking, the dS^T stores into shared memory and the
 shuffled 4-float dQ atomics, thread by thread, for every CTA. Checks dK, dV and dQ against a
-float64 reference. Like scripts/emulate_fwd_sm90.py (whose helpers it reuses) it catches
+float64 reference. Like dev/emulate_fwd_sm90.py (whose helpers it reuses) it catches
 inconsistencies between what the kernel writes and what it tells the hardware to read, not
 misunderstandings of the hardware itself, nor races. Every formula is transcribed from the .cu
 (Traits = Sm90BwdTraits); keep them in step."""

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CPU model of cuda/flash_attention_fwd_sm90.cu (run: python3 scripts/emulate_fwd_sm90.py; needs
+"""CPU model of cuda/flash_attention_fwd_sm90.cu (run: python3 dev/emulate_fwd_sm90.py; needs
 numpy, e.g. apt-get install python3-numpy): the smem writes (load_tile_sw128), the
 descriptors the kernel builds, the hardware's reading of them (canonical 128B-swizzled K-major /
 MN-major layouts, as CUTLASS and ThunderKittens describe them), the register fragment layouts of

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # One device call for attention kernel work: build, the attention tests, bench-attention with
 # PyTorch beside it, A/B variants of the tree, compute-sanitizer on the sanitizer sets.
-#   usage: bash scripts/gpu_ab.sh [VARIANTS_FILE]      (default: scripts/ab_variants.txt)
+#   usage: bash dev/gpu_ab.sh [VARIANTS_FILE]      (default: dev/ab_variants.txt)
 # Each line of VARIANTS_FILE (# starts a comment) is   name | file | sed expression | shapes
 # (shapes: B,H,T,D,p separated by spaces): the variant is a copy of the tree (the carried data
 # left out) with the sed edit applied to one file, built beside the tree (bench_attention only)
 # and timed at those shapes, our kernels only; the tree's own numbers at the same shapes come
 # from the main bench of the same run. A file field @DIR (sed expression -) takes the tree in
-# DIR instead, e.g. an earlier commit's `git archive` carried to the device under .carry/. The
+# DIR instead, e.g. an earlier commit's `git archive` unpacked beside the tree on the device. The
 # sm90 (wgmma) cases run apart from the others: a fault there would end the process. Logs go to
 # /tmp/ab, packed into $OUT/ab.tar.gz.
 #   SKIP_SAN=1      no compute-sanitizer step
@@ -17,7 +17,7 @@ set -uo pipefail
 FINAL_OUT=${OUT:-/tmp}
 LOGS=/tmp/ab
 BUILD=build/dev
-SPEC=${1:-scripts/ab_variants.txt}
+SPEC=${1:-dev/ab_variants.txt}
 mkdir -p "$LOGS"
 trap 'tar czf "$FINAL_OUT/ab.tar.gz" -C /tmp ab' EXIT
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
@@ -31,7 +31,7 @@ while IFS='|' read -r name file expr shp; do
     [[ -d "${file#@}" ]] || { echo "variant $name: no tree ${file#@}"; continue; }
     cp -r "${file#@}"/. /tmp/v_$name/ && echo "variant $name: the tree ${file#@}"
   else
-    cp -r $(ls -A | grep -vE '^(build|\.git|\.carry)$') /tmp/v_$name/
+    cp -r $(ls -A | grep -vE "^(build|\.git|${CARRY_DIR:-.carry})$") /tmp/v_$name/
     sed -i "$expr" /tmp/v_$name/$file
     if diff -q "$file" /tmp/v_$name/$file > /dev/null; then echo "variant $name: the edit changed nothing"; continue; fi
     echo "variant $name: $(diff "$file" /tmp/v_$name/$file | grep '^>' | head -2 | xargs)"

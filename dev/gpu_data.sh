@@ -3,7 +3,8 @@
 # kernels would cost minutes of device time), run the data and gather tests (CUDA ones
 # included), then `make bench-data` on a carried slice of the real file, gz and unpacked.
 #
-#   run: bash scripts/gpu_data.sh        (carry .carry/data, and build/gpu_data/bin when the
+#   run: bash dev/gpu_data.sh        (SLICE_DIR: a folder with a .csv.gz slice of the real data,
+#        default .carry/data; and build/gpu_data/bin when the
 #        binaries were built beforehand on another x86-64 machine: no -march, so they travel)
 set -uo pipefail
 B=build/gpu_data
@@ -40,12 +41,12 @@ fi
 [ "${BUILD_ONLY:-0}" = 1 ] && exit 0
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 $B/bin/tests -tc='*data*,*gather_windows*'
-slice=$(ls .carry/data/*.csv.gz 2>/dev/null | head -1)
+slice=$(ls "${SLICE_DIR:-.carry/data}"/*.csv.gz 2>/dev/null | head -1)
 if [ -n "$slice" ]; then
   zcat "$slice" > /tmp/slice.csv
   # -o: the binaries above are up to date; make must not rebuild the whole library.
   make --no-print-directory bench-data BUILD=$B -o $B/bin/prepare -o $B/.deps-ok \
     BENCH_CSV="$slice /tmp/slice.csv"
 else
-  echo "gpu_data: no carried slice in .carry/data: bench skipped"
+  echo "gpu_data: no slice in ${SLICE_DIR:-.carry/data}: bench skipped"
 fi

@@ -2,16 +2,17 @@
 # The whole project's check on the GPU machine, in one call (device time is scarce):
 #   1. build everything and run `make test` (GPU suites included; they must run, not skip);
 #   2. compute-sanitizer memcheck and racecheck on the CUDA suites;
-#   3. prepare real data (a carried 2022-2023 slice of ../shared/data) and train the seed
+#   3. prepare real data ($BTC_CSV, default .carry/btcusd_1-min_2022-2023.csv.gz: a 2022-2023
+#      slice of the Kaggle file copied to the device) and train the seed
 #      config end to end on the GPU with both forecast targets (level, delta);
 #   4. bench-train: our training step beside PyTorch eager and torch.compile, same session;
-#   5. dp: data-parallel on every GPU of the host (scripts/dp_check.sh), when there are 2 or more.
+#   5. dp: data-parallel on every GPU of the host (dev/dp_check.sh), when there are 2 or more.
 # SAN_TC narrows the sanitizer runs to some CUDA test cases (doctest -tc patterns), SAN_EXCLUDE
 # leaves some out (-tce patterns); timed cases ("*quickly*") never run under a sanitizer, whose
 # slowdown they would report as a failure.
 # Logs and the run folders' small files go to $LOGS, packed at the end into $OUT/final.tar.gz
 # (the device tool returns at most 8 files).
-#   usage: bash scripts/gpu_final.sh [steps...]  (steps: test sanitize train bench dp; default all)
+#   usage: bash dev/gpu_final.sh [steps...]  (steps: test sanitize train bench dp; default all)
 set -uo pipefail
 FINAL_OUT=${OUT:-/tmp}
 OUT=/tmp/gpu_final
@@ -59,7 +60,7 @@ fi
 
 if has train || has dp; then
   echo "=== prepare the 2022-2023 slice"
-  time $BUILD/bin/prepare --csv .carry/btcusd_1-min_2022-2023.csv.gz --out /tmp/btc > "$OUT/prepare.log" 2>&1
+  time $BUILD/bin/prepare --csv "${BTC_CSV:-.carry/btcusd_1-min_2022-2023.csv.gz}" --out /tmp/btc > "$OUT/prepare.log" 2>&1
   tail -4 "$OUT/prepare.log"
 fi
 
@@ -86,5 +87,5 @@ fi
 GPUS=$(nvidia-smi -L | wc -l)
 if has dp && [ "$GPUS" -ge 2 ]; then
   echo "=== data-parallel on $GPUS GPUs"
-  time LOGS=$OUT/dp bash scripts/dp_check.sh $BUILD /tmp/btc "$GPUS" ${DP_STEPS:-300}
+  time LOGS=$OUT/dp bash dev/dp_check.sh $BUILD /tmp/btc "$GPUS" ${DP_STEPS:-300}
 fi

@@ -7,8 +7,8 @@ tiles), so the order decides how long the kernel runs on a tail of late heavy ti
 CTA's time is its tile count, every slot runs at the same speed, and each CTA takes the slot
 that frees first (cuda/flash_attention_common.cuh, fa::block_tile, explains the grid).
 
-    python3 scripts/schedule_model.py                 # the seed shape and the D = 64/128 ones
-    python3 scripts/schedule_model.py 256 32 660      # heads, tiles a head, resident CTAs
+    python3 dev/schedule_model.py                 # the seed shape and the D = 64/128 ones
+    python3 dev/schedule_model.py 256 32 660      # heads, tiles a head, resident CTAs
 """
 import heapq
 import sys

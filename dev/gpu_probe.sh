@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Measurement run for the attention work (one device call): build, our kernels and PyTorch's
 # SDPA at the benchmark shapes, Nsight Compute on the three D = 8 kernels (fwd, dK/dV, dQ), the
-# exponential unit's rate (scripts/mufu_rate.cu, with its SASS), and optionally the seed
+# exponential unit's rate (dev/mufu_rate.cu, with its SASS), and optionally the seed
 # training + bench-train (gpu_final.sh train bench). Logs under $OUT.
-#   usage: bash scripts/gpu_probe.sh [mufu] [bench] [attn-tests] [ncu] [final-steps...]
-# final steps (test sanitize train bench-train dp) run through scripts/gpu_final.sh.
+#   usage: bash dev/gpu_probe.sh [mufu] [bench] [attn-tests] [ncu] [final-steps...]
+# final steps (test sanitize train bench-train dp) run through dev/gpu_final.sh.
 set -uo pipefail
 FINAL_OUT=${OUT:-/tmp}
 OUT=/tmp/probe
@@ -19,7 +19,7 @@ time make -j"$(nproc)" BUILD=$BUILD all $BUILD/bin/tests > "$OUT/build.log" 2>&1
   { grep -E "error" "$OUT/build.log" | head -30; exit 1; }
 if has mufu; then
   echo "=== exponential unit"
-  nvcc -arch=sm_90a -O3 scripts/mufu_rate.cu -o /tmp/mufu_rate && /tmp/mufu_rate | tee "$OUT/mufu.log"
+  nvcc -arch=sm_90a -O3 dev/mufu_rate.cu -o /tmp/mufu_rate && /tmp/mufu_rate | tee "$OUT/mufu.log"
   cuobjdump -sass /tmp/mufu_rate | grep -oE "MUFU\.[A-Z0-9_.]+|F2FP[A-Z0-9_.]*|HADD2[A-Z0-9_.]*|HFMA2[A-Z0-9_.]*" | sort | uniq -c
 fi
 if has bench; then
@@ -57,4 +57,4 @@ if has ncu; then
   done
 fi
 FINAL=$(for w in $STEPS; do case $w in test|sanitize|train|dp) echo $w ;; bench-train) echo bench ;; esac; done | xargs)
-if [ -n "$FINAL" ]; then OUT=$FINAL_OUT bash scripts/gpu_final.sh $FINAL; fi
+if [ -n "$FINAL" ]; then OUT=$FINAL_OUT bash dev/gpu_final.sh $FINAL; fi

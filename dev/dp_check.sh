@@ -7,7 +7,7 @@
 #      the 1-GPU run of step 1;
 #   3. throughput: the seed config (batch 32 per GPU, dropout 0.05) on 1 and on N GPUs, tokens/s
 #      and the scaling efficiency tok/s(N) / (N x tok/s(1)).
-#   usage: bash scripts/dp_check.sh BUILD_DIR PREPARED_DATA_DIR [N=2] [STEPS=300]
+#   usage: bash dev/dp_check.sh BUILD_DIR PREPARED_DATA_DIR [N=2] [STEPS=300]
 # Logs go to $LOGS (default /tmp/dp_check); a summary is printed at the end.
 set -uo pipefail
 BUILD=${1:?build dir}

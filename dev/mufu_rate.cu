@@ -1,8 +1,8 @@
 // mufu_rate: measures the exponential unit's throughput on this GPU (the D = 8 attention's
 // limit): 2^x as ex2.approx.ftz.f32 (one result an instruction) and as the packed half-precision
 // forms ex2.approx.f16x2 and ex2.approx.ftz.bf16x2 (two results an instruction, if the hardware
-// does them in one pass). Prints results per second for each; scripts/gpu_*.sh builds and runs it
-// with `nvcc -arch=sm_90a scripts/mufu_rate.cu -o mufu_rate` and dumps the SASS of each form.
+// does them in one pass). Prints results per second for each; dev/gpu_*.sh builds and runs it
+// with `nvcc -arch=sm_90a dev/mufu_rate.cu -o mufu_rate` and dumps the SASS of each form.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
