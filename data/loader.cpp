@@ -223,8 +223,9 @@ Tensor BatchLoader::gather_gpu(int64_t batch) const {
   const int64_t first = batch * batch_size_;
   const int64_t b = std::min(batch_size_, epoch_windows() - first);
   Tensor out = Tensor::empty({b, dataset_.window(), kFeatures}, kFloat32, device_);
-  cuda::gather_windows(out.data<float>(), series_device_.data<float>(),
-                       starts_device_.data<int64_t>() + first, b, dataset_.window(), kFeatures);
+  cuda::launch_gather_windows(out.data<float>(), series_device_.data<float>(),
+                              starts_device_.data<int64_t>() + first, b, dataset_.window(),
+                              kFeatures);
   return out;
 #else
   (void)batch;
