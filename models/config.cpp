@@ -45,7 +45,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
   check_known_keys(
       j, where,
       {"n_features", "d_model", "n_heads", "n_layers", "d_ff", "attn_dropout", "rotary_base",
-       "rotary_dim", "norm_eps", "qkv_bias", "init", "target", "deterministic_attention"});
+       "rotary_dim", "norm", "norm_eps", "qkv_bias", "init", "target", "deterministic_attention"});
   ModelConfig c;
   read(j, where, "n_features", c.n_features);
   read(j, where, "d_model", c.d_model);
@@ -55,6 +55,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
   read(j, where, "attn_dropout", c.attn_dropout);
   read(j, where, "rotary_base", c.rotary_base);
   read(j, where, "rotary_dim", c.rotary_dim);
+  read(j, where, "norm", c.norm);
   read(j, where, "norm_eps", c.norm_eps);
   read(j, where, "qkv_bias", c.qkv_bias);
   read(j, where, "init", c.init);
@@ -79,6 +80,8 @@ void ModelConfig::validate(const std::string& where) const {
         head_dim(), rotary_dim);
   CHECK(head_dim() % 2 == 0 || rotary_dim > 0,
         "{}: rotary over the whole head needs an even head dim, got {}", where, head_dim());
+  CHECK(norm == "rmsnorm" || norm == "layernorm",
+        "{}.norm: expected \"rmsnorm\" or \"layernorm\", got \"{}\"", where, norm);
   CHECK(norm_eps > 0.0, "{}.norm_eps: must be positive, got {}", where, norm_eps);
   CHECK(init == "pytorch" || init == "xavier",
         "{}.init: expected \"pytorch\" or \"xavier\", got \"{}\"", where, init);
@@ -95,6 +98,7 @@ json ModelConfig::to_json() const {
               {"attn_dropout", attn_dropout},
               {"rotary_base", rotary_base},
               {"rotary_dim", rotary_dim},
+              {"norm", norm},
               {"norm_eps", norm_eps},
               {"qkv_bias", qkv_bias},
               {"init", init},
