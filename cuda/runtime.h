@@ -20,7 +20,7 @@ void set_device(int index);
 int current_device();
 std::string device_name(int index = 0);
 
-// Raw device memory through the caching allocator (cuda/allocator.h has the details).
+// Raw device memory through the caching allocator (cuda/allocator.cuh has the details).
 void* allocate(size_t nbytes);
 void release(void* ptr);
 
