@@ -19,8 +19,8 @@
 //     ...the CPU loop...
 //   }
 //
-// Three names, one per layer: ops::rmsnorm_forward (public), rmsnorm_forward_cuda (this file's
-// glue) and cuda::launch_rmsnorm_forward (the launcher in cuda/rmsnorm.cu).
+// Three names, one per layer: ops::rmsnorm_forward (the op), rmsnorm_forward_cuda (its glue in
+// ops/rmsnorm.cpp) and cuda::launch_rmsnorm_forward (the launcher in cuda/rmsnorm.cu).
 #pragma once
 
 #include "base/error.h"
