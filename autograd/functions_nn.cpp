@@ -1,6 +1,7 @@
 #include "autograd/functions_nn.h"
 
 #include "ops/dropout.h"
+#include "ops/layernorm.h"
 #include "ops/loss.h"
 #include "ops/rmsnorm.h"
 #include "ops/softmax.h"
@@ -41,6 +42,21 @@ Var rmsnorm(const Var& x, const Var& w, float eps) {
     ops::rmsnorm_backward(dy, xv, wv, rstd, need_dx ? &dx : nullptr, need_dw ? &dw : nullptr);
     return std::vector<Tensor>{dx, dw};
   });
+}
+
+Var layernorm(const Var& x, const Var& w, const Var& b, float eps) {
+  Tensor xv = x.value(), wv = w.value(), mean, rstd;
+  Tensor y = ops::layernorm_forward(xv, wv, b.value(), eps, &mean, &rstd);
+  const bool need_dx = x.requires_grad(), need_dw = w.requires_grad(), need_db = b.requires_grad();
+  return make_result(y, {x, w, b}, "layernorm",
+                     [xv, wv, mean, rstd, need_dx, need_dw, need_db](const Tensor& dy) {
+                       // y = (x - mean) rstd w + b  =>  dx = rstd (g - mean(g) - xhat mean(g xhat))
+                       // with g = dy w;  dw = sum_n dy xhat,  db = sum_n dy
+                       Tensor dx, dw, db;
+                       ops::layernorm_backward(dy, xv, wv, mean, rstd, need_dx ? &dx : nullptr,
+                                               need_dw ? &dw : nullptr, need_db ? &db : nullptr);
+                       return std::vector<Tensor>{dx, dw, db};
+                     });
 }
 
 Var rotary(const Var& x, const ops::RotaryOptions& options) {

@@ -1,6 +1,6 @@
-// Differentiable neural-net ops: softmax, log-softmax, GELU, RMSNorm, rotary embedding, dropout
-// and the regression losses. Each pairs a forward from ops/ with its backward; what the
-// backward keeps alive is named on each function ("saves").
+// Differentiable neural-net ops: softmax, log-softmax, GELU, RMSNorm, LayerNorm, rotary
+// embedding, dropout and the regression losses. Each pairs a forward from ops/ with its backward;
+// what the backward keeps alive is named on each function ("saves").
 #pragma once
 
 #include <cstdint>
@@ -24,6 +24,8 @@ inline Var gelu_tanh(const Var& x) { return gelu(x, ops::GeluApprox::kTanh); }
 
 // RMSNorm over the last dim: x [..., C], w [C]. Saves: x, w and rstd [N].
 Var rmsnorm(const Var& x, const Var& w, float eps);
+// LayerNorm over the last dim: x [..., C], w [C], b [C]. Saves: x, w, mean [N] and rstd [N].
+Var layernorm(const Var& x, const Var& w, const Var& b, float eps);
 
 // Rotary embedding of x [B, T, H, D] (see ops/rotary.h). Saves: only the options.
 Var rotary(const Var& x, const ops::RotaryOptions& options = {});

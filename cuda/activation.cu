@@ -1,7 +1,7 @@
 // GELU forward and backward (exact erf form and tanh approximation), elementwise over dense
 // memory; the same formulas as ops/activation.cpp, in the same compute type.
+#include "cuda/activation.cuh"
 #include "cuda/kernel_utils.cuh"
-#include "cuda/nn_kernels.cuh"
 
 namespace mt::cuda {
 
@@ -52,7 +52,7 @@ __global__ void gelu_bwd_kernel(T* dx, const T* dy, const T* x, int64_t n, bool 
 
 }  // namespace
 
-void gelu_forward(ElemType type, void* y, const void* x, int64_t n, bool tanh_approx) {
+void launch_gelu_forward(ElemType type, void* y, const void* x, int64_t n, bool tanh_approx) {
   if (n == 0) return;
   NvtxRange range("gelu_fwd");
   dispatch_float(type, "gelu", [&](auto tag) {
@@ -63,8 +63,8 @@ void gelu_forward(ElemType type, void* y, const void* x, int64_t n, bool tanh_ap
   });
 }
 
-void gelu_backward(ElemType type, void* dx, const void* dy, const void* x, int64_t n,
-                   bool tanh_approx) {
+void launch_gelu_backward(ElemType type, void* dx, const void* dy, const void* x, int64_t n,
+                          bool tanh_approx) {
   if (n == 0) return;
   NvtxRange range("gelu_bwd");
   dispatch_float(type, "gelu_backward", [&](auto tag) {

@@ -2,8 +2,8 @@
 // philox_uniform_at(seed, stream, i) >= p, the very function the CPU op calls, so the GPU and
 // CPU masks are bit-identical and the backward regenerates the mask instead of storing it.
 #include "base/philox.h"
+#include "cuda/dropout.cuh"
 #include "cuda/kernel_utils.cuh"
-#include "cuda/nn_kernels.cuh"
 
 namespace mt::cuda {
 
@@ -37,8 +37,8 @@ __global__ void dropout_mask_kernel(float* mask, int64_t n, float p, uint64_t se
 
 }  // namespace
 
-void dropout(ElemType type, void* y, const void* x, int64_t n, float p, uint64_t seed,
-             uint64_t stream_id) {
+void launch_dropout(ElemType type, void* y, const void* x, int64_t n, float p, uint64_t seed,
+                    uint64_t stream_id) {
   if (n == 0) return;
   NvtxRange range("dropout");
   dispatch_float(type, "dropout", [&](auto tag) {
@@ -52,7 +52,7 @@ void dropout(ElemType type, void* y, const void* x, int64_t n, float p, uint64_t
   });
 }
 
-void dropout_mask(float* mask, int64_t n, float p, uint64_t seed, uint64_t stream_id) {
+void launch_dropout_mask(float* mask, int64_t n, float p, uint64_t seed, uint64_t stream_id) {
   if (n == 0) return;
   NvtxRange range("dropout_mask");
   dropout_mask_kernel<<<grid_for(n), kThreads, 0, stream()>>>(mask, n, p, seed, stream_id);

@@ -125,8 +125,9 @@ struct DenseStrides {
 
 }  // namespace
 
-void binary(BinaryKind op, ElemType type, void* out, const int64_t* sizes, int ndim, const void* a,
-            const int64_t* a_strides, const void* b, const int64_t* b_strides) {
+void launch_binary(BinaryKind op, ElemType type, void* out, const int64_t* sizes, int ndim,
+                   const void* a, const int64_t* a_strides, const void* b,
+                   const int64_t* b_strides) {
   const int64_t n = count(sizes, ndim);
   if (n == 0) return;
   NvtxRange range("binary");
@@ -143,8 +144,8 @@ void binary(BinaryKind op, ElemType type, void* out, const int64_t* sizes, int n
   });
 }
 
-void unary(UnaryKind op, ElemType type, void* out, const int64_t* sizes, int ndim, const void* x,
-           const int64_t* x_strides, double p0, double p1) {
+void launch_unary(UnaryKind op, ElemType type, void* out, const int64_t* sizes, int ndim,
+                  const void* x, const int64_t* x_strides, double p0, double p1) {
   const int64_t n = count(sizes, ndim);
   if (n == 0) return;
   NvtxRange range("unary");
@@ -161,9 +162,9 @@ void unary(UnaryKind op, ElemType type, void* out, const int64_t* sizes, int ndi
   });
 }
 
-void where(ElemType type, void* out, const int64_t* sizes, int ndim, const void* cond,
-           const int64_t* cond_strides, const void* a, const int64_t* a_strides, const void* b,
-           const int64_t* b_strides) {
+void launch_where(ElemType type, void* out, const int64_t* sizes, int ndim, const void* cond,
+                  const int64_t* cond_strides, const void* a, const int64_t* a_strides,
+                  const void* b, const int64_t* b_strides) {
   const int64_t n = count(sizes, ndim);
   if (n == 0) return;
   NvtxRange range("where");

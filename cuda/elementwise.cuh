@@ -30,14 +30,15 @@ enum class UnaryKind : uint8_t {
 };
 
 // out = a (op) b.
-void binary(BinaryKind op, ElemType type, void* out, const int64_t* sizes, int ndim, const void* a,
-            const int64_t* a_strides, const void* b, const int64_t* b_strides);
+void launch_binary(BinaryKind op, ElemType type, void* out, const int64_t* sizes, int ndim,
+                   const void* a, const int64_t* a_strides, const void* b,
+                   const int64_t* b_strides);
 // out = op(x; p0, p1).
-void unary(UnaryKind op, ElemType type, void* out, const int64_t* sizes, int ndim, const void* x,
-           const int64_t* x_strides, double p0, double p1);
+void launch_unary(UnaryKind op, ElemType type, void* out, const int64_t* sizes, int ndim,
+                  const void* x, const int64_t* x_strides, double p0, double p1);
 // out = cond != 0 ? a : b (cond in the same element type as a and b).
-void where(ElemType type, void* out, const int64_t* sizes, int ndim, const void* cond,
-           const int64_t* cond_strides, const void* a, const int64_t* a_strides, const void* b,
-           const int64_t* b_strides);
+void launch_where(ElemType type, void* out, const int64_t* sizes, int ndim, const void* cond,
+                  const int64_t* cond_strides, const void* a, const int64_t* a_strides,
+                  const void* b, const int64_t* b_strides);
 
 }  // namespace mt::cuda

@@ -26,8 +26,8 @@ __global__ void gather_windows_kernel(float* __restrict__ out, const float* __re
 
 }  // namespace
 
-void gather_windows(float* out, const float* series, const int64_t* starts, int64_t batch,
-                    int64_t window, int64_t features) {
+void launch_gather_windows(float* out, const float* series, const int64_t* starts, int64_t batch,
+                           int64_t window, int64_t features) {
   if (batch == 0) return;
   NvtxRange range("data_gather_windows");
   constexpr int kThreads = 256;

@@ -11,7 +11,8 @@
 
 namespace mt::cuda {
 
-void gather_windows(float* out /*[B,T,F]*/, const float* series /*[N,F]*/,
-                    const int64_t* starts /*[B]*/, int64_t batch, int64_t window, int64_t features);
+void launch_gather_windows(float* out /*[B,T,F]*/, const float* series /*[N,F]*/,
+                           const int64_t* starts /*[B]*/, int64_t batch, int64_t window,
+                           int64_t features);
 
 }  // namespace mt::cuda

@@ -1,8 +1,8 @@
-// Weighted smooth-L1 (Huber) and MSE losses, forward and backward (see nn_kernels.cuh).
+// Weighted smooth-L1 (Huber) and MSE losses, forward and backward (see loss.cuh).
 #include <type_traits>
 
 #include "cuda/kernel_utils.cuh"
-#include "cuda/nn_kernels.cuh"
+#include "cuda/loss.cuh"
 
 namespace mt::cuda {
 
@@ -70,8 +70,8 @@ __global__ void loss_grad_kernel(T* dpred, const double* dloss, const T* pred, c
 
 }  // namespace
 
-void loss_forward(ElemType type, void* loss, const void* pred, const void* target,
-                  const double* weight, int64_t N, int64_t F, float beta) {
+void launch_loss_forward(ElemType type, void* loss, const void* pred, const void* target,
+                         const double* weight, int64_t N, int64_t F, float beta) {
   const int64_t n = N * F;
   CHECK(n > 0, "loss (cuda): empty input [{}, {}]", N, F);
   NvtxRange range(beta < 0 ? "mse_loss" : "smooth_l1_loss");
@@ -92,8 +92,9 @@ void loss_forward(ElemType type, void* loss, const void* pred, const void* targe
   release(partial);
 }
 
-void loss_backward(ElemType type, void* dpred, const double* dloss, const void* pred,
-                   const void* target, const double* weight, int64_t N, int64_t F, float beta) {
+void launch_loss_backward(ElemType type, void* dpred, const double* dloss, const void* pred,
+                          const void* target, const double* weight, int64_t N, int64_t F,
+                          float beta) {
   const int64_t n = N * F;
   if (n == 0) return;
   NvtxRange range(beta < 0 ? "mse_loss_bwd" : "smooth_l1_loss_bwd");

@@ -132,8 +132,8 @@ __global__ void argmax_kernel(int64_t* out, const T* x, int64_t outer, int64_t K
 
 }  // namespace
 
-void reduce(ReduceKind kind, ElemType type, void* out, const void* x, int64_t outer, int64_t K,
-            int64_t inner, double scale) {
+void launch_reduce(ReduceKind kind, ElemType type, void* out, const void* x, int64_t outer,
+                   int64_t K, int64_t inner, double scale) {
   if (outer * inner == 0) return;
   CHECK(outer <= 2147483647, "cuda reduce: outer size {} too large for the grid", outer);
   NvtxRange range("reduce");
@@ -185,7 +185,8 @@ void reduce(ReduceKind kind, ElemType type, void* out, const void* x, int64_t ou
   });
 }
 
-void argmax(ElemType type, int64_t* out, const void* x, int64_t outer, int64_t K, int64_t inner) {
+void launch_argmax(ElemType type, int64_t* out, const void* x, int64_t outer, int64_t K,
+                   int64_t inner) {
   if (outer * inner == 0) return;
   NvtxRange range("argmax");
   dispatch_float(type, "argmax", [&](auto tag) {

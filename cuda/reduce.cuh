@@ -19,10 +19,11 @@ enum class ReduceKind : uint8_t {
   Var,  // (sum_k x^2 - (sum_k x)^2 / K) * scale   (scale = 1/(K-1) or 1/K)
 };
 
-void reduce(ReduceKind kind, ElemType type, void* out, const void* x, int64_t outer, int64_t K,
-            int64_t inner, double scale);
+void launch_reduce(ReduceKind kind, ElemType type, void* out, const void* x, int64_t outer,
+                   int64_t K, int64_t inner, double scale);
 
 // out[o, i] = the first k with the largest x[o, k, i] (NaN counts as largest), as int64.
-void argmax(ElemType type, int64_t* out, const void* x, int64_t outer, int64_t K, int64_t inner);
+void launch_argmax(ElemType type, int64_t* out, const void* x, int64_t outer, int64_t K,
+                   int64_t inner);
 
 }  // namespace mt::cuda

@@ -1,4 +1,4 @@
-// RMSNorm forward and backward over the last dim of dense x [N, C] (see nn_kernels.cuh).
+// RMSNorm forward and backward over the last dim of dense x [N, C] (see rmsnorm.cuh).
 //
 // Forward and dx: one block per row; the row's sum of squares (and the backward's dot product)
 // accumulate in float64 like the CPU reference, the elementwise math runs in the compute type.
@@ -9,7 +9,7 @@
 #include <type_traits>
 
 #include "cuda/kernel_utils.cuh"
-#include "cuda/nn_kernels.cuh"
+#include "cuda/rmsnorm.cuh"
 
 namespace mt::cuda {
 
@@ -124,8 +124,8 @@ void rmsnorm_dw(ElemType x_type, ElemType w_type, void* dw, const void* dy, cons
 
 }  // namespace
 
-void rmsnorm_forward(ElemType x_type, ElemType w_type, void* y, void* rstd, const void* x,
-                     const void* w, int64_t N, int64_t C, float eps) {
+void launch_rmsnorm_forward(ElemType x_type, ElemType w_type, void* y, void* rstd, const void* x,
+                            const void* w, int64_t N, int64_t C, float eps) {
   if (N == 0 || C == 0) return;
   NvtxRange range("rmsnorm_fwd");
   dispatch_norm_types(x_type, w_type, [&](auto xt, auto wt) {
@@ -138,8 +138,8 @@ void rmsnorm_forward(ElemType x_type, ElemType w_type, void* y, void* rstd, cons
   });
 }
 
-void rmsnorm_backward(ElemType x_type, ElemType w_type, void* dx, void* dw, const void* dy,
-                      const void* x, const void* w, const void* rstd, int64_t N, int64_t C) {
+void launch_rmsnorm_backward(ElemType x_type, ElemType w_type, void* dx, void* dw, const void* dy,
+                             const void* x, const void* w, const void* rstd, int64_t N, int64_t C) {
   if (C == 0) return;
   NvtxRange range("rmsnorm_bwd");
   if (dx != nullptr && N > 0) {

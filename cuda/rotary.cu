@@ -1,11 +1,11 @@
-// Rotary position embedding on x [B, T, H, D] (any strides) into a dense y (nn_kernels.cuh).
+// Rotary position embedding on x [B, T, H, D] (any strides) into a dense y (rotary.cuh).
 //
 // One thread per channel pair (c, c + R/2) of one (b, t, h) row: it computes theta in float64
 // exactly as ops/rotary.cpp builds its tables (base^(-2c/R), then cos/sin in float64), so the
 // GPU needs no table upload (no host-to-device copy inside a training step) and agrees with the
 // CPU to the last float32 bit. Pass-through channels c >= R are copied by the same threads.
 #include "cuda/kernel_utils.cuh"
-#include "cuda/nn_kernels.cuh"
+#include "cuda/rotary.cuh"
 
 namespace mt::cuda {
 
@@ -53,8 +53,9 @@ __global__ void rotary_kernel(T* y, const T* x, RotaryShape s) {
 
 }  // namespace
 
-void rotary(ElemType type, void* y, const void* x, const int64_t* x_strides, int64_t B, int64_t T,
-            int64_t H, int64_t D, int64_t R, double base, int64_t position_offset, bool inverse) {
+void launch_rotary(ElemType type, void* y, const void* x, const int64_t* x_strides, int64_t B,
+                   int64_t T, int64_t H, int64_t D, int64_t R, double base, int64_t position_offset,
+                   bool inverse) {
   const int64_t work = B * T * H * (R / 2 + D - R);
   if (work == 0) return;
   NvtxRange range(inverse ? "rotary_bwd" : "rotary_fwd");

@@ -4,7 +4,7 @@
 // rows of the model are short (K <= a few thousand), so the second and third reads hit L2/L1.
 // The sum runs in float64, matching the CPU reference's statement of its sums.
 #include "cuda/kernel_utils.cuh"
-#include "cuda/nn_kernels.cuh"
+#include "cuda/softmax.cuh"
 
 namespace mt::cuda {
 
@@ -50,7 +50,8 @@ __global__ void softmax_bwd_kernel(T* dx, const T* dy, const T* y, int64_t K, bo
 
 }  // namespace
 
-void softmax_forward(ElemType type, void* y, const void* x, int64_t rows, int64_t K, bool log) {
+void launch_softmax_forward(ElemType type, void* y, const void* x, int64_t rows, int64_t K,
+                            bool log) {
   if (rows * K == 0) return;
   NvtxRange range(log ? "log_softmax_fwd" : "softmax_fwd");
   dispatch_float(type, "softmax", [&](auto tag) {
@@ -61,8 +62,8 @@ void softmax_forward(ElemType type, void* y, const void* x, int64_t rows, int64_
   });
 }
 
-void softmax_backward(ElemType type, void* dx, const void* dy, const void* y, int64_t rows,
-                      int64_t K, bool log) {
+void launch_softmax_backward(ElemType type, void* dx, const void* dy, const void* y, int64_t rows,
+                             int64_t K, bool log) {
   if (rows * K == 0) return;
   NvtxRange range(log ? "log_softmax_bwd" : "softmax_bwd");
   dispatch_float(type, "softmax_backward", [&](auto tag) {

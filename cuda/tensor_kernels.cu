@@ -51,8 +51,8 @@ __global__ void copy_kernel(Dst* dst, const Src* src, int64_t n, CopyLayout layo
   }
 }
 
-void launch_copy(void* dst, ElemType dst_type, const void* src, ElemType src_type, int64_t n,
-                 const CopyLayout& layout, bool contiguous) {
+void copy_elements(void* dst, ElemType dst_type, const void* src, ElemType src_type, int64_t n,
+                   const CopyLayout& layout, bool contiguous) {
   if (n == 0) return;
   dispatch_elem(dst_type, [&](auto dst_tag) {
     using Dst = typename decltype(dst_tag)::type;
@@ -67,7 +67,7 @@ void launch_copy(void* dst, ElemType dst_type, const void* src, ElemType src_typ
 
 }  // namespace
 
-void fill(void* dst, ElemType type, int64_t n, double value) {
+void launch_fill(void* dst, ElemType type, int64_t n, double value) {
   if (n == 0) return;
   NvtxRange range("fill");
   dispatch_elem(type, [&](auto tag) {
@@ -78,17 +78,18 @@ void fill(void* dst, ElemType type, int64_t n, double value) {
   });
 }
 
-void convert(void* dst, ElemType dst_type, const void* src, ElemType src_type, int64_t n) {
+void launch_convert(void* dst, ElemType dst_type, const void* src, ElemType src_type, int64_t n) {
   NvtxRange range("convert");
   CopyLayout layout{};
   layout.ndim = 1;
   layout.sizes[0] = n;
-  launch_copy(dst, dst_type, src, src_type, n, layout, true);
+  copy_elements(dst, dst_type, src, src_type, n, layout, true);
 }
 
-void strided_copy(void* dst, ElemType dst_type, const int64_t* dst_strides, int64_t dst_offset,
-                  const void* src, ElemType src_type, const int64_t* src_strides,
-                  int64_t src_offset, const int64_t* sizes, int ndim) {
+void launch_strided_copy(void* dst, ElemType dst_type, const int64_t* dst_strides,
+                         int64_t dst_offset, const void* src, ElemType src_type,
+                         const int64_t* src_strides, int64_t src_offset, const int64_t* sizes,
+                         int ndim) {
   CHECK(ndim >= 0 && ndim <= kMaxCopyDims, "strided_copy: {} dims, at most {} supported", ndim,
         kMaxCopyDims);
   NvtxRange range("strided_copy");
@@ -109,7 +110,7 @@ void strided_copy(void* dst, ElemType dst_type, const int64_t* dst_strides, int6
     }
     expected *= sizes[d];
   }
-  launch_copy(dst, dst_type, src, src_type, n, layout, contiguous);
+  copy_elements(dst, dst_type, src, src_type, n, layout, contiguous);
 }
 
 }  // namespace mt::cuda

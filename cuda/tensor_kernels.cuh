@@ -11,17 +11,18 @@ namespace mt::cuda {
 enum class ElemType : uint8_t { F32, BF16, F64, I32, I64 };
 
 // Sets n elements at dst to value (converted to the element type, bf16 rounded to nearest even).
-void fill(void* dst, ElemType type, int64_t n, double value);
+void launch_fill(void* dst, ElemType type, int64_t n, double value);
 
 // dst[i] = convert(src[i]) for n contiguous elements; bf16 rounds to nearest even as on the CPU.
-void convert(void* dst, ElemType dst_type, const void* src, ElemType src_type, int64_t n);
+void launch_convert(void* dst, ElemType dst_type, const void* src, ElemType src_type, int64_t n);
 
 // Up to 8 dimensions: copies the strided view (sizes, src_strides in elements, src_offset) of src
 // into the strided view (the same sizes, dst_strides, dst_offset) of dst, converting the element
 // type. Broadcast sources have stride 0. Used for contiguous(), copy_ and casts of views.
 constexpr int kMaxCopyDims = 8;
-void strided_copy(void* dst, ElemType dst_type, const int64_t* dst_strides, int64_t dst_offset,
-                  const void* src, ElemType src_type, const int64_t* src_strides,
-                  int64_t src_offset, const int64_t* sizes, int ndim);
+void launch_strided_copy(void* dst, ElemType dst_type, const int64_t* dst_strides,
+                         int64_t dst_offset, const void* src, ElemType src_type,
+                         const int64_t* src_strides, int64_t src_offset, const int64_t* sizes,
+                         int ndim);
 
 }  // namespace mt::cuda

@@ -242,8 +242,8 @@ Tensor BatchLoader::gather_gpu(int64_t batch) const {
   const int64_t b = std::min(batch_size_, epoch_windows() - first);
   const int64_t F = dataset_.columns();
   Tensor out = Tensor::empty({b, dataset_.window(), F}, kFloat32, device_);
-  cuda::gather_windows(out.data<float>(), series_device_.data<float>(),
-                       starts_device_.data<int64_t>() + first, b, dataset_.window(), F);
+  cuda::launch_gather_windows(out.data<float>(), series_device_.data<float>(),
+                              starts_device_.data<int64_t>() + first, b, dataset_.window(), F);
   return out;
 #else
   (void)batch;

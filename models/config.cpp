@@ -44,8 +44,9 @@ void read(const json& j, const std::string& where, const char* key, T& out) {
 ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
   check_known_keys(
       j, where,
-      {"n_features", "n_inputs", "d_model", "n_heads", "n_layers", "d_ff", "attn_dropout", "rotary_base",
-       "rotary_dim", "norm_eps", "qkv_bias", "init", "target", "deterministic_attention"});
+      {"n_features", "n_inputs", "d_model", "n_heads", "n_layers", "d_ff", "attn_dropout",
+       "rotary_base", "rotary_dim", "norm", "norm_eps", "qkv_bias", "init", "target",
+       "deterministic_attention"});
   ModelConfig c;
   read(j, where, "n_features", c.n_features);
   read(j, where, "n_inputs", c.n_inputs);
@@ -56,6 +57,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
   read(j, where, "attn_dropout", c.attn_dropout);
   read(j, where, "rotary_base", c.rotary_base);
   read(j, where, "rotary_dim", c.rotary_dim);
+  read(j, where, "norm", c.norm);
   read(j, where, "norm_eps", c.norm_eps);
   read(j, where, "qkv_bias", c.qkv_bias);
   read(j, where, "init", c.init);
@@ -81,6 +83,8 @@ void ModelConfig::validate(const std::string& where) const {
         head_dim(), rotary_dim);
   CHECK(head_dim() % 2 == 0 || rotary_dim > 0,
         "{}: rotary over the whole head needs an even head dim, got {}", where, head_dim());
+  CHECK(norm == "rmsnorm" || norm == "layernorm",
+        "{}.norm: expected \"rmsnorm\" or \"layernorm\", got \"{}\"", where, norm);
   CHECK(norm_eps > 0.0, "{}.norm_eps: must be positive, got {}", where, norm_eps);
   CHECK(init == "pytorch" || init == "xavier",
         "{}.init: expected \"pytorch\" or \"xavier\", got \"{}\"", where, init);
@@ -98,6 +102,7 @@ json ModelConfig::to_json() const {
               {"attn_dropout", attn_dropout},
               {"rotary_base", rotary_base},
               {"rotary_dim", rotary_dim},
+              {"norm", norm},
               {"norm_eps", norm_eps},
               {"qkv_bias", qkv_bias},
               {"init", init},

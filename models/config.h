@@ -15,7 +15,9 @@
 //       "attn_dropout": 0.05,     dropout on the attention probabilities (training only)
 //       "rotary_base":  10000,    RoPE base
 //       "rotary_dim":   0,        channels of each head that rotate (0 means the whole head)
-//       "norm_eps":     1e-5,     RMSNorm epsilon
+//       "norm":         "rmsnorm", the blocks' normalization: "rmsnorm" (weight only) or
+//                                 "layernorm" (weight and bias, mean subtracted)
+//       "norm_eps":     1e-5,     the normalization's epsilon
 //       "qkv_bias":     true,     bias on the fused QKV and the output projection
 //       "init":         "pytorch" Linear init: "pytorch" (kaiming-uniform a=sqrt(5) weights,
 //                                 uniform(+-1/sqrt(fan_in)) bias) or "xavier" (Xavier-uniform
@@ -59,7 +61,8 @@ struct ModelConfig {
   int d_ff = 256;
   double attn_dropout = 0.05;
   double rotary_base = 10000.0;
-  int rotary_dim = 0;  // 0: the whole head
+  int rotary_dim = 0;            // 0: the whole head
+  std::string norm = "rmsnorm";  // "rmsnorm" | "layernorm"
   double norm_eps = 1e-5;
   bool qkv_bias = true;
   std::string init = "pytorch";  // "pytorch" | "xavier"

@@ -62,6 +62,26 @@ Var RMSNorm::forward(const Var& x) {
   return rmsnorm(x, weight_, static_cast<float>(eps_));
 }
 
+LayerNorm::LayerNorm(int64_t channels, double eps, DType dtype) : Module("LayerNorm"), eps_(eps) {
+  CHECK(channels > 0 && eps > 0.0, "LayerNorm: expected channels > 0 and eps > 0, got {} and {}",
+        channels, eps);
+  weight_ = register_parameter("weight", Tensor::ones({channels}, dtype));
+  bias_ = register_parameter("bias", Tensor::zeros({channels}, dtype));
+}
+
+Var LayerNorm::forward(const Var& x) {
+  CHECK(x.dim() >= 1 && x.size(-1) == weight_.size(0), "LayerNorm({}): expected [..., {}], got {}",
+        weight_.size(0), weight_.size(0), x.value().describe());
+  return layernorm(x, weight_, bias_, static_cast<float>(eps_));
+}
+
+std::shared_ptr<Module> make_norm(const std::string& kind, int64_t channels, double eps,
+                                  DType dtype) {
+  if (kind == "rmsnorm") return std::make_shared<RMSNorm>(channels, eps, dtype);
+  if (kind == "layernorm") return std::make_shared<LayerNorm>(channels, eps, dtype);
+  FAIL("norm: expected \"rmsnorm\" or \"layernorm\", got \"{}\"", kind);
+}
+
 MLP::MLP(int64_t channels, int64_t hidden, Generator& gen, LinearInit init, DType dtype)
     : Module("MLP") {
   fc1 = register_module("fc1", std::make_shared<Linear>(channels, hidden, true, gen, init, dtype));

@@ -1,4 +1,4 @@
-// The small modules: Linear, RMSNorm and the GELU MLP.
+// The small modules: Linear, RMSNorm, LayerNorm and the GELU MLP.
 #pragma once
 
 #include <memory>
@@ -44,6 +44,24 @@ class RMSNorm : public Module {
   double eps_;
   Var weight_;
 };
+
+// y = (x - mean) / sqrt(var + eps) * w + b over C, w [C] initialized to ones and b [C] to zeros
+// (torch.nn.LayerNorm). Always computed in the input's float dtype (float32 under bf16-mixed).
+class LayerNorm : public Module {
+ public:
+  LayerNorm(int64_t channels, double eps, DType dtype = kFloat32);
+  Var forward(const Var& x) override;  // [.., C] -> [.., C]
+  const Var& weight() const { return weight_; }
+  const Var& bias() const { return bias_; }
+
+ private:
+  double eps_;
+  Var weight_, bias_;
+};
+
+// The normalization a model config names: "rmsnorm" (RMSNorm) or "layernorm" (LayerNorm).
+std::shared_ptr<Module> make_norm(const std::string& kind, int64_t channels, double eps,
+                                  DType dtype = kFloat32);
 
 // fc2(gelu_tanh(fc1(x))): C -> F -> C.
 class MLP : public Module {

@@ -19,8 +19,8 @@ TransformerBlock::TransformerBlock(const ModelConfig& cfg, Generator& gen, DType
   // Registered in the PyTorch model's order (attn, norm1, norm2, mlp: torch_baseline.py's
   // Layer), so named_parameters() lists the same names in the same order as PyTorch's.
   attn = register_module("attn", std::make_shared<MultiHeadAttention>(ac, gen, init, dtype));
-  norm1 = register_module("norm1", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, dtype));
-  norm2 = register_module("norm2", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, dtype));
+  norm1 = register_module("norm1", make_norm(cfg.norm, cfg.d_model, cfg.norm_eps, dtype));
+  norm2 = register_module("norm2", make_norm(cfg.norm, cfg.d_model, cfg.norm_eps, dtype));
   mlp = register_module("mlp", std::make_shared<MLP>(cfg.d_model, cfg.ff_dim(), gen, init, dtype));
 }
 

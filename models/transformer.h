@@ -22,9 +22,9 @@ class TransformerBlock : public Module {
   TransformerBlock(const ModelConfig& cfg, Generator& gen, DType dtype = kFloat32);
   Var forward(const Var& x) override;  // [B, T, C] -> [B, T, C]
 
-  std::shared_ptr<RMSNorm> norm1;
+  std::shared_ptr<Module> norm1;  // RMSNorm or LayerNorm, as the config's "norm" says
   std::shared_ptr<MultiHeadAttention> attn;
-  std::shared_ptr<RMSNorm> norm2;
+  std::shared_ptr<Module> norm2;
   std::shared_ptr<MLP> mlp;
 };
 

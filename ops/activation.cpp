@@ -4,7 +4,8 @@
 #include <type_traits>
 
 #include "base/compute_type.h"
-#include "ops/cuda_ops.h"
+#include "cuda/activation.cuh"
+#include "ops/cuda_dispatch.h"
 
 namespace mt::ops {
 namespace {
@@ -64,13 +65,29 @@ void gelu_backward_cpu(const Tensor& dy, const Tensor& x, Tensor& dx, GeluApprox
   }
 }
 
+#ifdef MT_WITH_CUDA
+Tensor gelu_cuda(const Tensor& x_in, GeluApprox approx) {
+  const Tensor x = x_in.contiguous();
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  cuda::launch_gelu_forward(to_elem_type(x.dtype()), y.raw_data(), x.raw_data(), x.numel(),
+                            approx == GeluApprox::kTanh);
+  return y;
+}
+
+Tensor gelu_backward_cuda(const Tensor& dy_in, const Tensor& x_in, GeluApprox approx) {
+  const Tensor x = x_in.contiguous(), dy = dy_in.contiguous();
+  Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+  cuda::launch_gelu_backward(to_elem_type(x.dtype()), dx.raw_data(), dy.raw_data(), x.raw_data(),
+                             x.numel(), approx == GeluApprox::kTanh);
+  return dx;
+}
+#endif  // MT_WITH_CUDA
+
 }  // namespace
 
 Tensor gelu(const Tensor& x_in, GeluApprox approx) {
   CHECK(is_floating(x_in.dtype()), "gelu: expected a floating tensor, got {}", x_in.describe());
-  if (x_in.is_cuda()) {
-    return cuda_ops::gelu(x_in, approx == GeluApprox::kTanh);
-  }
+  MT_RETURN_IF_CUDA(x_in.is_cuda(), gelu_cuda(x_in, approx));
   const Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype());
   MT_DISPATCH_FLOAT(x.dtype(), "gelu", [&] { gelu_cpu<scalar_t>(x, y, approx); });
@@ -85,9 +102,7 @@ Tensor gelu_backward(const Tensor& dy_in, const Tensor& x_in, GeluApprox approx)
         dy_in.device().str(), x_in.device().str());
   CHECK(is_floating(x_in.dtype()), "gelu_backward: expected a floating tensor, got {}",
         x_in.describe());
-  if (x_in.is_cuda()) {
-    return cuda_ops::gelu_backward(dy_in, x_in, approx == GeluApprox::kTanh);
-  }
+  MT_RETURN_IF_CUDA(x_in.is_cuda(), gelu_backward_cuda(dy_in, x_in, approx));
   const Tensor dy = dy_in.contiguous(), x = x_in.contiguous();
   Tensor dx = Tensor::empty(x.shape(), x.dtype());
   MT_DISPATCH_FLOAT(x.dtype(), "gelu_backward",

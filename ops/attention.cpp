@@ -23,11 +23,10 @@
 #include <vector>
 
 #include "cuda/attention_dropout.h"
-#ifdef MT_WITH_CUDA
 #include "cuda/attention_exact.cuh"
 #include "cuda/flash_attention.cuh"
 #include "cuda/flash_attention_sm90.cuh"
-#endif
+#include "ops/cuda_dispatch.h"
 
 namespace mt::ops {
 
@@ -415,30 +414,20 @@ AttentionGrads backward_flash(const Tensor& q0, const Tensor& k0, const Tensor& 
 // precision mode and the float64 checks need attention in the inputs' own precision); bf16 goes
 // to FlashAttention's tensor cores.
 bool exact_on_cuda(DType dtype) { return dtype == kFloat32 || dtype == kFloat64; }
-#endif
 
 Tensor forward_cuda(const Tensor& q, const Tensor& k, const Tensor& v,
                     const AttentionOptions& options, Tensor* lse) {
-#ifdef MT_WITH_CUDA
   return exact_on_cuda(q.dtype()) ? forward_exact(q, k, v, options, lse)
                                   : forward_flash(q, k, v, options, lse);
-#else
-  (void)q, (void)k, (void)v, (void)options, (void)lse;
-  FAIL("attention: CUDA tensors need a build with CUDA");
-#endif
 }
 
 AttentionGrads backward_cuda(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                              const Tensor& lse, const Tensor& dout,
                              const AttentionOptions& options) {
-#ifdef MT_WITH_CUDA
   return exact_on_cuda(q.dtype()) ? backward_exact(q, k, v, out, lse, dout, options)
                                   : backward_flash(q, k, v, out, lse, dout, options);
-#else
-  (void)q, (void)k, (void)v, (void)out, (void)lse, (void)dout, (void)options;
-  FAIL("attention: CUDA tensors need a build with CUDA");
-#endif
 }
+#endif  // MT_WITH_CUDA
 
 }  // namespace
 
@@ -451,7 +440,7 @@ Tensor attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
                          const AttentionOptions& options, Tensor* lse) {
   const Dims s = check_qkv(q, k, v, "attention_forward");
   check_options(options, "attention_forward");
-  if (q.is_cuda()) return forward_cuda(q, k, v, options, lse);
+  MT_RETURN_IF_CUDA(q.is_cuda(), forward_cuda(q, k, v, options, lse));
   const DType ct = cpu_compute_dtype(q.dtype());
   Tensor qc = q.to(ct).contiguous(), kc = k.to(ct).contiguous(), vc = v.to(ct).contiguous();
   Tensor out = Tensor::empty(q.shape(), ct);
@@ -481,7 +470,7 @@ AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor
   CHECK(out.device() == q.device() && dout.device() == q.device() && lse.device() == q.device(),
         "attention_backward: all inputs must be on {}, got out {}, dout {}, lse {}",
         q.device().str(), out.describe(), dout.describe(), lse.describe());
-  if (q.is_cuda()) return backward_cuda(q, k, v, out, lse, dout, options);
+  MT_RETURN_IF_CUDA(q.is_cuda(), backward_cuda(q, k, v, out, lse, dout, options));
   const DType ct = cpu_compute_dtype(q.dtype());
   auto prep = [&](const Tensor& t) { return t.to(ct).contiguous(); };
   const double scale = attention_scale(options, s.D);

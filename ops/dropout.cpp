@@ -4,7 +4,8 @@
 
 #include "base/compute_type.h"
 #include "base/philox.h"
-#include "ops/cuda_ops.h"
+#include "cuda/dropout.cuh"
+#include "ops/cuda_dispatch.h"
 
 namespace mt::ops {
 namespace {
@@ -31,12 +32,21 @@ void dropout_cpu(const Tensor& x, Tensor& y, float p, uint64_t seed, uint64_t st
   }
 }
 
+#ifdef MT_WITH_CUDA
+// The kernel draws the same mask from (seed, stream) as kept() above.
+Tensor dropout_cuda(const Tensor& x_in, float p, uint64_t seed, uint64_t stream) {
+  const Tensor x = x_in.contiguous();
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  cuda::launch_dropout(to_elem_type(x.dtype()), y.raw_data(), x.raw_data(), x.numel(), p, seed,
+                       stream);
+  return y;
+}
+#endif  // MT_WITH_CUDA
+
 Tensor dropout_impl(const Tensor& x_in, float p, uint64_t seed, uint64_t stream, const char* op) {
   CHECK(p >= 0.0f && p <= 1.0f, "{}: p must be in [0, 1], got {}", op, p);
   CHECK(is_floating(x_in.dtype()), "{}: expected a floating tensor, got {}", op, x_in.describe());
-  if (x_in.is_cuda()) {
-    return cuda_ops::dropout(x_in, p, seed, stream);
-  }
+  MT_RETURN_IF_CUDA(x_in.is_cuda(), dropout_cuda(x_in, p, seed, stream));
   const Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype());
   MT_DISPATCH_FLOAT(x.dtype(), op, [&] { dropout_cpu<scalar_t>(x, y, p, seed, stream); });

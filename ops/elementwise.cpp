@@ -1,11 +1,12 @@
-// Elementwise ops: validation, the CPU loops, and the device dispatch (see elementwise.h).
+// Elementwise ops: validation, the CPU loops, and the CUDA glue (see elementwise.h).
 #include "ops/elementwise.h"
 
 #include <cmath>
 #include <limits>
 
 #include "base/compute_type.h"
-#include "ops/cuda_ops.h"
+#include "cuda/elementwise.cuh"
+#include "ops/cuda_dispatch.h"
 #include "ops/strided_loop.h"
 
 namespace mt::ops {
@@ -221,13 +222,46 @@ void where_cpu(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out
 
 }  // namespace
 
+#ifdef MT_WITH_CUDA
+namespace {
+
+static_assert(int(BinaryOp::Ge) == int(cuda::BinaryKind::Ge) &&
+                  int(UnaryOp::Sign) == int(cuda::UnaryKind::Sign),
+              "cuda::BinaryKind/UnaryKind mirror ops::BinaryOp/UnaryOp");
+
+// The kernels read each input through its strides over out's shape (stride 0 where it
+// broadcasts); `out` is the dense result the op allocated.
+Tensor binary_cuda(const Tensor& a, const Tensor& b, BinaryOp op, Tensor& out) {
+  const Tensor ae = a.expand(out.shape()), be = b.expand(out.shape());
+  cuda::launch_binary(static_cast<cuda::BinaryKind>(op), to_elem_type(out.dtype()), out.raw_data(),
+                      out.shape().data(), out.dim(), ae.raw_data(), ae.strides().data(),
+                      be.raw_data(), be.strides().data());
+  return out;
+}
+
+Tensor unary_cuda(const Tensor& x, UnaryOp op, double p0, double p1, Tensor& out) {
+  cuda::launch_unary(static_cast<cuda::UnaryKind>(op), to_elem_type(out.dtype()), out.raw_data(),
+                     out.shape().data(), out.dim(), x.raw_data(), x.strides().data(), p0, p1);
+  return out;
+}
+
+Tensor where_cuda(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) {
+  const Tensor ce = cond.expand(out.shape()), ae = a.expand(out.shape()),
+               be = b.expand(out.shape());
+  cuda::launch_where(to_elem_type(out.dtype()), out.raw_data(), out.shape().data(), out.dim(),
+                     ce.raw_data(), ce.strides().data(), ae.raw_data(), ae.strides().data(),
+                     be.raw_data(), be.strides().data());
+  return out;
+}
+
+}  // namespace
+#endif  // MT_WITH_CUDA
+
 Tensor binary(const Tensor& a, const Tensor& b, BinaryOp op) {
   const char* name = binary_op_name(op);
   check_pair(a, b, name);
   Tensor out = Tensor::empty(broadcast_shapes(a.shape(), b.shape(), name), a.dtype(), a.device());
-  if (a.is_cuda()) {
-    return cuda_ops::binary(a, b, op, out);
-  }
+  MT_RETURN_IF_CUDA(a.is_cuda(), binary_cuda(a, b, op, out));
   MT_DISPATCH_FLOAT(a.dtype(), name, [&] { binary_cpu<scalar_t>(a, b, out, op); });
   return out;
 }
@@ -236,9 +270,7 @@ Tensor unary(const Tensor& x, UnaryOp op, double p0, double p1) {
   const char* name = unary_op_name(op);
   CHECK(x.defined(), "{}: got an undefined tensor", name);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  if (x.is_cuda()) {
-    return cuda_ops::unary(x, op, p0, p1, out);
-  }
+  MT_RETURN_IF_CUDA(x.is_cuda(), unary_cuda(x, op, p0, p1, out));
   MT_DISPATCH_FLOAT(x.dtype(), name, [&] { unary_cpu<scalar_t>(x, out, op, p0, p1); });
   return out;
 }
@@ -254,9 +286,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   // and any nonzero integer stays nonzero after the cast.
   const Tensor c = cond.to(a.dtype());
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
-  if (a.is_cuda()) {
-    return cuda_ops::where(c, a, b, out);
-  }
+  MT_RETURN_IF_CUDA(a.is_cuda(), where_cuda(c, a, b, out));
   MT_DISPATCH_FLOAT(a.dtype(), "where", [&] { where_cpu<scalar_t>(c, a, b, out); });
   return out;
 }

@@ -5,7 +5,8 @@
 #include <vector>
 
 #include "base/compute_type.h"
-#include "ops/cuda_ops.h"
+#include "cuda/loss.cuh"
+#include "ops/cuda_dispatch.h"
 
 namespace mt::ops {
 namespace {
@@ -116,6 +117,44 @@ void mse_backward_cpu(const Tensor& pred, const Tensor& target, double scale, Te
   }
 }
 
+#ifdef MT_WITH_CUDA
+// One kernel pair serves both losses: beta < 0 selects MSE. The weight [F] goes to the kernel
+// as float64 (or null: all ones).
+Tensor weight_f64(const Tensor& weight) {
+  return weight.defined() ? weight.to(kFloat64).contiguous() : Tensor();
+}
+
+Tensor loss_forward_cuda(const Tensor& pred_in, const Tensor& target_in, const Tensor& weight,
+                         float beta) {
+  const Tensor pred = pred_in.contiguous(), target = target_in.contiguous();
+  const Tensor w = weight_f64(weight);
+  const int64_t F = beta < 0 || pred.dim() == 0 ? 1 : pred.size(-1);
+  const int64_t N = pred.numel() / F;
+  Tensor loss = Tensor::empty({}, loss_dtype(pred.dtype()), pred.device());
+  cuda::launch_loss_forward(to_elem_type(pred.dtype()), loss.raw_data(), pred.raw_data(),
+                            target.raw_data(), w.defined() ? w.data<double>() : nullptr, N, F,
+                            beta);
+  return loss;
+}
+
+Tensor loss_backward_cuda(const Tensor& dloss, const Tensor& pred_in, const Tensor& target_in,
+                          const Tensor& weight, float beta) {
+  CHECK(dloss.numel() == 1, "loss backward: expected a one-element dloss, got {}",
+        dloss.describe());
+  const Tensor pred = pred_in.contiguous(), target = target_in.contiguous();
+  const Tensor w = weight_f64(weight);
+  // dloss stays on the device: a float64 copy of it, no item() and no host sync.
+  const Tensor g = dloss.to(pred.device()).to(kFloat64).contiguous();
+  const int64_t F = beta < 0 || pred.dim() == 0 ? 1 : pred.size(-1);
+  const int64_t N = pred.numel() / F;
+  Tensor dpred = Tensor::empty(pred.shape(), pred.dtype(), pred.device());
+  cuda::launch_loss_backward(to_elem_type(pred.dtype()), dpred.raw_data(), g.data<double>(),
+                             pred.raw_data(), target.raw_data(),
+                             w.defined() ? w.data<double>() : nullptr, N, F, beta);
+  return dpred;
+}
+#endif  // MT_WITH_CUDA
+
 }  // namespace
 
 Tensor smooth_l1_loss(const Tensor& pred_in, const Tensor& target_in, float beta,
@@ -123,9 +162,7 @@ Tensor smooth_l1_loss(const Tensor& pred_in, const Tensor& target_in, float beta
   check_pair(pred_in, target_in, "smooth_l1_loss");
   CHECK(beta >= 0, "smooth_l1_loss: beta must be >= 0, got {}", beta);
   const int64_t F = check_weight(pred_in, weight, "smooth_l1_loss");
-  if (pred_in.is_cuda()) {
-    return cuda_ops::loss_forward(pred_in, target_in, weight, beta);
-  }
+  MT_RETURN_IF_CUDA(pred_in.is_cuda(), loss_forward_cuda(pred_in, target_in, weight, beta));
   const Tensor pred = pred_in.contiguous(), target = target_in.contiguous();
   const std::vector<double> w = weight_values(weight, F);
   const double total = MT_DISPATCH_FLOAT(pred.dtype(), "smooth_l1_loss", [&] {
@@ -142,9 +179,7 @@ Tensor smooth_l1_loss_backward(const Tensor& dloss, const Tensor& pred_in, const
   check_pair(pred_in, target_in, "smooth_l1_loss_backward");
   CHECK(beta >= 0, "smooth_l1_loss_backward: beta must be >= 0, got {}", beta);
   const int64_t F = check_weight(pred_in, weight, "smooth_l1_loss_backward");
-  if (pred_in.is_cuda()) {
-    return cuda_ops::loss_backward(dloss, pred_in, target_in, weight, beta);
-  }
+  MT_RETURN_IF_CUDA(pred_in.is_cuda(), loss_backward_cuda(dloss, pred_in, target_in, weight, beta));
   const Tensor pred = pred_in.contiguous(), target = target_in.contiguous();
   const std::vector<double> w = weight_values(weight, F);
   const int64_t positions = pred.numel() / F;
@@ -158,9 +193,7 @@ Tensor smooth_l1_loss_backward(const Tensor& dloss, const Tensor& pred_in, const
 Tensor mse_loss(const Tensor& pred_in, const Tensor& target_in) {
   check_pair(pred_in, target_in, "mse_loss");
   CHECK(pred_in.numel() > 0, "mse_loss: empty input {}", pred_in.describe());
-  if (pred_in.is_cuda()) {
-    return cuda_ops::loss_forward(pred_in, target_in, Tensor(), -1.0f);  // beta < 0: MSE
-  }
+  MT_RETURN_IF_CUDA(pred_in.is_cuda(), loss_forward_cuda(pred_in, target_in, Tensor(), -1.0f));
   const Tensor pred = pred_in.contiguous(), target = target_in.contiguous();
   const double total = MT_DISPATCH_FLOAT(pred.dtype(), "mse_loss",
                                          [&] { return squared_error_sum<scalar_t>(pred, target); });
@@ -172,9 +205,8 @@ Tensor mse_loss(const Tensor& pred_in, const Tensor& target_in) {
 Tensor mse_loss_backward(const Tensor& dloss, const Tensor& pred_in, const Tensor& target_in) {
   check_pair(pred_in, target_in, "mse_loss_backward");
   CHECK(pred_in.numel() > 0, "mse_loss_backward: empty input {}", pred_in.describe());
-  if (pred_in.is_cuda()) {
-    return cuda_ops::loss_backward(dloss, pred_in, target_in, Tensor(), -1.0f);
-  }
+  MT_RETURN_IF_CUDA(pred_in.is_cuda(),
+                    loss_backward_cuda(dloss, pred_in, target_in, Tensor(), -1.0f));
   const Tensor pred = pred_in.contiguous(), target = target_in.contiguous();
   const double scale = 2.0 * upstream(dloss, "mse_loss_backward") / double(pred.numel());
   Tensor dpred = Tensor::empty(pred.shape(), pred.dtype());

@@ -16,7 +16,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "ops/cuda_ops.h"
+#include "cuda/matmul.cuh"
+#include "ops/cuda_dispatch.h"
+#include "ops/elementwise.h"
 
 namespace mt::ops {
 
@@ -279,6 +281,107 @@ void batched_gemm(const Tensor& a, const Tensor& b, Tensor& out) {
   }
 }
 
+#ifdef MT_WITH_CUDA
+// t [batch..., R, C] as a cuBLASLt operand, if its layout allows: unit stride along one of the
+// two matrix dims (row-major or transposed) and batch dims that collapse to one stride.
+bool gemm_layout(const Tensor& t, cuda::GemmOperand& op) {
+  const int r = t.dim();
+  const int64_t R = t.size(r - 2), C = t.size(r - 1), s0 = t.stride(r - 2), s1 = t.stride(r - 1);
+  if ((s1 == 1 || C == 1) && (R == 1 || s0 >= std::max<int64_t>(C, 1))) {
+    op.transpose = false;
+    op.ld = R == 1 ? std::max<int64_t>(C, 1) : s0;
+  } else if ((s0 == 1 || R == 1) && (C == 1 || s1 >= std::max<int64_t>(R, 1))) {
+    op.transpose = true;
+    op.ld = C == 1 ? std::max<int64_t>(R, 1) : s1;
+  } else {
+    return false;
+  }
+  bool first = true;
+  int64_t expected = 0;
+  op.batch_stride = 0;
+  for (int d = r - 3; d >= 0; --d) {
+    if (t.size(d) == 1) continue;
+    if (first) {
+      op.batch_stride = t.stride(d);
+      first = false;
+    } else if (t.stride(d) != expected) {
+      return false;
+    }
+    expected = t.stride(d) * t.size(d);
+  }
+  op.data = t.raw_data();
+  return true;
+}
+
+// The operand for t, copying it to a dense layout when its strides do not fit (kept alive in
+// `keep`).
+cuda::GemmOperand gemm_operand(const Tensor& t, Tensor& keep) {
+  cuda::GemmOperand op{};
+  keep = t;
+  if (!gemm_layout(keep, op)) {
+    keep = t.contiguous();
+    CHECK(gemm_layout(keep, op), "matmul (cuda): cannot lay out {}", t.describe());
+  }
+  return op;
+}
+
+// a, b already expanded to [batch..., M, K] and [batch..., K, N]; out dense [batch..., M, N].
+Tensor matmul_cuda(const Tensor& a, const Tensor& b, Tensor& out) {
+  const int r = out.dim();
+  const int64_t M = out.size(r - 2), N = out.size(r - 1), K = a.size(r - 1);
+  if (out.numel() == 0) return out;
+  if (K == 0) return out.zero_();
+  const int64_t batch = out.numel() / (M * N);
+  Tensor ka, kb;
+  const cuda::GemmOperand oa = gemm_operand(a, ka), ob = gemm_operand(b, kb);
+  cuda::launch_gemm(to_elem_type(a.dtype()), to_elem_type(out.dtype()), M, N, K, batch, oa, ob,
+                    out.raw_data(), N, M * N, 1.0f, false, nullptr);
+  return out;
+}
+
+// x [..., in] . w [out, in]^T + bias: one GEMM with w read transposed in place, the bias added
+// by cuBLASLt's epilogue.
+Tensor linear_cuda(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  const int64_t in = w.size(1), out_f = w.size(0);
+  const Tensor x2 = x.reshape({-1, in});
+  const int64_t rows = x2.size(0);
+  Tensor y = Tensor::empty({rows, out_f}, x.dtype(), x.device());
+  Shape out_shape = x.shape();
+  out_shape.back() = out_f;
+  if (y.numel() == 0) return y.reshape(out_shape);
+  const Tensor b = bias.defined() ? bias.to(x.dtype()).contiguous() : Tensor();
+  if (in == 0) {
+    y.zero_();
+    return (b.defined() ? ops::add(y, b) : y).reshape(out_shape);
+  }
+  Tensor ka, kb;
+  const cuda::GemmOperand oa = gemm_operand(x2, ka), ob = gemm_operand(w.transpose(0, 1), kb);
+  cuda::launch_gemm(to_elem_type(x.dtype()), to_elem_type(x.dtype()), rows, out_f, in, 1, oa, ob,
+                    y.raw_data(), out_f, 0, 1.0f, false, b.defined() ? b.raw_data() : nullptr);
+  return y.reshape(out_shape);
+}
+#endif  // MT_WITH_CUDA
+
+// a [..., M, K] . b [..., K, N] with their batch dims broadcast to `batch`: [batch..., M, N].
+Tensor matmul_batched(const Tensor& a, const Tensor& b, const Shape& batch) {
+  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  Shape a_shape = batch, b_shape = batch, out_shape = batch;
+  a_shape.insert(a_shape.end(), {M, K});
+  b_shape.insert(b_shape.end(), {K, N});
+  out_shape.insert(out_shape.end(), {M, N});
+  Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
+  MT_RETURN_IF_CUDA(a.is_cuda(), matmul_cuda(a.expand(a_shape), b.expand(b_shape), out));
+  if (a.dtype() == kBFloat16) {  // widen, multiply in float32, round once
+    return matmul(a.to(kFloat32), b.to(kFloat32)).to(kBFloat16).reshape(out_shape);
+  }
+  if (a.dtype() == kFloat32) {
+    batched_gemm<float>(a.expand(a_shape), b.expand(b_shape), out);
+  } else {
+    batched_gemm<double>(a.expand(a_shape), b.expand(b_shape), out);
+  }
+  return out;
+}
+
 }  // namespace
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
@@ -293,22 +396,9 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
   CHECK(b.size(-2) == K, "matmul: inner dims differ: {} . {} ({} vs {})", shape_str(a_in.shape()),
         shape_str(b_in.shape()), K, b.size(-2));
-  Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
-                                 Shape(b.shape().begin(), b.shape().end() - 2), "matmul");
-  Shape a_shape = batch, b_shape = batch, out_shape = batch;
-  a_shape.insert(a_shape.end(), {M, K});
-  b_shape.insert(b_shape.end(), {K, N});
-  out_shape.insert(out_shape.end(), {M, N});
-  Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
-  if (a.is_cuda()) {
-    cuda_ops::matmul(a.expand(a_shape), b.expand(b_shape), out);
-  } else if (a.dtype() == kBFloat16) {  // widen, multiply in float32, round once
-    out = matmul(a.to(kFloat32), b.to(kFloat32)).to(kBFloat16).reshape(out_shape);
-  } else if (a.dtype() == kFloat32) {
-    batched_gemm<float>(a.expand(a_shape), b.expand(b_shape), out);
-  } else {
-    batched_gemm<double>(a.expand(a_shape), b.expand(b_shape), out);
-  }
+  const Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
+                                       Shape(b.shape().begin(), b.shape().end() - 2), "matmul");
+  const Tensor out = matmul_batched(a, b, batch);
   if (!a_vec && !b_vec) return out;
   Shape final_shape = batch;  // drop the dims that the 1-D operands stood in for
   if (!a_vec) final_shape.push_back(M);
@@ -337,9 +427,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   }
   Shape out_shape = x.shape();
   out_shape.back() = out_f;
-  if (x.is_cuda()) {
-    return cuda_ops::linear(x, w, bias);
-  }
+  MT_RETURN_IF_CUDA(x.is_cuda(), linear_cuda(x, w, bias));
   if (x.dtype() == kBFloat16) {
     const Tensor b32 = bias.defined() ? bias.to(kFloat32) : Tensor();
     return linear(x.to(kFloat32), w.to(kFloat32), b32).to(kBFloat16);

@@ -1,21 +1,17 @@
 // The optimizer's arithmetic (see optim_ops.h): a plain CPU loop, the reference, and on the GPU
-// one fused multi-tensor kernel (cuda/adamw.cuh) plus device-side counters, norm and clip
-// coefficient.
+// one fused multi-tensor kernel (cuda/optim_ops.cuh) plus device-side counters, global norm and
+// clip coefficient.
 #include "ops/optim_ops.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-// Plain C++ in every build: its adam_bias_correction is the formula the CPU loop and the
-// kernel share.
-#include "cuda/adamw.cuh"
+// Its adam_bias_correction is the formula the CPU loop and the kernel share.
+#include "cuda/optim_ops.cuh"
+#include "ops/cuda_dispatch.h"
 #include "ops/elementwise.h"
-#include "ops/reduce.h"
-
-#ifdef MT_WITH_CUDA
-#include "cuda/grad_norm.cuh"
-#endif
+#include "ops/strided_loop.h"
 
 namespace mt::ops {
 
@@ -73,6 +69,61 @@ void adamw_cpu(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
   }
 }
 
+// One tensor's sum of squares, in float64 over the threads. (OpenMP pragmas cannot sit inside
+// the MT_DISPATCH_FLOAT macro's argument, hence this small function.)
+template <typename T>
+double parallel_sum_squares(const T* p, int64_t n) {
+  double s = 0.0;
+#pragma omp parallel for reduction(+ : s) schedule(static) if (n >= detail::kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(p[i]) * static_cast<double>(p[i]);
+  return s;
+}
+
+#ifdef MT_WITH_CUDA
+// The kernel takes the whole list in one launch (kMaxAdamTensors a launch) and reads lr, the
+// scale, the step count and the guard from device memory.
+void adamw_step_cuda(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                     std::vector<Tensor>& exp_avg, std::vector<Tensor>& exp_avg_sq,
+                     const Tensor& lr, const Tensor& step_count, const AdamWHyper& hyper,
+                     const Tensor& grad_scale, const Tensor& nonfinite_guard) {
+  std::vector<cuda::AdamWTensor> list;
+  for (size_t k = 0; k < params.size(); ++k) {
+    list.push_back({params[k].data<float>(), grads[k].data<float>(), exp_avg[k].data<float>(),
+                    exp_avg_sq[k].data<float>(), params[k].numel()});
+  }
+  const cuda::AdamWScalars s{hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay};
+  cuda::launch_adamw_step(list.data(), int(list.size()), s, lr.data<float>(),
+                          grad_scale.defined() ? grad_scale.data<float>() : nullptr,
+                          step_count.data<int64_t>(),
+                          nonfinite_guard.defined() ? nonfinite_guard.data<float>() : nullptr);
+}
+
+void optimizer_counters_advance_cuda(Tensor& counters, const Tensor& nonfinite_guard) {
+  const float* guard = nonfinite_guard.defined() ? nonfinite_guard.data<float>() : nullptr;
+  cuda::launch_optimizer_counters_advance(counters.data<int64_t>(), guard);
+}
+
+// The kernel reads float32: other dtypes are converted first.
+Tensor grad_global_norm_cuda(const std::vector<Tensor>& tensors) {
+  std::vector<Tensor> keep;
+  std::vector<cuda::NormTensor> list;
+  for (const Tensor& t : tensors) {
+    keep.push_back(t.dtype() == kFloat32 ? t.contiguous() : t.to(kFloat32).contiguous());
+    list.push_back({keep.back().data<float>(), keep.back().numel()});
+  }
+  Tensor norm = Tensor::empty({}, kFloat32, tensors[0].device());
+  cuda::launch_grad_global_norm(list.data(), int(list.size()), norm.data<float>());
+  return norm;
+}
+
+Tensor clip_coefficient_cuda(const Tensor& norm, float max_norm) {
+  Tensor coef = Tensor::empty({}, kFloat32, norm.device());
+  const Tensor n = norm.contiguous();
+  cuda::launch_clip_coefficient(n.data<float>(), max_norm, coef.data<float>());
+  return coef;
+}
+#endif  // MT_WITH_CUDA
+
 }  // namespace
 
 void adamw_step_(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
@@ -83,23 +134,8 @@ void adamw_step_(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
   check_scalar("adamw_step_", "step_count", step_count, kInt64, lr.device(), false);
   check_scalar("adamw_step_", "grad_scale", grad_scale, kFloat32, lr.device(), true);
   check_scalar("adamw_step_", "nonfinite_guard", nonfinite_guard, kFloat32, lr.device(), true);
-  if (lr.is_cuda()) {
-#ifdef MT_WITH_CUDA
-    std::vector<cuda::AdamWTensor> list;
-    for (size_t k = 0; k < params.size(); ++k) {
-      list.push_back({params[k].data<float>(), grads[k].data<float>(), exp_avg[k].data<float>(),
-                      exp_avg_sq[k].data<float>(), params[k].numel()});
-    }
-    const cuda::AdamWScalars s{hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay};
-    cuda::adamw_step(list.data(), int(list.size()), s, lr.data<float>(),
-                     grad_scale.defined() ? grad_scale.data<float>() : nullptr,
-                     step_count.data<int64_t>(),
-                     nonfinite_guard.defined() ? nonfinite_guard.data<float>() : nullptr);
-    return;
-#else
-    FAIL("adamw_step_: this build has no CUDA support");
-#endif
-  }
+  MT_RETURN_IF_CUDA(lr.is_cuda(), adamw_step_cuda(params, grads, exp_avg, exp_avg_sq, lr,
+                                                  step_count, hyper, grad_scale, nonfinite_guard));
   // The CPU reads its scalars directly: the same decisions the kernel takes on the device.
   if (nonfinite_guard.defined() && !std::isfinite(nonfinite_guard.item())) return;
   const int64_t count = *step_count.data<int64_t>();
@@ -117,15 +153,7 @@ void optimizer_counters_advance_(Tensor& counters, const Tensor& nonfinite_guard
         int64_t(kNumOptimCounters), counters.defined() ? counters.describe() : "undefined");
   check_scalar("optimizer_counters_advance_", "nonfinite_guard", nonfinite_guard, kFloat32,
                counters.device(), true);
-  if (counters.is_cuda()) {
-#ifdef MT_WITH_CUDA
-    const float* guard = nonfinite_guard.defined() ? nonfinite_guard.data<float>() : nullptr;
-    cuda::optimizer_counters_advance(counters.data<int64_t>(), guard);
-    return;
-#else
-    FAIL("optimizer_counters_advance_: this build has no CUDA support");
-#endif
-  }
+  MT_RETURN_IF_CUDA(counters.is_cuda(), optimizer_counters_advance_cuda(counters, nonfinite_guard));
   int64_t* c = counters.data<int64_t>();
   if (!nonfinite_guard.defined() || std::isfinite(nonfinite_guard.item())) {
     c[kStepsApplied] += 1;
@@ -148,8 +176,17 @@ Tensor finite_mask(const Tensor& x) {
 }
 
 Tensor grad_global_norm(const std::vector<Tensor>& grads) {
-  // global_l2_norm dispatches to the device kernel for CUDA tensors (float64 partial sums).
-  return global_l2_norm(grads);
+  double ss = 0.0;
+  for (size_t k = 0; k < grads.size(); ++k) {
+    const Tensor& t = grads[k];
+    CHECK(t.defined(), "grad_global_norm: tensor {} is undefined", k);
+    MT_RETURN_IF_CUDA(t.is_cuda(), grad_global_norm_cuda(grads));
+    const Tensor c = t.contiguous();
+    const int64_t n = c.numel();
+    MT_DISPATCH_FLOAT(c.dtype(), "grad_global_norm",
+                      [&] { ss += parallel_sum_squares(c.data<scalar_t>(), n); });
+  }
+  return Tensor::scalar(std::sqrt(ss), kFloat32);
 }
 
 Tensor clip_coefficient(const Tensor& norm, float max_norm) {
@@ -157,16 +194,7 @@ Tensor clip_coefficient(const Tensor& norm, float max_norm) {
         "clip_coefficient: expected a one-element float32 norm, got {}",
         norm.defined() ? norm.describe() : "undefined");
   CHECK(max_norm > 0, "clip_coefficient: max_norm must be > 0, got {}", max_norm);
-  if (norm.is_cuda()) {
-#ifdef MT_WITH_CUDA
-    Tensor coef = Tensor::empty({}, kFloat32, norm.device());
-    const Tensor n = norm.contiguous();
-    cuda::clip_coefficient(n.data<float>(), max_norm, coef.data<float>());
-    return coef;
-#else
-    FAIL("clip_coefficient: this build has no CUDA support");
-#endif
-  }
+  MT_RETURN_IF_CUDA(norm.is_cuda(), clip_coefficient_cuda(norm, max_norm));
   const float n = float(norm.item());
   return Tensor::scalar(std::min(1.0f, max_norm / (n + 1e-6f)), kFloat32);
 }

@@ -4,7 +4,7 @@
 //
 // Why ops and not plain loops in optim/: on the GPU the whole update is one multi-tensor kernel
 // launch, and the learning rate, clip coefficient, step count and non-finite guard are read from
-// device memory, so a training step never waits for the host (see cuda/adamw.cuh). The CPU
+// device memory, so a training step never waits for the host (see cuda/optim_ops.cuh). The CPU
 // versions are the reference.
 #pragma once
 
@@ -56,7 +56,9 @@ void optimizer_counters_advance_(Tensor& counters, const Tensor& nonfinite_guard
 // where(); no host read).
 Tensor finite_mask(const Tensor& x);
 
-// sqrt(sum over all tensors of sum(g^2)), as a one-element float32 tensor on the grads' device.
+// sqrt(sum over all tensors of sum(g^2)), as a 0-dim float32 tensor on the grads' device: the
+// global gradient norm. Sums in float64 in a fixed order (the same bits every run); any floating
+// dtype (the GPU converts to float32 first).
 Tensor grad_global_norm(const std::vector<Tensor>& grads);
 
 // min(1, max_norm / (norm + 1e-6)) as a one-element float32 tensor (torch's clip_grad_norm_).

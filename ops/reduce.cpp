@@ -9,7 +9,8 @@
 #include <cmath>
 #include <limits>
 
-#include "ops/cuda_ops.h"
+#include "cuda/reduce.cuh"
+#include "ops/cuda_dispatch.h"
 #include "ops/strided_loop.h"
 
 namespace mt::ops {
@@ -90,14 +91,6 @@ double parallel_sum(const T* p, int64_t n) {
   return s;
 }
 
-template <typename T>
-double parallel_sum_squares(const T* p, int64_t n) {
-  double s = 0.0;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (n >= detail::kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(p[i]) * static_cast<double>(p[i]);
-  return s;
-}
-
 // out[c] = scale * sum_r x[r, c] for a contiguous [R, C] x: the leading-dims fast path.
 template <typename T>
 void column_sums(const T* x, int64_t R, int64_t C, double scale, T* out) {
@@ -124,15 +117,92 @@ bool is_leading_prefix(const std::vector<int>& reduced, int rank) {
   return true;
 }
 
+#ifdef MT_WITH_CUDA
+
+// x viewed as dense [outer, K, inner] with the reduced dims in the middle, as the kernels take
+// it: free when x is contiguous and the reduced dims are adjacent, else the kept dims are
+// permuted first and copied.
+struct ReduceView {
+  Tensor data;
+  int64_t outer = 1, K = 1, inner = 1;
+  Shape out_shape;
+};
+
+ReduceView reduce_view(const Tensor& x, const std::vector<int>& reduced, bool keepdim) {
+  ReduceView v;
+  std::vector<bool> is_red(x.dim(), false);
+  for (int d : reduced) is_red[d] = true;
+  for (int d = 0; d < x.dim(); ++d) {
+    if (!is_red[d] || keepdim) v.out_shape.push_back(is_red[d] ? 1 : x.size(d));
+  }
+  const bool adjacent =
+      reduced.empty() || reduced.back() - reduced.front() + 1 == int(reduced.size());
+  if (x.is_contiguous() && adjacent) {
+    v.data = x;
+    for (int d = 0; d < x.dim(); ++d) {
+      if (is_red[d])
+        v.K *= x.size(d);
+      else if (!reduced.empty() && d > reduced.back())
+        v.inner *= x.size(d);
+      else
+        v.outer *= x.size(d);
+    }
+    return v;
+  }
+  std::vector<int> order;
+  for (int d = 0; d < x.dim(); ++d) {
+    if (!is_red[d]) {
+      order.push_back(d);
+      v.outer *= x.size(d);
+    }
+  }
+  for (int d : reduced) {
+    order.push_back(d);
+    v.K *= x.size(d);
+  }
+  v.data = x.permute(order).contiguous();
+  return v;
+}
+
+enum class Reduction { Sum, Mean, Max, Var };
+
+// Over normalized (sorted, unique) dims.
+Tensor reduce_cuda(const Tensor& x, const std::vector<int>& reduced, bool keepdim, Reduction what,
+                   bool unbiased = true) {
+  ReduceView v = reduce_view(x, reduced, keepdim);
+  Tensor out = Tensor::empty(v.out_shape, x.dtype(), x.device());
+  if (v.K == 0) {  // as the CPU: an empty sum is 0, an empty mean or variance NaN
+    return out.fill_(what == Reduction::Sum ? 0.0 : std::nan(""));
+  }
+  cuda::ReduceKind kind = cuda::ReduceKind::Sum;
+  double scale = 1.0;
+  if (what == Reduction::Mean) scale = 1.0 / double(v.K);
+  if (what == Reduction::Max) kind = cuda::ReduceKind::Max;
+  if (what == Reduction::Var) {
+    kind = cuda::ReduceKind::Var;
+    scale = 1.0 / (double(v.K) - (unbiased ? 1.0 : 0.0));  // K = 1, unbiased: inf * 0 = NaN
+  }
+  cuda::launch_reduce(kind, to_elem_type(x.dtype()), out.raw_data(), v.data.raw_data(), v.outer,
+                      v.K, v.inner, scale);
+  return out;
+}
+
+Tensor argmax_cuda(const Tensor& x, int dim, bool keepdim) {
+  ReduceView v = reduce_view(x, {dim}, keepdim);
+  Tensor out = Tensor::empty(v.out_shape, kInt64, x.device());
+  cuda::launch_argmax(to_elem_type(x.dtype()), out.data<int64_t>(), v.data.raw_data(), v.outer, v.K,
+                      v.inner);
+  return out;
+}
+#endif  // MT_WITH_CUDA
+
 // sum or (mean = true) mean over dims.
 Tensor sum_or_mean(const Tensor& x, const std::vector<int>& dims, bool keepdim, bool mean) {
   const char* name = mean ? "mean" : "sum";
   CHECK(x.defined(), "{}: got an undefined tensor", name);
   const std::vector<int> reduced = normalize_dims(dims, x.shape(), name);
-  if (x.is_cuda()) {
-    return cuda_ops::reduce(x, reduced, keepdim,
-                            mean ? cuda_ops::Reduction::Mean : cuda_ops::Reduction::Sum);
-  }
+  MT_RETURN_IF_CUDA(x.is_cuda(),
+                    reduce_cuda(x, reduced, keepdim, mean ? Reduction::Mean : Reduction::Sum));
   if (x.is_contiguous() && is_leading_prefix(reduced, x.dim())) {
     int64_t R = 1;
     Shape out_shape;
@@ -182,9 +252,7 @@ Tensor max(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
   CHECK(x.defined(), "max: got an undefined tensor");
   const std::vector<int> reduced = normalize_dims(dims, x.shape(), "max");
   CHECK(x.numel() > 0, "max: cannot reduce an empty tensor {}", x.describe());
-  if (x.is_cuda()) {
-    return cuda_ops::reduce(x, reduced, keepdim, cuda_ops::Reduction::Max);
-  }
+  MT_RETURN_IF_CUDA(x.is_cuda(), reduce_cuda(x, reduced, keepdim, Reduction::Max));
   const Rows rows = to_rows(x, reduced, keepdim);
   CHECK(rows.inner > 0, "max: cannot reduce over an empty dim of {}", x.describe());
   Tensor out = Tensor::empty(rows.out_shape, x.dtype());
@@ -207,9 +275,7 @@ Tensor max(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
 Tensor var(const Tensor& x, const std::vector<int>& dims, bool unbiased, bool keepdim) {
   CHECK(x.defined(), "var: got an undefined tensor");
   const std::vector<int> reduced = normalize_dims(dims, x.shape(), "var");
-  if (x.is_cuda()) {
-    return cuda_ops::reduce(x, reduced, keepdim, cuda_ops::Reduction::Var, unbiased);
-  }
+  MT_RETURN_IF_CUDA(x.is_cuda(), reduce_cuda(x, reduced, keepdim, Reduction::Var, unbiased));
   const Rows rows = to_rows(x, reduced, keepdim);
   Tensor out = Tensor::empty(rows.out_shape, x.dtype());
   // n - 1 = 0 (one element, unbiased) gives 0/0 = NaN, as torch.var does.
@@ -236,9 +302,7 @@ Tensor argmax(const Tensor& x, int dim, bool keepdim) {
   CHECK(x.defined(), "argmax: got an undefined tensor");
   const std::vector<int> reduced = normalize_dims({dim}, x.shape(), "argmax");
   CHECK(x.numel() > 0, "argmax: cannot reduce an empty tensor {}", x.describe());
-  if (x.is_cuda()) {
-    return cuda_ops::argmax(x, reduced[0], keepdim);
-  }
+  MT_RETURN_IF_CUDA(x.is_cuda(), argmax_cuda(x, reduced[0], keepdim));
   const Rows rows = to_rows(x, reduced, keepdim);
   Tensor out = Tensor::empty(rows.out_shape, kInt64);
   int64_t* o = out.data<int64_t>();
@@ -264,22 +328,6 @@ Tensor argmax(const Tensor& x, int dim, bool keepdim) {
 Tensor argmax(const Tensor& x) {
   CHECK(x.defined(), "argmax: got an undefined tensor");
   return argmax(x.reshape({x.numel()}), 0, false);
-}
-
-Tensor global_l2_norm(const std::vector<Tensor>& tensors) {
-  double ss = 0.0;
-  for (size_t k = 0; k < tensors.size(); ++k) {
-    const Tensor& t = tensors[k];
-    CHECK(t.defined(), "global_l2_norm: tensor {} is undefined", k);
-    if (t.is_cuda()) {
-      return cuda_ops::global_l2_norm(tensors);
-    }
-    const Tensor c = t.contiguous();
-    const int64_t n = c.numel();
-    MT_DISPATCH_FLOAT(c.dtype(), "global_l2_norm",
-                      [&] { ss += parallel_sum_squares(c.data<scalar_t>(), n); });
-  }
-  return Tensor::scalar(std::sqrt(ss), kFloat32);
 }
 
 Tensor sum_to(const Tensor& t, const Shape& shape) {

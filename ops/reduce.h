@@ -24,9 +24,6 @@ Tensor argmax(const Tensor& x, int dim, bool keepdim = false);
 // Index (int64, 0-dim) of the first largest value of the flattened tensor.
 Tensor argmax(const Tensor& x);
 
-// sqrt(sum over every tensor of sum(t^2)) as a 0-dim float32 tensor: the global gradient norm.
-Tensor global_l2_norm(const std::vector<Tensor>& tensors);
-
 // Sums t down to `shape`, which t's shape must be a broadcast of: leading dims t has in excess
 // are summed away, and dims where shape has 1 and t does not are summed with keepdim. This is
 // the backward of broadcasting: every broadcasting op's dx is sum_to(dy, x.shape()).

@@ -5,7 +5,8 @@
 #include <vector>
 
 #include "base/compute_type.h"
-#include "ops/cuda_ops.h"
+#include "cuda/rmsnorm.cuh"
+#include "ops/cuda_dispatch.h"
 
 namespace mt::ops {
 namespace {
@@ -106,14 +107,37 @@ std::vector<double> rmsnorm_dw_cpu(const Tensor& dy, const Tensor& x, const Tens
   return dw;
 }
 
+#ifdef MT_WITH_CUDA
+Tensor rmsnorm_forward_cuda(const Tensor& x_in, const Tensor& w_in, float eps, Tensor* rstd_out) {
+  const Tensor x = x_in.contiguous(), w = w_in.contiguous();
+  const int64_t C = x.size(-1), N = C == 0 ? 0 : x.numel() / C;
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor rstd = Tensor::empty({N}, stat_dtype(x.dtype()), x.device());
+  cuda::launch_rmsnorm_forward(to_elem_type(x.dtype()), to_elem_type(w.dtype()), y.raw_data(),
+                               rstd.raw_data(), x.raw_data(), w.raw_data(), N, C, eps);
+  if (rstd_out) *rstd_out = rstd;
+  return y;
+}
+
+void rmsnorm_backward_cuda(const Tensor& dy_in, const Tensor& x_in, const Tensor& w_in,
+                           const Tensor& rstd_in, Tensor* dx, Tensor* dw) {
+  const Tensor dy = dy_in.contiguous(), x = x_in.contiguous(), w = w_in.contiguous(),
+               rstd = rstd_in.contiguous();
+  const int64_t C = x.size(-1), N = C == 0 ? 0 : x.numel() / C;
+  if (dx) *dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+  if (dw) *dw = Tensor::empty(w.shape(), w.dtype(), w.device());
+  cuda::launch_rmsnorm_backward(to_elem_type(x.dtype()), to_elem_type(w.dtype()),
+                                dx ? dx->raw_data() : nullptr, dw ? dw->raw_data() : nullptr,
+                                dy.raw_data(), x.raw_data(), w.raw_data(), rstd.raw_data(), N, C);
+}
+#endif  // MT_WITH_CUDA
+
 }  // namespace
 
 Tensor rmsnorm_forward(const Tensor& x_in, const Tensor& w, float eps, Tensor* rstd_out) {
   const int64_t C = check_inputs(x_in, w, "rmsnorm_forward");
   CHECK(eps >= 0, "rmsnorm_forward: eps must be >= 0, got {}", eps);
-  if (x_in.is_cuda()) {
-    return cuda_ops::rmsnorm_forward(x_in, w, eps, rstd_out);
-  }
+  MT_RETURN_IF_CUDA(x_in.is_cuda(), rmsnorm_forward_cuda(x_in, w, eps, rstd_out));
   const Tensor x = x_in.contiguous();
   const int64_t N = C == 0 ? 0 : x.numel() / C;
   Tensor y = Tensor::empty(x.shape(), x.dtype());
@@ -137,10 +161,7 @@ void rmsnorm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& w,
   CHECK(dy_in.device() == x_in.device() && rstd_in.device() == x_in.device(),
         "rmsnorm_backward: dy on {}, x on {}, rstd on {}: expected one device",
         dy_in.device().str(), x_in.device().str(), rstd_in.device().str());
-  if (x_in.is_cuda()) {
-    cuda_ops::rmsnorm_backward(dy_in, x_in, w, rstd_in, dx, dw);
-    return;
-  }
+  MT_RETURN_IF_CUDA(x_in.is_cuda(), rmsnorm_backward_cuda(dy_in, x_in, w, rstd_in, dx, dw));
   const Tensor dy = dy_in.contiguous(), x = x_in.contiguous(), rstd = rstd_in.contiguous();
   if (dx) {
     *dx = Tensor::empty(x.shape(), x.dtype());

@@ -5,7 +5,8 @@
 #include <vector>
 
 #include "base/compute_type.h"
-#include "ops/cuda_ops.h"
+#include "cuda/rotary.cuh"
+#include "ops/cuda_dispatch.h"
 
 namespace mt::ops {
 namespace {
@@ -66,11 +67,21 @@ void rotary_cpu(const Tensor& x, Tensor& y, int64_t R, const std::vector<double>
   }
 }
 
+#ifdef MT_WITH_CUDA
+// The kernel reads x [B, T, H, D] through its strides (a q or k view of the fused projection is
+// not copied) and computes the angles itself: no table upload.
+Tensor rotary_cuda(const Tensor& x, int64_t R, const RotaryOptions& options, int sign) {
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  cuda::launch_rotary(to_elem_type(x.dtype()), y.raw_data(), x.raw_data(), x.strides().data(),
+                      x.size(0), x.size(1), x.size(2), x.size(3), R, options.base,
+                      options.position_offset, sign < 0);
+  return y;
+}
+#endif  // MT_WITH_CUDA
+
 Tensor rotary_impl(const Tensor& x_in, const RotaryOptions& options, int sign, const char* op) {
   const int64_t R = check_rotary(x_in, options, op);
-  if (x_in.is_cuda()) {
-    return cuda_ops::rotary(x_in, R, options.base, options.position_offset, sign < 0);
-  }
+  MT_RETURN_IF_CUDA(x_in.is_cuda(), rotary_cuda(x_in, R, options, sign));
   const Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype());
   std::vector<double> cos_t, sin_t;

@@ -6,7 +6,8 @@
 #include <type_traits>
 
 #include "base/compute_type.h"
-#include "ops/cuda_ops.h"
+#include "cuda/softmax.cuh"
+#include "ops/cuda_dispatch.h"
 
 namespace mt::ops {
 namespace {
@@ -59,18 +60,6 @@ void softmax_cpu(const Tensor& x, Tensor& y, const RowLayout& r, bool log) {
   }
 }
 
-Tensor softmax_impl(const Tensor& x_in, int dim_in, bool log, const char* op) {
-  const int dim = normalize_dim(x_in, dim_in, op);
-  if (x_in.is_cuda()) {
-    return cuda_ops::softmax(x_in, dim, log);
-  }
-  const Tensor x = x_in.contiguous();
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  const RowLayout r = row_layout(x.shape(), dim);
-  MT_DISPATCH_FLOAT(x.dtype(), op, [&] { softmax_cpu<scalar_t>(x, y, r, log); });
-  return y;
-}
-
 // dx_j = y_j (dy_j - sum_k dy_k y_k)          (softmax)
 // dx_j = dy_j - exp(y_j) sum_k dy_k           (log-softmax)
 template <typename scalar_t>
@@ -102,6 +91,40 @@ void softmax_backward_cpu(const Tensor& dy, const Tensor& y, Tensor& dx, const R
   }
 }
 
+#ifdef MT_WITH_CUDA
+// The kernels normalize the last dim of a dense [rows, K]: another dim is transposed there and
+// back.
+Tensor softmax_cuda(const Tensor& x, int dim, bool log) {
+  const bool last = dim == x.dim() - 1;
+  const Tensor xt = last ? x.contiguous() : x.transpose(dim, -1).contiguous();
+  Tensor yt = Tensor::empty(xt.shape(), x.dtype(), x.device());
+  const int64_t K = x.size(dim), rows = K == 0 ? 0 : x.numel() / K;
+  cuda::launch_softmax_forward(to_elem_type(x.dtype()), yt.raw_data(), xt.raw_data(), rows, K, log);
+  return last ? yt : yt.transpose(dim, -1).contiguous();
+}
+
+Tensor softmax_backward_cuda(const Tensor& dy, const Tensor& y, int dim, bool log) {
+  const bool last = dim == y.dim() - 1;
+  const Tensor dyt = last ? dy.contiguous() : dy.transpose(dim, -1).contiguous();
+  const Tensor yt = last ? y.contiguous() : y.transpose(dim, -1).contiguous();
+  Tensor dxt = Tensor::empty(yt.shape(), y.dtype(), y.device());
+  const int64_t K = y.size(dim), rows = K == 0 ? 0 : y.numel() / K;
+  cuda::launch_softmax_backward(to_elem_type(y.dtype()), dxt.raw_data(), dyt.raw_data(),
+                                yt.raw_data(), rows, K, log);
+  return last ? dxt : dxt.transpose(dim, -1).contiguous();
+}
+#endif  // MT_WITH_CUDA
+
+Tensor softmax_impl(const Tensor& x_in, int dim_in, bool log, const char* op) {
+  const int dim = normalize_dim(x_in, dim_in, op);
+  MT_RETURN_IF_CUDA(x_in.is_cuda(), softmax_cuda(x_in, dim, log));
+  const Tensor x = x_in.contiguous();
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  const RowLayout r = row_layout(x.shape(), dim);
+  MT_DISPATCH_FLOAT(x.dtype(), op, [&] { softmax_cpu<scalar_t>(x, y, r, log); });
+  return y;
+}
+
 Tensor softmax_backward_impl(const Tensor& dy_in, const Tensor& y_in, int dim_in, bool log,
                              const char* op) {
   const int dim = normalize_dim(y_in, dim_in, op);
@@ -110,9 +133,7 @@ Tensor softmax_backward_impl(const Tensor& dy_in, const Tensor& y_in, int dim_in
         y_in.describe());
   CHECK(dy_in.device() == y_in.device(), "{}: dy on {} but y on {}", op, dy_in.device().str(),
         y_in.device().str());
-  if (y_in.is_cuda()) {
-    return cuda_ops::softmax_backward(dy_in, y_in, dim, log);
-  }
+  MT_RETURN_IF_CUDA(y_in.is_cuda(), softmax_backward_cuda(dy_in, y_in, dim, log));
   const Tensor dy = dy_in.contiguous(), y = y_in.contiguous();
   Tensor dx = Tensor::empty(y.shape(), y.dtype());
   const RowLayout r = row_layout(y.shape(), dim);

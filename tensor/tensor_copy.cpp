@@ -61,9 +61,8 @@ void copy_cpu(const Tensor& dst, const Tensor& src) {
     dst_t* out = static_cast<dst_t*>(dst.raw_data());
     MT_DISPATCH_ALL(src.dtype(), "copy_", [&] {
       const scalar_t* in = static_cast<const scalar_t*>(src.raw_data());
-      for_each_offset(dst.shape(), dst.strides(), src.strides(), [&](int64_t o, int64_t i) {
-        out[o] = convert_value<dst_t>(in[i]);
-      });
+      for_each_offset(dst.shape(), dst.strides(), src.strides(),
+                      [&](int64_t o, int64_t i) { out[o] = convert_value<dst_t>(in[i]); });
     });
   });
 }
@@ -80,9 +79,9 @@ void copy_cuda_to_cuda(const Tensor& dst, const Tensor& src) {
   CHECK(dst.dim() <= cuda::kMaxCopyDims, "copy_: at most {} dims on the GPU, got {}",
         cuda::kMaxCopyDims, dst.describe());
   // The kernel takes base pointers and element offsets.
-  cuda::strided_copy(dst.storage()->data(), elem_type(dst.dtype()), dst.strides().data(),
-                     dst.offset(), src.storage()->data(), elem_type(src.dtype()),
-                     src.strides().data(), src.offset(), dst.shape().data(), dst.dim());
+  cuda::launch_strided_copy(dst.storage()->data(), elem_type(dst.dtype()), dst.strides().data(),
+                            dst.offset(), src.storage()->data(), elem_type(src.dtype()),
+                            src.strides().data(), src.offset(), dst.shape().data(), dst.dim());
 }
 #endif
 
@@ -147,10 +146,10 @@ Tensor& Tensor::fill_(double value) {
   }
 #ifdef MT_WITH_CUDA
   if (is_contiguous()) {
-    cuda::fill(raw_data(), elem_type(dtype_), numel(), value);
+    cuda::launch_fill(raw_data(), elem_type(dtype_), numel(), value);
   } else {
     Tensor dense = empty(shape_, dtype_, device());
-    cuda::fill(dense.raw_data(), elem_type(dtype_), numel(), value);
+    cuda::launch_fill(dense.raw_data(), elem_type(dtype_), numel(), value);
     copy_cuda_to_cuda(*this, dense);
   }
 #endif

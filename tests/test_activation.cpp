@@ -85,4 +85,15 @@ TEST_SUITE("activation") {
                            "same shape and dtype");
   }
 
+  CUDA_TEST_CASE("cuda: GELU forward and backward, both forms") {
+    const Tensor x = testing::random_uniform({5, 1237}, 30, -5.0, 5.0),
+                 dy = testing::random_uniform({5, 1237}, 31);
+    for (auto approx : {ops::GeluApprox::kNone, ops::GeluApprox::kTanh}) {
+      testing::check_cuda_vs_cpu_float_types([=](auto& t) { return ops::gelu(t[0], approx); }, {x},
+                                             "gelu");
+      testing::check_cuda_vs_cpu_float_types(
+          [=](auto& t) { return ops::gelu_backward(t[1], t[0], approx); }, {x, dy},
+          "gelu_backward");
+    }
+  }
 }  // TEST_SUITE

@@ -284,8 +284,8 @@ TEST_SUITE("data") {
         Tensor starts_dev = Tensor::from_vector(starts, {b}).cuda();
         Tensor out = Tensor::empty({b, t, 5}, kFloat32, Device::cuda());
         testing::poison(out);
-        cuda::gather_windows(out.data<float>(), series_dev.data<float>(),
-                             starts_dev.data<int64_t>(), b, t, 5);
+        cuda::launch_gather_windows(out.data<float>(), series_dev.data<float>(),
+                                    starts_dev.data<int64_t>(), b, t, 5);
         CHECK(testing::all_written(out));
         Tensor expected = Tensor::empty({b, t, 5});
         for (int64_t i = 0; i < b; ++i) {

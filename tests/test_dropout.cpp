@@ -118,4 +118,21 @@ TEST_SUITE("dropout") {
                            "expected a floating tensor, got int32[2] cpu");
   }
 
+  CUDA_TEST_CASE("cuda: dropout draws exactly the CPU's mask") {
+    testing::PoisonAllocations poison;
+    for (int64_t n : {1, 3, 4, 1001, 65537}) {
+      for (float p : {0.0f, 0.1f, 0.5f, 1.0f}) {
+        const Tensor x = testing::random_uniform({n}, 40).to(kFloat32);
+        const Tensor cpu = ops::dropout_forward(x, p, 1234, 5);
+        const Tensor gpu = ops::dropout_forward(x.cuda(), p, 1234, 5);
+        CHECK(gpu.cpu().to_vector<float>() == cpu.to_vector<float>());
+        const Tensor gb = ops::dropout_backward(x.cuda(), p, 1234, 5);
+        CHECK(gb.cpu().to_vector<float>() ==
+              ops::dropout_backward(x, p, 1234, 5).to_vector<float>());
+      }
+    }
+    const Tensor xb = testing::random_uniform({3, 333}, 41).to(kBFloat16);
+    CHECK(ops::dropout_forward(xb.cuda(), 0.3f, 9, 2).cpu().to_vector<double>() ==
+          ops::dropout_forward(xb, 0.3f, 9, 2).to_vector<double>());
+  }
 }  // TEST_SUITE

@@ -215,4 +215,60 @@ TEST_SUITE("elementwise") {
     CHECK(bv.grad().to_vector<double>() == std::vector<double>{1, 1});
   }
 
+  CUDA_TEST_CASE("cuda: binary ops with broadcasting and strided inputs") {
+    const std::vector<std::pair<Shape, Shape>> shapes = {
+        {{1}, {1}}, {{7, 1, 13}, {5, 13}}, {{3, 1}, {1, 257}}, {{1000003}, {1}}};
+    for (const auto& [sa, sb] : shapes) {
+      const Tensor a = testing::random_uniform(sa, 1),
+                   b = testing::random_uniform(sb, 2, 0.5, 2.0);  // b > 0 for div and pow
+      for (int k = 0; k <= int(ops::BinaryOp::Ge); ++k) {
+        const auto op = ops::BinaryOp(k);
+        const testing::TensorOp f = [op](const std::vector<Tensor>& t) {
+          return ops::binary(op == ops::BinaryOp::Pow ? ops::abs(t[0]) : t[0], t[1], op);
+        };
+        // Comparisons of values that are rounded differently on the two sides are not errors;
+        // they are exact when run on the same dtype, checked in float32 and float64 here.
+        const bool compare = k >= int(ops::BinaryOp::Eq);
+        testing::check_cuda_vs_cpu(f, {a, b}, kFloat32, ops::binary_op_name(op));
+        testing::check_cuda_vs_cpu(f, {a, b}, kFloat64, ops::binary_op_name(op));
+        if (!compare) testing::check_cuda_vs_cpu(f, {a, b}, kBFloat16, ops::binary_op_name(op));
+      }
+    }
+    // A transposed (non-contiguous) operand.
+    const testing::TensorOp ft = [](const std::vector<Tensor>& t) {
+      return ops::mul(t[0].transpose(0, 1), t[1]);
+    };
+    testing::check_cuda_vs_cpu_float_types(
+        ft, {testing::random_uniform({37, 11}, 3), testing::random_uniform({11, 37}, 4)},
+        "mul of a transposed view");
+  }
+
+  CUDA_TEST_CASE("cuda: unary and scalar ops, clamp and where") {
+    const Tensor x = testing::random_uniform({3, 997}, 5, 0.1, 3.0),
+                 y = testing::random_uniform({3, 997}, 6);
+    for (int k = 0; k <= int(ops::UnaryOp::Sign); ++k) {
+      const auto op = ops::UnaryOp(k);
+      const Tensor& in =
+          (op == ops::UnaryOp::Clamp || op == ops::UnaryOp::InRange || op == ops::UnaryOp::Affine ||
+           op == ops::UnaryOp::Abs || op == ops::UnaryOp::Sign || op == ops::UnaryOp::Tanh)
+              ? y
+              : x;
+      const testing::TensorOp f = [op](const std::vector<Tensor>& t) {
+        return ops::unary(t[0], op, -0.5, 1.25);
+      };
+      testing::check_cuda_vs_cpu(f, {in}, kFloat32, ops::unary_op_name(op));
+      testing::check_cuda_vs_cpu(f, {in}, kFloat64, ops::unary_op_name(op));
+      if (op != ops::UnaryOp::InRange && op != ops::UnaryOp::Sign) {
+        testing::check_cuda_vs_cpu(f, {in}, kBFloat16, ops::unary_op_name(op));
+      }
+    }
+    const testing::TensorOp fw = [](const std::vector<Tensor>& t) {
+      return ops::where(ops::gt(t[0], t[1]), t[1], t[2].transpose(0, 1));
+    };
+    testing::check_cuda_vs_cpu_float_types(
+        fw,
+        {testing::random_uniform({31, 17}, 7), testing::random_uniform({17}, 8),
+         testing::random_uniform({17, 31}, 9)},
+        "where");
+  }
 }  // TEST_SUITE

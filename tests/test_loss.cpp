@@ -161,4 +161,24 @@ TEST_SUITE("loss") {
                            "expected a one-element dloss, got float32[2] cpu");
   }
 
+  CUDA_TEST_CASE("cuda: smooth-L1 (weighted) and MSE losses forward and backward") {
+    for (const Shape& shape : std::vector<Shape>{{1, 1}, {13, 5}, {64, 31, 7}}) {
+      const Tensor p = testing::random_uniform(shape, 70), t = testing::random_uniform(shape, 71),
+                   w = testing::random_uniform({shape.back()}, 72, 0.1, 2.0);
+      const Tensor dl = Tensor::scalar(0.75, kFloat64);
+      for (float beta : {0.0f, 0.5f}) {
+        testing::check_cuda_vs_cpu_float_types(
+            [=](auto& x) { return ops::smooth_l1_loss(x[0], x[1], beta, x[2]); }, {p, t, w},
+            "smooth_l1_loss");
+        testing::check_cuda_vs_cpu_float_types(
+            [=](auto& x) { return ops::smooth_l1_loss_backward(x[3], x[0], x[1], beta, x[2]); },
+            {p, t, w, dl}, "smooth_l1_loss_backward");
+      }
+      testing::check_cuda_vs_cpu_float_types([](auto& x) { return ops::mse_loss(x[0], x[1]); },
+                                             {p, t}, "mse_loss");
+      testing::check_cuda_vs_cpu_float_types(
+          [](auto& x) { return ops::mse_loss_backward(x[2], x[0], x[1]); }, {p, t, dl},
+          "mse_loss_backward");
+    }
+  }
 }  // TEST_SUITE

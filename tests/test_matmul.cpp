@@ -148,4 +148,32 @@ TEST_SUITE("matmul") {
               {rnd({3, 2}, 85)});
   }
 
+  CUDA_TEST_CASE("cuda: matmul, bmm and linear through cuBLASLt") {
+    const std::vector<std::array<int64_t, 3>> mnk = {{1, 1, 1}, {37, 53, 29}, {128, 64, 256}};
+    for (const auto& [M, N, K] : mnk) {
+      const Tensor a = testing::random_uniform({M, K}, 80), b = testing::random_uniform({K, N}, 81),
+                   bt = testing::random_uniform({N, K}, 82);
+      testing::check_cuda_vs_cpu_float_types([](auto& t) { return ops::matmul(t[0], t[1]); },
+                                             {a, b}, "matmul");
+      testing::check_cuda_vs_cpu_float_types(
+          [](auto& t) { return ops::matmul(t[0], t[1].transpose(0, 1)); }, {a, bt},
+          "matmul by a transposed view");
+      const Tensor bias = testing::random_uniform({N}, 83);
+      testing::check_cuda_vs_cpu_float_types([](auto& t) { return ops::linear(t[0], t[1], t[2]); },
+                                             {a, bt, bias}, "linear with bias");
+    }
+    // Batched with broadcasting: [3, 1, 17, 19] . [4, 19, 23] -> [3, 4, 17, 23].
+    testing::check_cuda_vs_cpu_float_types(
+        [](auto& t) { return ops::matmul(t[0], t[1]); },
+        {testing::random_uniform({3, 1, 17, 19}, 84), testing::random_uniform({4, 19, 23}, 85)},
+        "broadcast matmul");
+    testing::check_cuda_vs_cpu_float_types(
+        [](auto& t) { return ops::bmm(t[0], t[1].transpose(1, 2)); },
+        {testing::random_uniform({5, 33, 40}, 86), testing::random_uniform({5, 24, 40}, 87)},
+        "bmm, transposed b");
+    testing::check_cuda_vs_cpu_float_types(
+        [](auto& t) { return ops::linear(t[0], t[1]); },
+        {testing::random_uniform({2, 9, 48}, 88), testing::random_uniform({96, 48}, 89)},
+        "linear, 3-d x, no bias");
+  }
 }  // TEST_SUITE

@@ -1,6 +1,8 @@
 // Modules and the BTC Transformer: names, counts, init, layout, rotary, causality, gradients.
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/functions_basic.h"
@@ -33,6 +35,31 @@ double weighted_sum(const Tensor& y, const Tensor& u) {
   double s = 0.0;
   for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
   return s;
+}
+
+// Next-step prediction of three phase-shifted sines: a real learning test that runs the model,
+// the loss, backward, clipping and AdamW together; 40 steps take well under a second. Returns
+// the first and the last loss.
+std::pair<double, double> train_on_sines(BTCTransformer& model) {
+  std::vector<double> v;
+  for (int b = 0; b < 4; ++b) {
+    for (int t = 0; t < 17; ++t) {
+      for (int f = 0; f < 3; ++f) v.push_back(std::sin(0.4 * t + 0.7 * b + 2.0 * f));
+    }
+  }
+  Tensor series = Tensor::from_doubles(v, {4, 17, 3});
+  Var x(series.narrow(1, 0, 16).contiguous()), target(series.narrow(1, 1, 16).contiguous());
+  AdamW opt(make_param_groups(model.named_parameters(), 1e-2, 1e-3, true));
+  double first = 0.0, last = 0.0;
+  for (int step = 0; step < 40; ++step) {
+    Var loss = mse_loss(model.forward(x), target);
+    if (step == 0) first = loss.item();
+    last = loss.item();
+    opt.zero_grad();
+    loss.backward();
+    opt.step(clip_grad_norm(model.parameters(), 1.0).coef);
+  }
+  return {first, last};
 }
 
 }  // namespace
@@ -296,28 +323,49 @@ TEST_CASE("models: state dict round trip and errors") {
 }
 
 TEST_CASE("models: AdamW trains the tiny model on a smooth series") {
-  // Next-step prediction of three phase-shifted sines: a real learning test that runs the
-  // model, the loss, backward, clipping and AdamW together; 40 steps take well under a second.
   Generator gen(5);
   BTCTransformer model(tiny_config(), gen);
-  std::vector<double> v;
-  for (int b = 0; b < 4; ++b) {
-    for (int t = 0; t < 17; ++t) {
-      for (int f = 0; f < 3; ++f) v.push_back(std::sin(0.4 * t + 0.7 * b + 2.0 * f));
-    }
-  }
-  Tensor series = Tensor::from_doubles(v, {4, 17, 3});
-  Var x(series.narrow(1, 0, 16).contiguous()), target(series.narrow(1, 1, 16).contiguous());
-  AdamW opt(make_param_groups(model.named_parameters(), 1e-2, 1e-3, true));
-  double first = 0.0, last = 0.0;
-  for (int step = 0; step < 40; ++step) {
-    Var loss = mse_loss(model.forward(x), target);
-    if (step == 0) first = loss.item();
-    last = loss.item();
-    opt.zero_grad();
-    loss.backward();
-    opt.step(clip_grad_norm(model.parameters(), 1.0).coef);
-  }
+  const auto [first, last] = train_on_sines(model);
   INFO("first " << first << " last " << last);
   CHECK(last < 0.2 * first);
+}
+
+TEST_CASE("models: \"norm\": \"layernorm\" builds LayerNorm blocks that train") {
+  ModelConfig cfg = ModelConfig::from_json({{"n_features", 3},
+                                            {"d_model", 8},
+                                            {"n_heads", 2},
+                                            {"n_layers", 1},
+                                            {"d_ff", 16},
+                                            {"attn_dropout", 0.0},
+                                            {"norm", "layernorm"}});
+  CHECK(cfg.norm == "layernorm");
+  CHECK(ModelConfig::from_json(cfg.to_json()).norm == "layernorm");
+  CHECK(ModelConfig().norm == "rmsnorm");  // the default: the seed's model
+  CHECK_THROWS_WITH_TEXT(ModelConfig::from_json({{"norm", "batchnorm"}}),
+                         "model.norm: expected \"rmsnorm\" or \"layernorm\", got \"batchnorm\"");
+  Generator gen(5);
+  BTCTransformer model(cfg, gen);
+  // The RMSNorm model's 643 parameters plus a bias [8] for each of the two norms.
+  CHECK(model.num_parameters() == 643 + 2 * 8);
+  std::vector<std::string> names;
+  for (const auto& p : model.named_parameters()) names.push_back(p.first);
+  for (const char* n : {"layers.0.norm1.weight", "layers.0.norm1.bias", "layers.0.norm2.weight",
+                        "layers.0.norm2.bias"}) {
+    INFO(n);
+    CHECK(std::find(names.begin(), names.end(), n) != names.end());
+  }
+  CHECK(model.summary().find("LayerNorm") != std::string::npos);
+  CHECK(model.state_dict().at("layers.0.norm1.bias").to_vector<double>() ==
+        std::vector<double>(8, 0.0));
+  // Gradients flow through the norms: the input's in float64 by gradcheck, and the biases get
+  // one.
+  BTCTransformer model64(cfg, gen, kFloat64);
+  Generator data(4);
+  gradcheck([&](const std::vector<Var>& v) { return model64.forward(v[0]); },
+            {Tensor::randn({2, 5, 3}, data, kFloat64)});
+  const auto [first, last] = train_on_sines(model);
+  INFO("first " << first << " last " << last);
+  CHECK(last < 0.2 * first);
+  const auto& bias = dynamic_cast<const LayerNorm&>(*model.layers[0]->norm1).bias();
+  CHECK(testing::max_abs_diff(bias.value(), Tensor::zeros({8})) > 0.0);
 }

@@ -7,12 +7,10 @@
 //   p -= 0.1 * 0.1 / (0.1 + 1e-8)  ->  0.899000010
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <map>
 #include <vector>
 
 #include "autograd/var.h"
-#include "ops/optim_ops.h"
 #include "optim/clip.h"
 #include "optim/factory.h"
 #include "optim/optimizer.h"
@@ -372,24 +370,6 @@ TEST_CASE("optim: step arguments are checked") {
                          "nonfinite_guard must be a one-element float32");
   CHECK_THROWS_WITH_TEXT(opt.step(Tensor::scalar(1.0, kFloat64)), "grad_scale must be");
   CHECK(opt.step_count() == 0);  // a rejected call changes nothing
-}
-
-TEST_CASE("optim: finite_mask and the counters op") {
-  const float inf = std::numeric_limits<float>::infinity();
-  const float big = std::numeric_limits<float>::max();
-  const Tensor x = Tensor::from_vector<float>({1.0f, NAN, inf, -inf, -3.0f, big, -big}, {7});
-  CHECK(ops::finite_mask(x).to_vector<float>() == std::vector<float>{1, 0, 0, 0, 1, 1, 1});
-  CHECK(ops::finite_mask(x.to(kFloat64)).to_vector<double>() ==
-        std::vector<double>{1, 0, 0, 0, 1, 1, 1});
-  Tensor c = Tensor::zeros({ops::kNumOptimCounters}, kInt64);
-  ops::optimizer_counters_advance_(c);
-  ops::optimizer_counters_advance_(c, Tensor::scalar(NAN));
-  ops::optimizer_counters_advance_(c, Tensor::scalar(inf));
-  CHECK(c.to_vector<int64_t>() == std::vector<int64_t>{1, 2, 2});
-  ops::optimizer_counters_advance_(c, Tensor::scalar(2.5));
-  CHECK(c.to_vector<int64_t>() == std::vector<int64_t>{2, 2, 0});
-  Tensor wrong = Tensor::zeros({2}, kInt64);
-  CHECK_THROWS_WITH_TEXT(ops::optimizer_counters_advance_(wrong), "int64 [3]");
 }
 
 TEST_CASE("optim: invalid settings are errors") {

@@ -101,19 +101,6 @@ TEST_SUITE("reduce") {
     CHECK_THROWS_WITH_TEXT(ops::sum_to(f64({1, 2}, {2}), {3, 2}), "not a broadcast");
   }
 
-  TEST_CASE("global L2 norm over a list of tensors") {
-    const Tensor a = f64({3, 4}, {2});
-    const Tensor b = Tensor::from_doubles({12}, {1, 1}, kFloat32);
-    const Tensor n = ops::global_l2_norm({a, b});
-    CHECK(n.dtype() == kFloat32);
-    CHECK(n.item() == 13.0);
-    const Tensor big = rnd({300, 301}, 3, kFloat32);
-    double ss = 0;
-    for (double v : big.to_vector<double>()) ss += v * v;
-    CHECK(ops::global_l2_norm({big.transpose(0, 1)}).item() ==
-          doctest::Approx(std::sqrt(ss)).epsilon(1e-6));
-  }
-
   TEST_CASE("reduction errors name the dim and the shape") {
     const Tensor x = rnd({2, 3}, 4);
     CHECK_THROWS_WITH_TEXT(ops::sum(x, {2}), "dim 2 out of range for shape [2, 3]");
@@ -143,4 +130,39 @@ TEST_SUITE("reduce") {
     CHECK(x.grad().to_vector<double>() == std::vector<double>{0, 0.5, 0.5, 0});
   }
 
+  CUDA_TEST_CASE("cuda: sum, mean, max, var and argmax over dims") {
+    const Tensor x = testing::random_uniform({6, 1, 33, 129}, 10, -3.0, 5.0);
+    const std::vector<std::vector<int>> dim_sets = {{}, {3}, {0}, {2}, {0, 2}, {1, 3}, {0, 1, 2}};
+    for (const auto& dims : dim_sets) {
+      for (bool keep : {false, true}) {
+        testing::check_cuda_vs_cpu_float_types([&](auto& t) { return ops::sum(t[0], dims, keep); },
+                                               {x}, "sum");
+        testing::check_cuda_vs_cpu_float_types([&](auto& t) { return ops::mean(t[0], dims, keep); },
+                                               {x}, "mean");
+        testing::check_cuda_vs_cpu_float_types([&](auto& t) { return ops::max(t[0], dims, keep); },
+                                               {x}, "max");
+        testing::check_cuda_vs_cpu_float_types(
+            [&](auto& t) { return ops::var(t[0], dims, true, keep); }, {x}, "var");
+      }
+    }
+    // Long reductions, split over K chunks and merged: a flat 2^21 + 3 (rows path) and a bias
+    // gradient's [4099, 70] -> [70] (columns path).
+    for (const auto& [shape, dims] : std::vector<std::pair<Shape, std::vector<int>>>{
+             {{(1 << 21) + 3}, {}}, {{4099, 70}, {0}}, {{3, 40000}, {1}}}) {
+      const Tensor big = testing::random_uniform(shape, 11, -1.0, 3.0);
+      const std::vector<int> d = dims;
+      testing::check_cuda_vs_cpu_float_types([&](auto& t) { return ops::sum(t[0], d); }, {big},
+                                             "long sum");
+      testing::check_cuda_vs_cpu_float_types([&](auto& t) { return ops::max(t[0], d); }, {big},
+                                             "long max");
+      testing::check_cuda_vs_cpu_float_types([&](auto& t) { return ops::var(t[0], d); }, {big},
+                                             "long var");
+    }
+    testing::PoisonAllocations poison;
+    for (int dim : {0, 2, 3}) {
+      const Tensor cpu = ops::argmax(x.to(kFloat32), dim);
+      const Tensor gpu = ops::argmax(x.to(kFloat32).cuda(), dim);
+      CHECK(gpu.cpu().to_vector<int64_t>() == cpu.to_vector<int64_t>());
+    }
+  }
 }  // TEST_SUITE

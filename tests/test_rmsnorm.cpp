@@ -137,4 +137,41 @@ TEST_SUITE("rmsnorm") {
         "dy float32[2, 3] cpu and x float32[2, 4] cpu");
   }
 
+  CUDA_TEST_CASE("cuda: RMSNorm forward and backward (dx, dw)") {
+    // C = 1 is left out: there dx = rstd dy w eps / (x^2 + eps) cancels catastrophically, and
+    // float32 cannot meet a 1e-5 bound against float64 on the CPU either.
+    for (const Shape& shape : std::vector<Shape>{{1, 3}, {3, 7, 129}, {4099, 64}}) {
+      const int64_t C = shape.back();
+      const Tensor x = testing::random_uniform(shape, 50),
+                   w = testing::random_uniform({C}, 51, 0.5, 1.5),
+                   dy = testing::random_uniform(shape, 52);
+      auto fwd = [](const std::vector<Tensor>& t) {
+        return ops::rmsnorm_forward(t[0], t[1], 1e-5f, nullptr);
+      };
+      auto dx = [](const std::vector<Tensor>& t) {
+        Tensor rstd, g;
+        ops::rmsnorm_forward(t[0], t[1], 1e-5f, &rstd);
+        ops::rmsnorm_backward(t[2], t[0], t[1], rstd, &g, nullptr);
+        return g;
+      };
+      auto dw = [](const std::vector<Tensor>& t) {
+        Tensor rstd, g;
+        ops::rmsnorm_forward(t[0], t[1], 1e-5f, &rstd);
+        ops::rmsnorm_backward(t[2], t[0], t[1], rstd, nullptr, &g);
+        return g;
+      };
+      testing::check_cuda_vs_cpu_float_types(fwd, {x, w}, "rmsnorm_forward");
+      testing::check_cuda_vs_cpu_float_types(dx, {x, w, dy}, "rmsnorm dx");
+      testing::check_cuda_vs_cpu_float_types(dw, {x, w, dy}, "rmsnorm dw");
+    }
+    // bf16-mixed: bf16 activations with a float32 weight.
+    testing::PoisonAllocations poison;
+    const Tensor x = testing::random_uniform({37, 96}, 53).to(kBFloat16),
+                 w = testing::random_uniform({96}, 54, 0.5, 1.5).to(kFloat32);
+    Tensor rstd_c, rstd_g;
+    const Tensor yc = ops::rmsnorm_forward(x, w, 1e-5f, &rstd_c);
+    const Tensor yg = ops::rmsnorm_forward(x.cuda(), w.cuda(), 1e-5f, &rstd_g);
+    CHECK(testing::rel_error(yg.cpu(), yc) <= 1e-2);
+    CHECK(testing::rel_error(rstd_g.cpu(), rstd_c) <= 1e-5);
+  }
 }  // TEST_SUITE

@@ -155,4 +155,21 @@ TEST_SUITE("rotary") {
                            "expected a floating tensor");
   }
 
+  CUDA_TEST_CASE("cuda: rotary forward and backward on a strided view, partial rotary_dim") {
+    // q out of a fused [B, T, 3, H, D] projection: strided, as the model passes it.
+    const Tensor qkv = testing::random_uniform({2, 37, 3, 3, 16}, 60);
+    for (int64_t R : {int64_t(-1), int64_t(8)}) {
+      ops::RotaryOptions o;
+      o.rotary_dim = R;
+      o.position_offset = 5;
+      auto fwd = [=](const std::vector<Tensor>& t) {
+        return ops::rotary_forward(t[0].select(2, 1), o);
+      };
+      auto bwd = [=](const std::vector<Tensor>& t) {
+        return ops::rotary_backward(t[0].select(2, 0), o);
+      };
+      testing::check_cuda_vs_cpu_float_types(fwd, {qkv}, "rotary_forward");
+      testing::check_cuda_vs_cpu_float_types(bwd, {qkv}, "rotary_backward");
+    }
+  }
 }  // TEST_SUITE

@@ -138,4 +138,25 @@ TEST_SUITE("softmax") {
     CHECK_THROWS_WITH_TEXT(ops::softmax_backward(x.to(kFloat64), x, 1), "same shape and dtype");
   }
 
+  CUDA_TEST_CASE("cuda: softmax and log-softmax forward and backward") {
+    for (const Shape& shape : std::vector<Shape>{{1, 1}, {7, 1000}, {3, 5, 131}}) {
+      const Tensor x = testing::random_uniform(shape, 20, -4.0, 4.0),
+                   dy = testing::random_uniform(shape, 21);
+      for (int dim : {-1, 0}) {
+        for (bool log : {false, true}) {
+          auto fwd = [=](const std::vector<Tensor>& t) {
+            return log ? ops::log_softmax(t[0], dim) : ops::softmax(t[0], dim);
+          };
+          auto bwd = [=](const std::vector<Tensor>& t) {
+            const Tensor y = log ? ops::log_softmax(t[0], dim) : ops::softmax(t[0], dim);
+            return log ? ops::log_softmax_backward(t[1], y, dim)
+                       : ops::softmax_backward(t[1], y, dim);
+          };
+          testing::check_cuda_vs_cpu_float_types(fwd, {x}, log ? "log_softmax" : "softmax");
+          testing::check_cuda_vs_cpu_float_types(bwd, {x, dy},
+                                                 log ? "log_softmax_backward" : "softmax_backward");
+        }
+      }
+    }
+  }
 }  // TEST_SUITE

@@ -4,7 +4,10 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "cuda/runtime.h"
@@ -13,20 +16,20 @@
 // A test case that needs a GPU: in the 'cuda' suite, and skipped (and counted as skipped by
 // doctest) when no GPU is present. Name it "cuda: <what>".
 #define CUDA_TEST_CASE(name) \
-  TEST_CASE(name * doctest::test_suite("cuda") * doctest::skip(!::mt::cuda::available()))
+  TEST_CASE(name* doctest::test_suite("cuda") * doctest::skip(!::mt::cuda::available()))
 
 // Checks that `expr` throws mt::Error whose message contains `needle`.
-#define CHECK_THROWS_WITH_TEXT(expr, needle)                                             \
-  do {                                                                                   \
-    bool thrown_ = false;                                                                \
-    try {                                                                                \
-      (void)(expr);                                                                      \
-    } catch (const ::mt::Error& e_) {                                                    \
-      thrown_ = true;                                                                    \
-      INFO("message: " << e_.message());                                                 \
-      CHECK(e_.message().find(needle) != std::string::npos);                             \
-    }                                                                                    \
-    CHECK_MESSAGE(thrown_, "expected mt::Error containing: " << needle);                 \
+#define CHECK_THROWS_WITH_TEXT(expr, needle)                             \
+  do {                                                                   \
+    bool thrown_ = false;                                                \
+    try {                                                                \
+      (void)(expr);                                                      \
+    } catch (const ::mt::Error& e_) {                                    \
+      thrown_ = true;                                                    \
+      INFO("message: " << e_.message());                                 \
+      CHECK(e_.message().find(needle) != std::string::npos);             \
+    }                                                                    \
+    CHECK_MESSAGE(thrown_, "expected mt::Error containing: " << needle); \
   } while (0)
 
 namespace mt::testing {
@@ -40,5 +43,30 @@ double rel_error(const Tensor& a, const Tensor& b);
 bool all_written(const Tensor& t);
 // Fills t with NaN (float types) so that an element a kernel forgets to write shows up.
 void poison(Tensor& t);
+
+// Uniform values in [lo, hi), float64, on the CPU: the inputs of the CUDA-vs-CPU checks.
+Tensor random_uniform(const Shape& shape, uint64_t seed, double lo = -2.0, double hi = 2.0);
+
+// While alive, every block the device allocator hands out is filled with 0xFF bytes (NaN in
+// every float type: cuda/debug.h), so an output element a kernel forgets to write fails
+// all_written.
+struct PoisonAllocations {
+  PoisonAllocations();
+  ~PoisonAllocations();
+};
+
+// An op under test: its inputs in, one tensor out.
+using TensorOp = std::function<Tensor(const std::vector<Tensor>&)>;
+
+// Runs op on the GPU in `dtype` and checks it against the float64 CPU op on the same inputs,
+// rounded to dtype first (so only the op's own error is measured): float32 within 1e-5
+// relative, float64 within 1e-12, bf16 at most twice as far from the reference as the CPU op
+// run in bf16 (a naive bf16 implementation). Every device allocation is poisoned and the result
+// must be fully written; the result's dtype must be the CPU op's.
+void check_cuda_vs_cpu(const TensorOp& op, const std::vector<Tensor>& inputs, DType dtype,
+                       const char* what);
+// The same in float32, float64 and (when bf16) bfloat16.
+void check_cuda_vs_cpu_float_types(const TensorOp& op, const std::vector<Tensor>& inputs,
+                                   const char* what, bool bf16 = true);
 
 }  // namespace mt::testing

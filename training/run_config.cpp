@@ -19,7 +19,8 @@ void add_model(ConfigSchema& s) {
   s.add("model.attn_dropout", d.attn_dropout, "dropout on attention probabilities (training)");
   s.add("model.rotary_base", d.rotary_base, "rotary embedding base");
   s.add("model.rotary_dim", d.rotary_dim, "rotating channels per head (0: the whole head)");
-  s.add("model.norm_eps", d.norm_eps, "RMSNorm epsilon");
+  s.add("model.norm", d.norm, "the blocks' normalization", {"rmsnorm", "layernorm"});
+  s.add("model.norm_eps", d.norm_eps, "normalization epsilon");
   s.add("model.qkv_bias", d.qkv_bias, "bias on the QKV and output projections");
   s.add("model.init", d.init, "Linear init", {"pytorch", "xavier"});
   s.add("model.target", d.target,

@@ -1,3 +1,5 @@
+// The optimizer's kernels (cuda/optim_ops.cu): the GPU side of ops/optim_ops.cpp.
+//
 // The fused multi-tensor AdamW step: every parameter of the model updated by one kernel launch
 // (up to kMaxAdamTensors tensors a launch; more are split over several), float32 parameters,
 // gradients and moments. Nothing the update needs comes from the host: the learning rate, the
@@ -7,7 +9,7 @@
 // replays it correctly at any step.
 //
 // The step count is read here and advanced by a separate one-thread kernel
-// (optimizer_counters_advance) queued after every update of the step: a multi-block update
+// (launch_optimizer_counters_advance) queued after every update of the step: a multi-block update
 // kernel cannot both read the count and increment it (a block that starts after another block
 // incremented it would use the wrong bias correction).
 #pragma once
@@ -51,12 +53,28 @@ MT_HOST_DEVICE float adam_bias_correction(float beta, int64_t t) {
 // lr: one float on the device. grad_scale: one float on the device, or null for 1.
 // step_count: the updates taken so far (one int64 on the device); this update is t = count + 1.
 // nonfinite_guard: one float on the device, or null: when it is NaN or Inf nothing is written.
-void adamw_step(const AdamWTensor* tensors, int count, const AdamWScalars& scalars, const float* lr,
-                const float* grad_scale, const int64_t* step_count, const float* nonfinite_guard);
+void launch_adamw_step(const AdamWTensor* tensors, int count, const AdamWScalars& scalars,
+                       const float* lr, const float* grad_scale, const int64_t* step_count,
+                       const float* nonfinite_guard);
 
 // The optimizer's device counters, after all the updates of one step (one thread, one launch):
 // counters = {updates applied, steps skipped in all, steps skipped in a row}. A finite (or null)
 // guard counts an applied update and resets the in-a-row count; a NaN or Inf one counts a skip.
-void optimizer_counters_advance(int64_t* counters, const float* nonfinite_guard);
+void launch_optimizer_counters_advance(int64_t* counters, const float* nonfinite_guard);
+
+// The global L2 norm of a list of float32 tensors (the gradients), computed and kept on the
+// device (one float) so that gradient clipping costs no host sync.
+struct NormTensor {
+  const float* data;
+  int64_t numel;
+};
+
+// norm[0] = sqrt(sum over tensors of sum(t^2)), accumulated in float64 in a fixed order.
+void launch_grad_global_norm(const NormTensor* tensors, int count, float* norm);
+
+// The clip coefficient from that norm, computed and kept on the device so that clipping costs no
+// host sync:
+//   coef[0] = min(1, max_norm / (norm[0] + 1e-6)), as torch.nn.utils.clip_grad_norm_.
+void launch_clip_coefficient(const float* norm, float max_norm, float* coef);
 
 }  // namespace mt::cuda

@@ -1,4 +1,5 @@
-// GEMM through cuBLASLt, with row-major semantics (the framework's layout):
+// GEMM through cuBLASLt (cuda/matmul.cu): the GPU side of ops/matmul.cpp (matmul, bmm, linear),
+// with row-major semantics (the framework's layout):
 //
 //   C[b] = alpha * op(A[b]) . op(B[b]) (+ C[b] when accumulate) (+ bias broadcast over rows)
 //
@@ -25,8 +26,8 @@ struct GemmOperand {
   bool transpose;        // stored transposed (see above)
 };
 
-void gemm(ElemType ab_type, ElemType c_type, int64_t M, int64_t N, int64_t K, int64_t batch,
-          const GemmOperand& a, const GemmOperand& b, void* c, int64_t ldc, int64_t c_batch_stride,
-          float alpha, bool accumulate, const void* bias);
+void launch_gemm(ElemType ab_type, ElemType c_type, int64_t M, int64_t N, int64_t K, int64_t batch,
+                 const GemmOperand& a, const GemmOperand& b, void* c, int64_t ldc,
+                 int64_t c_batch_stride, float alpha, bool accumulate, const void* bias);
 
 }  // namespace mt::cuda

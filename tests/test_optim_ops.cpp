@@ -1,13 +1,15 @@
-// The optimizer ops: AdamW on the CPU against hand-computed values, the fused multi-tensor CUDA
-// kernel against the CPU over several steps, the device-side step count and non-finite guard
-// (AdamW, Adam and SGD on the GPU against the CPU, with skipped steps), and the device-side
-// gradient norm and clip coefficient.
+// The optimizer ops (ops/optim_ops.h): AdamW on the CPU against hand-computed values, the
+// counters, finite_mask, the gradient global norm and the clip coefficient; then on the GPU the
+// fused multi-tensor AdamW against the CPU over several steps, the device-side step count and
+// non-finite guard (AdamW, Adam and SGD of optim/ on the GPU against the CPU, with skipped
+// steps), and the device-side global norm and clip coefficient.
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 
-#include "cuda/adamw.cuh"
 #include "cuda/debug.h"
+#include "cuda/optim_ops.cuh"
 #include "ops/elementwise.h"
 #include "ops/optim_ops.h"
 #include "optim/clip.h"
@@ -67,6 +69,38 @@ TEST_CASE("clip_coefficient on the CPU") {
   CHECK(ops::clip_coefficient(Tensor::scalar(4.0), 1.0f).item() ==
         doctest::Approx(1.0 / (4.0 + 1e-6)));
   CHECK(ops::clip_coefficient(Tensor::scalar(0.5), 1.0f).item() == 1.0);
+}
+
+TEST_CASE("grad_global_norm over a list of tensors") {
+  const Tensor a = Tensor::from_doubles({3, 4}, {2}, kFloat64);
+  const Tensor b = Tensor::from_doubles({12}, {1, 1}, kFloat32);
+  const Tensor n = ops::grad_global_norm({a, b});
+  CHECK(n.dtype() == kFloat32);
+  CHECK(n.item() == 13.0);
+  const Tensor big = testing::random_uniform({300, 301}, 3).to(kFloat32);
+  double ss = 0;
+  for (double v : big.to_vector<double>()) ss += v * v;
+  CHECK(ops::grad_global_norm({big.transpose(0, 1)}).item() ==
+        doctest::Approx(std::sqrt(ss)).epsilon(1e-6));
+  CHECK_THROWS_WITH_TEXT(ops::grad_global_norm({a, Tensor()}), "tensor 1 is undefined");
+}
+
+TEST_CASE("finite_mask and the counters op") {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float big = std::numeric_limits<float>::max();
+  const Tensor x = Tensor::from_vector<float>({1.0f, NAN, inf, -inf, -3.0f, big, -big}, {7});
+  CHECK(ops::finite_mask(x).to_vector<float>() == std::vector<float>{1, 0, 0, 0, 1, 1, 1});
+  CHECK(ops::finite_mask(x.to(kFloat64)).to_vector<double>() ==
+        std::vector<double>{1, 0, 0, 0, 1, 1, 1});
+  Tensor c = Tensor::zeros({ops::kNumOptimCounters}, kInt64);
+  ops::optimizer_counters_advance_(c);
+  ops::optimizer_counters_advance_(c, Tensor::scalar(NAN));
+  ops::optimizer_counters_advance_(c, Tensor::scalar(inf));
+  CHECK(c.to_vector<int64_t>() == std::vector<int64_t>{1, 2, 2});
+  ops::optimizer_counters_advance_(c, Tensor::scalar(2.5));
+  CHECK(c.to_vector<int64_t>() == std::vector<int64_t>{2, 2, 0});
+  Tensor wrong = Tensor::zeros({2}, kInt64);
+  CHECK_THROWS_WITH_TEXT(ops::optimizer_counters_advance_(wrong), "int64 [3]");
 }
 
 TEST_SUITE("cuda") {
@@ -294,6 +328,20 @@ TEST_SUITE("cuda") {
     og2.step();
     CHECK(testing::max_abs_diff(g_param.value().cpu(), c_param.value()) <= 1e-6);
     CHECK(og2.step_count() == 4);
+  }
+
+  CUDA_TEST_CASE("cuda: grad_global_norm of float32 tensors matches the CPU") {
+    testing::PoisonAllocations poison;
+    const std::vector<Tensor> list = {testing::random_uniform({1}, 12),
+                                      testing::random_uniform({129, 65}, 13),
+                                      testing::random_uniform({70001}, 14)};
+    std::vector<Tensor> gpu_list, cpu_list;
+    for (const Tensor& t : list) gpu_list.push_back(t.to(kFloat32).cuda());
+    for (const Tensor& t : list) cpu_list.push_back(t.to(kFloat32));
+    const double ref = ops::grad_global_norm(cpu_list).item();
+    const Tensor norm = ops::grad_global_norm(gpu_list);
+    CHECK(norm.is_cuda());
+    CHECK(norm.item() == doctest::Approx(ref).epsilon(1e-6));
   }
 
 }  // TEST_SUITE

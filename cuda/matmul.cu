@@ -1,11 +1,11 @@
-// cuBLASLt GEMM with row-major semantics (see gemm.cuh).
+// cuBLASLt GEMM with row-major semantics (see matmul.cuh).
 //
 // cuBLASLt is column-major. A row-major M x N matrix with row stride ld is, read column-major,
 // its N x M transpose with the same ld. So C = A B is computed as C^T = B^T A^T: cuBLASLt's
 // "A" is our B and its "B" is our A, with m = N and n = M, and nothing is copied.
 #include "cuda/context.cuh"
-#include "cuda/gemm.cuh"
 #include "cuda/kernel_utils.cuh"
+#include "cuda/matmul.cuh"
 
 namespace mt::cuda {
 
@@ -62,9 +62,9 @@ __global__ void add_bias_kernel(T* c, const T* bias, int64_t rows, int64_t N, in
 
 }  // namespace
 
-void gemm(ElemType ab_type, ElemType c_type, int64_t M, int64_t N, int64_t K, int64_t batch,
-          const GemmOperand& a, const GemmOperand& b, void* c, int64_t ldc, int64_t c_batch_stride,
-          float alpha_f, bool accumulate, const void* bias) {
+void launch_gemm(ElemType ab_type, ElemType c_type, int64_t M, int64_t N, int64_t K, int64_t batch,
+                 const GemmOperand& a, const GemmOperand& b, void* c, int64_t ldc,
+                 int64_t c_batch_stride, float alpha_f, bool accumulate, const void* bias) {
   if (M == 0 || N == 0 || batch == 0) return;
   NvtxRange range("gemm");
   const bool f64 = ab_type == ElemType::F64;
