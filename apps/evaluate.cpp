@@ -83,8 +83,7 @@ int run(int argc, char** argv) {
       std::printf("[evaluate] %s\n", line.get<std::string>().c_str());
     }
     std::printf("[evaluate] close direction %.2f %%; wrote %s/metrics.md\n",
-                100.0 * report["directional_accuracy"]["accuracy"].get<double>(),
-                out_dir.c_str());
+                100.0 * report["directional_accuracy"]["accuracy"].get<double>(), out_dir.c_str());
   }
   if (plots || plots_only) {
     const PlotResult r = make_plots(out_dir);

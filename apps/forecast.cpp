@@ -4,11 +4,12 @@
 //   build/bin/forecast --run runs/btc-... --csv latest.csv --json --device cpu
 //
 // docs/forecasting.md explains what it prints and how it relates to `evaluate`.
+#include "training/forecast.h"
+
 #include <cstdio>
 #include <string>
 
 #include "base/error.h"
-#include "training/forecast.h"
 
 namespace {
 
@@ -39,7 +40,8 @@ int run(int argc, char** argv) {
     } else if (arg == "--run") {
       o.run_dir = value("--run");
     } else if (arg == "--csv") {
-      while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) o.csv.push_back(argv[++i]);
+      while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0)
+        o.csv.push_back(argv[++i]);
       CHECK(!o.csv.empty(), "--csv needs at least one file");
     } else if (arg == "--until") {
       o.read.until_ts = mt::data::parse_utc_date(value("--until"));

@@ -35,8 +35,7 @@ std::vector<Segment> segments_of(const std::vector<int64_t>& ts, int64_t max_gap
   int64_t begin = 0;
   const int64_t n = static_cast<int64_t>(ts.size());
   for (int64_t i = 1; i <= n; ++i) {
-    if (i == n ||
-        std::llround(static_cast<double>(ts[i] - ts[i - 1]) / 60.0) > max_gap_minutes) {
+    if (i == n || std::llround(static_cast<double>(ts[i] - ts[i - 1]) / 60.0) > max_gap_minutes) {
       segs.push_back({begin, i});
       begin = i;
     }

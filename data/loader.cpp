@@ -230,8 +230,8 @@ Tensor BatchLoader::assemble_cpu(int64_t batch) const {
   const size_t window_floats = static_cast<size_t>(t * F);
   for (int64_t i = 0; i < b; ++i) {
     const int64_t row = row_starts_[static_cast<size_t>(first + i)];
-    std::memcpy(dst + static_cast<size_t>(i) * window_floats,
-                series + static_cast<size_t>(row * F), window_floats * sizeof(float));
+    std::memcpy(dst + static_cast<size_t>(i) * window_floats, series + static_cast<size_t>(row * F),
+                window_floats * sizeof(float));
   }
   return out;
 }

@@ -49,7 +49,7 @@ class WindowDataset {
   int64_t size() const { return static_cast<int64_t>(starts_->size()); }  // windows
   int64_t window() const { return window_; }                              // T
   int64_t rows() const { return series_.size(0); }                        // N
-  const Tensor& series() const { return series_; }  // [N, F] float32, CPU
+  const Tensor& series() const { return series_; }                        // [N, F] float32, CPU
   int64_t columns() const { return series_.size(1); }  // F: inputs, then stored targets
   Representation representation() const { return representation_; }
   const std::vector<int64_t>& starts() const { return *starts_; }  // first row of each window

@@ -1,8 +1,8 @@
 #include "data/prepared.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <algorithm>
 #include <fstream>
 
 #include "base/error.h"
@@ -144,8 +144,8 @@ FeatureStats column_stats(Representation r, const std::vector<double>& table,
   const int n_in = input_count(r), n_tgt = stored_target_count(r);
   FeatureStats s = compute_column_stats(table, n_in + n_tgt, 0, n_in, ranges);
   if (n_tgt > 0) {
-    const FeatureStats t = compute_column_stats(table, n_in + n_tgt, n_in, n_tgt,
-                                                rows_with_targets(ranges, segments));
+    const FeatureStats t =
+        compute_column_stats(table, n_in + n_tgt, n_in, n_tgt, rows_with_targets(ranges, segments));
     s.mean.insert(s.mean.end(), t.mean.begin(), t.mean.end());
     s.std.insert(s.std.end(), t.std.begin(), t.std.end());
   }
@@ -189,9 +189,9 @@ json prepare_dataset(const std::vector<std::string>& csv_paths, const std::strin
   {
     const std::vector<double> table = raw_columns(rep, rows, clean_report.segments);
     rows = Candles();  // 160 MB for the full file: free it before the next copies
-    stats = column_stats(rep, table,
-                         options.stats_all ? std::vector<Segment>{{0, n}} : plan.train_rows,
-                         clean_report.segments);
+    stats =
+        column_stats(rep, table, options.stats_all ? std::vector<Segment>{{0, n}} : plan.train_rows,
+                     clean_report.segments);
     series = standardize(table, F, stats);
   }
 
@@ -240,11 +240,10 @@ json prepare_dataset(const std::vector<std::string>& csv_paths, const std::strin
       {"files", files}};
   const std::string text = manifest.dump(2) + "\n";
   write_file_atomic(out_dir + "/manifest.json", text.data(), text.size());
-  say(fmt::format("wrote {} ({} rows, {} representation: {} columns, {:.1f} MB)", out_dir, n,
-                  representation_name(rep), F,
-                  static_cast<double>(series.size() * sizeof(float) +
-                                      candles.size() * sizeof(double)) /
-                      1e6));
+  say(fmt::format(
+      "wrote {} ({} rows, {} representation: {} columns, {:.1f} MB)", out_dir, n,
+      representation_name(rep), F,
+      static_cast<double>(series.size() * sizeof(float) + candles.size() * sizeof(double)) / 1e6));
   return manifest;
 }
 

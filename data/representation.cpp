@@ -65,8 +65,8 @@ Representation parse_representation(const std::string& name) {
 
 std::vector<std::string> input_names(Representation r) {
   if (r == Representation::Level) return {"open", "high", "low", "close", "volume"};
-  return {"ret_close",     "open_rel",        "high_rel",        "low_rel",
-          "volume_rel",    "volume_level",    "minute_of_day_sin", "minute_of_day_cos",
+  return {"ret_close",       "open_rel",        "high_rel",           "low_rel",
+          "volume_rel",      "volume_level",    "minute_of_day_sin",  "minute_of_day_cos",
           "day_of_week_sin", "day_of_week_cos", "minute_of_hour_sin", "minute_of_hour_cos"};
 }
 
@@ -76,7 +76,9 @@ std::vector<std::string> stored_target_names(Representation r) {
 }
 
 int input_count(Representation r) { return static_cast<int>(input_names(r).size()); }
-int stored_target_count(Representation r) { return static_cast<int>(stored_target_names(r).size()); }
+int stored_target_count(Representation r) {
+  return static_cast<int>(stored_target_names(r).size());
+}
 
 int64_t target_lookahead(Representation r) { return r == Representation::Level ? 0 : 1; }
 

@@ -45,10 +45,10 @@ enum class Representation { Level, ScaleFree };
 const char* representation_name(Representation r);  // "level", "scale_free"
 Representation parse_representation(const std::string& name);
 
-constexpr int64_t kVolumeLevelMinutes = 60;   // VL: the recent level volume is measured against
-constexpr int64_t kVolumeDayMinutes = 1440;   // VD: the day's level VL is measured against
-constexpr double kVolumeFloor = 1e-3;         // BTC added to both means (a few USD of trading)
-constexpr int kTargets = kFeatures;           // open, high, low, close, volume of minute t + 1
+constexpr int64_t kVolumeLevelMinutes = 60;  // VL: the recent level volume is measured against
+constexpr int64_t kVolumeDayMinutes = 1440;  // VD: the day's level VL is measured against
+constexpr double kVolumeFloor = 1e-3;        // BTC added to both means (a few USD of trading)
+constexpr int kTargets = kFeatures;          // open, high, low, close, volume of minute t + 1
 
 // Column names of the model's inputs and of the stored targets (none for "level", whose targets
 // are the next row's inputs).

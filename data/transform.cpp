@@ -111,8 +111,8 @@ std::vector<float> standardize(const std::vector<double>& table, int F, const Fe
 }
 
 double from_zscore(double z, int feature, const FeatureStats& stats) {
-  CHECK(feature >= 0 && feature < kFeatures && stats.columns() >= kFeatures, "from_zscore: feature {} is outside [0, {})", feature,
-        kFeatures);
+  CHECK(feature >= 0 && feature < kFeatures && stats.columns() >= kFeatures,
+        "from_zscore: feature {} is outside [0, {})", feature, kFeatures);
   const double x = z * stats.std[feature] + stats.mean[feature];
   // Inverse of x = log(price) and of x = log1p(volume).
   return feature < 4 ? std::exp(x) : std::expm1(x);

@@ -42,11 +42,10 @@ void read(const json& j, const std::string& where, const char* key, T& out) {
 }  // namespace
 
 ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
-  check_known_keys(
-      j, where,
-      {"n_features", "n_inputs", "d_model", "n_heads", "n_layers", "d_ff", "attn_dropout",
-       "rotary_base", "rotary_dim", "norm", "norm_eps", "qkv_bias", "init", "target",
-       "deterministic_attention"});
+  check_known_keys(j, where,
+                   {"n_features", "n_inputs", "d_model", "n_heads", "n_layers", "d_ff",
+                    "attn_dropout", "rotary_base", "rotary_dim", "norm", "norm_eps", "qkv_bias",
+                    "init", "target", "deterministic_attention"});
   ModelConfig c;
   read(j, where, "n_features", c.n_features);
   read(j, where, "n_inputs", c.n_inputs);

@@ -50,7 +50,8 @@ TEST_SUITE("data") {
     const Candles rows = hand_made();
     const std::vector<Segment> one{{0, 6}};
     const std::vector<double> t = raw_columns(Representation::ScaleFree, rows, one);
-    const int F = input_count(Representation::ScaleFree) + stored_target_count(Representation::ScaleFree);
+    const int F =
+        input_count(Representation::ScaleFree) + stored_target_count(Representation::ScaleFree);
     REQUIRE(F == 17);
     REQUIRE(t.size() == 6u * F);
     auto at = [&](int row, int col) { return t[static_cast<size_t>(row * F + col)]; };
@@ -191,7 +192,7 @@ TEST_SUITE("data") {
     const double h1 = 0.5 * (102.0 / 101) + 0.5 * (103.0 / 102);
     CHECK(r[5 + 0] == 102.0);  // open = this close
     CHECK(r[5 + 1] == doctest::Approx(102.0 * h1).epsilon(1e-15));
-    CHECK(r[5 + 3] == 102.0);  // close = this close
+    CHECK(r[5 + 3] == 102.0);                                // close = this close
     CHECK(r[5 + 4] == doctest::Approx(3.0).epsilon(1e-15));  // EWMA(V) = (2 + 4) / 2
     // Row 3 starts a segment: the averages start again from its own minute.
     CHECK(r[15 + 1] == doctest::Approx(105.0).epsilon(1e-15));  // 104 * (105 / 104)

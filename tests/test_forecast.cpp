@@ -26,8 +26,7 @@ namespace {
 constexpr int64_t kT = 64;
 
 // The synthetic market's CSV text, and the same rows as a dataset prepared in `rep`.
-std::string prepare_market(const TempDir& tmp, data::Representation rep,
-                           const std::string& name) {
+std::string prepare_market(const TempDir& tmp, data::Representation rep, const std::string& name) {
   data::SyntheticOptions so;
   so.minutes = 6000;
   so.seed = 21;
@@ -183,7 +182,7 @@ TEST_SUITE("train") {
     const Normalization norm = read_normalization(run);
     data::ReadReport rr;
     data::Candles rows = data::read_candles({tmp.sub("market.csv")}, {}, &rr);
-    rows.resize(kT);  // one window from the first minute
+    rows.resize(kT);                                             // one window from the first minute
     REQUIRE(rows.back().ts - rows.front().ts == 60 * (kT - 1));  // no synthetic gap in it
     const std::vector<data::Segment> seg{{0, kT}};
     auto predict = [&](const data::Candles& candles) {
@@ -237,10 +236,11 @@ TEST_SUITE("cuda") {
     TempDir tmp("mt_test_cuda_forecast");
     const std::string data_dir = prepare_market(tmp, data::Representation::ScaleFree, "sf");
     const std::string run = tmp.sub("run");
-    auto t = Trainer::create(scale_free_config(data_dir, run,
-                                               {"trainer.device=cuda", "trainer.precision=bf16-mixed",
-                                                "trainer.epochs=3", "trainer.log_every=1"}),
-                             "gpu");
+    auto t =
+        Trainer::create(scale_free_config(data_dir, run,
+                                          {"trainer.device=cuda", "trainer.precision=bf16-mixed",
+                                           "trainer.epochs=3", "trainer.log_every=1"}),
+                        "gpu");
     const TrainResult r = t->fit();
     t.reset();
     REQUIRE(r.stop_reason == "finished");

@@ -76,8 +76,8 @@ TEST_SUITE("train") {
   }
 
   TEST_CASE("config: the shipped configs resolve") {
-    for (const char* path : {"models/configs/btc.json", "models/configs/btc_seed.json",
-                             "models/configs/tiny.json"}) {
+    for (const char* path :
+         {"models/configs/btc.json", "models/configs/btc_seed.json", "models/configs/tiny.json"}) {
       INFO(path);
       REQUIRE(std::filesystem::exists(path));
       const json c = run_schema().resolve(read_json_file(path), {});

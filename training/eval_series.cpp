@@ -54,8 +54,7 @@ Tensor EvalSeries::window_inputs(int64_t first, int64_t count, Device device) co
   float* dst = x.data<float>();
   for (int64_t b = 0; b < count; ++b) {
     const int64_t s = starts[static_cast<size_t>(first + b)];
-    CHECK(s >= 0 && s + T <= size(), "window_inputs: window [{}, {}) of {} rows", s, s + T,
-          size());
+    CHECK(s >= 0 && s + T <= size(), "window_inputs: window [{}, {}) of {} rows", s, s + T, size());
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t c = 0; c < n_in; ++c) dst[(b * T + t) * n_in + c] = src[(s + t) * F + c];
     }
@@ -132,12 +131,11 @@ EvalSeries eval_series_from_csv(const std::vector<std::string>& paths,
   data::Candles rows = data::read_candles(paths, read, &report);
   data::CleanReport clean;
   data::clean_candles(rows, data::CleanOptions{}, &clean);
-  CHECK(!rows.empty(), "no rows left in {} after reading and cleaning ({})",
-        fmt::join(paths, ", "), report.summary());
+  CHECK(!rows.empty(), "no rows left in {} after reading and cleaning ({})", fmt::join(paths, ", "),
+        report.summary());
   EvalSeries e = eval_series_from_candles(std::move(rows), clean.segments, r, stats);
   e.window = window;
-  e.starts = window_starts_in(e.segments, {0, e.size()}, window, stride,
-                              data::target_lookahead(r));
+  e.starts = window_starts_in(e.segments, {0, e.size()}, window, stride, data::target_lookahead(r));
   e.description = fmt::format("{}", fmt::join(paths, ", "));
   return e;
 }

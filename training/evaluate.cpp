@@ -1,8 +1,8 @@
 #include "training/evaluate.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <cmath>
 #include <functional>
 #include <map>
 
@@ -33,8 +33,7 @@ Normalization read_normalization(const std::string& run_dir) {
   const std::string path = (fs::path(run_dir) / "normalization.json").string();
   const json j = read_json_file(path);
   Normalization n;
-  n.representation =
-      data::parse_representation(j.value("representation", std::string("level")));
+  n.representation = data::parse_representation(j.value("representation", std::string("level")));
   const size_t columns = static_cast<size_t>(data::input_count(n.representation) +
                                              data::stored_target_count(n.representation));
   CHECK(j.contains("mean") && j.contains("std") && j["mean"].size() == columns &&
@@ -155,8 +154,7 @@ double daily_gain_t(const std::map<int64_t, DaySums>& days, int f, double w) {
 Blend fit_blend(const std::string& run_dir, const EvalSeries& es, Device device,
                 int64_t batch_size) {
   std::unique_ptr<BTCTransformer> model = load_run_model(run_dir, "best", device, nullptr);
-  const data::TargetSpace space(es.representation,
-                                data::target_stats(es.representation, es.stats));
+  const data::TargetSpace space(es.representation, data::target_stats(es.representation, es.stats));
   std::map<int64_t, DaySums> days;
   for_each_forecast(*model, es, batch_size, 0, device, model_target_is_delta(run_dir),
                     [&](int64_t, int64_t, int64_t r, const double* z) {
@@ -265,26 +263,25 @@ json evaluate_run(const EvalOptions& o, RunData* data) {
       "window,t,actual_open,actual_high,actual_low,actual_close,actual_volume,"
       "predicted_open,predicted_high,predicted_low,predicted_close,predicted_volume\n";
   int64_t last_window = -1;
-  for_each_forecast(
-      *model, *es, opts.batch_size, o.max_windows, device, delta,
-      [&](int64_t window, int64_t t, int64_t r, const double* model_z) {
-        if (window != last_window && last_window >= 0) eval.end_window();
-        last_window = window;
-        double z[data::kTargets], rule[data::kTargets];
-        es->rule_z(space, r, rule);
-        for (int f = 0; f < data::kTargets; ++f) {
-          z[f] = rule[f] + blend.weight[f] * (model_z[f] - rule[f]);
-        }
-        const data::TargetAnchor a = es->anchor(r);
-        const double* actual = es->rows[static_cast<size_t>(r + 1)].v;
-        eval.add(z, actual, es->rows[static_cast<size_t>(r)].v,
-                 es->naive_rule.data() + static_cast<size_t>(r) * data::kTargets, a);
-        if (window < o.plot_windows) {
-          double predicted[data::kTargets];
-          space.to_physical(z, a, predicted);
-          append_prediction(csv, window, t, actual, predicted);
-        }
-      });
+  for_each_forecast(*model, *es, opts.batch_size, o.max_windows, device, delta,
+                    [&](int64_t window, int64_t t, int64_t r, const double* model_z) {
+                      if (window != last_window && last_window >= 0) eval.end_window();
+                      last_window = window;
+                      double z[data::kTargets], rule[data::kTargets];
+                      es->rule_z(space, r, rule);
+                      for (int f = 0; f < data::kTargets; ++f) {
+                        z[f] = rule[f] + blend.weight[f] * (model_z[f] - rule[f]);
+                      }
+                      const data::TargetAnchor a = es->anchor(r);
+                      const double* actual = es->rows[static_cast<size_t>(r + 1)].v;
+                      eval.add(z, actual, es->rows[static_cast<size_t>(r)].v,
+                               es->naive_rule.data() + static_cast<size_t>(r) * data::kTargets, a);
+                      if (window < o.plot_windows) {
+                        double predicted[data::kTargets];
+                        space.to_physical(z, a, predicted);
+                        append_prediction(csv, window, t, actual, predicted);
+                      }
+                    });
   if (last_window >= 0) eval.end_window();
   json report = eval.report();
   report["run"] = o.run_dir;
@@ -300,18 +297,19 @@ json evaluate_run(const EvalOptions& o, RunData* data) {
   }
   report["blend"] = {{"fitted", blend.fitted}, {"weights", weights}};
   write_json_file((fs::path(out_dir) / "metrics.json").string(), report);
-  std::string md = eval.markdown(fmt::format(
-      "Forecast metrics: {} ({} representation, target {}, {} at step {})", es->description,
-      data::representation_name(rep), mc.target, fs::path(ck_dir).filename().string(),
-      ck.state.step));
-  md += blend.fitted
-            ? fmt::format("\n## Blend\n\nThe forecast is the naive rule + w (network - naive rule) "
-                          "per target in z-space, w fitted on the validation split "
-                          "(blend.json): open {:.4f}, high {:.4f}, low {:.4f}, close {:.4f}, "
-                          "volume {:.4f}.\n",
-                          blend.weight[0], blend.weight[1], blend.weight[2], blend.weight[3],
-                          blend.weight[4])
-            : "\n## Blend\n\nNone (no blend.json): the network's forecast as it is.\n";
+  std::string md = eval.markdown(
+      fmt::format("Forecast metrics: {} ({} representation, target {}, {} at step {})",
+                  es->description, data::representation_name(rep), mc.target,
+                  fs::path(ck_dir).filename().string(), ck.state.step));
+  md +=
+      blend.fitted
+          ? fmt::format(
+                "\n## Blend\n\nThe forecast is the naive rule + w (network - naive rule) "
+                "per target in z-space, w fitted on the validation split "
+                "(blend.json): open {:.4f}, high {:.4f}, low {:.4f}, close {:.4f}, "
+                "volume {:.4f}.\n",
+                blend.weight[0], blend.weight[1], blend.weight[2], blend.weight[3], blend.weight[4])
+          : "\n## Blend\n\nNone (no blend.json): the network's forecast as it is.\n";
   write_file_atomic((fs::path(out_dir) / "metrics.md").string(), md);
   write_file_atomic((fs::path(out_dir) / "predictions.csv").string(), csv);
   report["out_dir"] = out_dir;

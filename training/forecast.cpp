@@ -117,14 +117,14 @@ std::string Forecast::table() const {
   s += fmt::format("{:<12}{:>14}{:>14}{:>14}{:>14}{:>14}\n", "", "open", "high", "low", "close",
                    "volume");
   auto row = [&](const char* name, const double* v) {
-    s += fmt::format("{:<12}{:>14.2f}{:>14.2f}{:>14.2f}{:>14.2f}{:>14.4f}\n", name, v[0], v[1], v[2],
-                     v[3], v[4]);
+    s += fmt::format("{:<12}{:>14.2f}{:>14.2f}{:>14.2f}{:>14.2f}{:>14.4f}\n", name, v[0], v[1],
+                     v[2], v[3], v[4]);
   };
   row("model", model);
   row("persistence", persistence);
   row("naive rule", naive_rule);
-  s += fmt::format("(USD; volume in BTC. {} representation, {} minutes read, {})\n",
-                   representation, window, checkpoint);
+  s += fmt::format("(USD; volume in BTC. {} representation, {} minutes read, {})\n", representation,
+                   window, checkpoint);
   return s;
 }
 

@@ -30,14 +30,14 @@ struct ForecastOptions {
 };
 
 struct Forecast {
-  int64_t last_ts = 0;        // the file's last minute (Unix seconds)
-  int64_t ts = 0;             // the minute forecast: last_ts + 60
-  double model[5] = {};       // open, high, low, close (USD), volume (BTC)
+  int64_t last_ts = 0;   // the file's last minute (Unix seconds)
+  int64_t ts = 0;        // the minute forecast: last_ts + 60
+  double model[5] = {};  // open, high, low, close (USD), volume (BTC)
   double persistence[5] = {};
   double naive_rule[5] = {};
-  double model_z[5] = {};     // the blended forecast in the run's z-space
-  double last[5] = {};        // the file's last candle
-  int64_t window = 0;         // minutes the model read
+  double model_z[5] = {};  // the blended forecast in the run's z-space
+  double last[5] = {};     // the file's last candle
+  int64_t window = 0;      // minutes the model read
   std::string representation, checkpoint;
 
   nlohmann::json to_json() const;

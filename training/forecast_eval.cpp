@@ -28,8 +28,7 @@ json space_json(const std::vector<data::ForecastAccumulator>& acc) {
     }
   }
   for (int f = 0; f < data::kTargets; ++f) {
-    const data::ForecastMetrics m = acc[0].feature(f), p = acc[1].feature(f),
-                                r = acc[2].feature(f);
+    const data::ForecastMetrics m = acc[0].feature(f), p = acc[1].feature(f), r = acc[2].feature(f);
     const int best = best_baseline(acc, f);
     out["best_baseline"][names[f]] = kWho[best];
     out["skill"][names[f]] = json{{"mse", data::skill(m.mse, p.mse)},
@@ -47,8 +46,7 @@ std::string space_table(const std::vector<data::ForecastAccumulator>& acc) {
       "|---|---|---|---|---|---|---|---|---|---|\n";
   const auto& names = forecast_feature_names();
   for (int f = 0; f < data::kTargets; ++f) {
-    const data::ForecastMetrics m = acc[0].feature(f), p = acc[1].feature(f),
-                                r = acc[2].feature(f);
+    const data::ForecastMetrics m = acc[0].feature(f), p = acc[1].feature(f), r = acc[2].feature(f);
     const int best = best_baseline(acc, f);
     s += fmt::format(
         "| {} | {:.5g} | {:.5g} | {:.5f} | {:.5g} | {:.5g} | {} | {:+.4f} | {:+.4f} | {:+.4f} |\n",

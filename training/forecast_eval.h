@@ -29,8 +29,8 @@ class ForecastEvaluator {
   explicit ForecastEvaluator(data::TargetSpace space);
 
   // One forecast: model_z [5], actual / current / rule [5] in USD and BTC, the row's anchor.
-  void add(const double* model_z, const double* actual, const double* current,
-           const double* rule, const data::TargetAnchor& anchor);
+  void add(const double* model_z, const double* actual, const double* current, const double* rule,
+           const data::TargetAnchor& anchor);
   // Counts one scored window (for the report).
   void end_window() { ++windows_; }
 

@@ -47,8 +47,8 @@ RunData open_prepared_data(const TrainerOptions& opts, Device device) {
   RunData out;
   out.representation = data::representation_of(manifest);
   out.stats = data::stats_from_manifest(manifest);
-  const int64_t columns = data::input_count(out.representation) +
-                          data::stored_target_count(out.representation);
+  const int64_t columns =
+      data::input_count(out.representation) + data::stored_target_count(out.representation);
   const int64_t lookahead = data::target_lookahead(out.representation);
   const bool same = manifest.at("window").get<int64_t>() == opts.window &&
                     manifest.at("stride").get<int64_t>() == opts.stride;
@@ -69,8 +69,7 @@ RunData open_prepared_data(const TrainerOptions& opts, Device device) {
     Tensor series =
         Tensor::from_vector(read_array<float>(dir, manifest, "series"), {rows, columns});
     const int64_t max_gap = manifest.at("gaps").value("max_gap_minutes", int64_t{1});
-    const auto segs =
-        data::segments_of(read_array<int64_t>(dir, manifest, "timestamps"), max_gap);
+    const auto segs = data::segments_of(read_array<int64_t>(dir, manifest, "timestamps"), max_gap);
     for (int k = 0; k < data::kSplits; ++k) {
       const json& r = split.at("rows").at(data::split_name(static_cast<data::Split>(k)));
       sets[k] = data::WindowDataset::from_series(

@@ -42,7 +42,7 @@ struct TrainerOptions {
   double loss_beta = 0;
   std::vector<double> loss_weights;
   bool evaluate = true, plots = true;
-  bool blend = true;  // fit the blend with the naive rule on the validation split at the end
+  bool blend = true;         // fit the blend with the naive rule on the validation split at the end
   int64_t eval_windows = 0;  // 0: the whole test split
   int threads = 0;
   // data-parallel (training/distributed.h): GPUs of this host, one process each

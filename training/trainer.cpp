@@ -271,14 +271,15 @@ void Trainer::finish(TrainResult& result) {
   if (!is_rank0() || (!opts_.evaluate && !opts_.plots && !opts_.blend)) return;
   if (opts_.blend) {
     try {
-      const EvalSeries val =
-          data_->val_eval ? *data_->val_eval
-                          : eval_series_from_prepared(opts_.data_dir, data::Split::Val,
-                                                      opts_.window, opts_.stride);
+      const EvalSeries val = data_->val_eval
+                                 ? *data_->val_eval
+                                 : eval_series_from_prepared(opts_.data_dir, data::Split::Val,
+                                                             opts_.window, opts_.stride);
       const Blend b = fit_blend(run_dir_, val, device_, opts_.batch_size);
-      std::printf("[train] blend with the naive rule, fitted on the validation split: open %.3f, "
-                  "high %.3f, low %.3f, close %.3f, volume %.3f\n",
-                  b.weight[0], b.weight[1], b.weight[2], b.weight[3], b.weight[4]);
+      std::printf(
+          "[train] blend with the naive rule, fitted on the validation split: open %.3f, "
+          "high %.3f, low %.3f, close %.3f, volume %.3f\n",
+          b.weight[0], b.weight[1], b.weight[2], b.weight[3], b.weight[4]);
     } catch (const Error& e) {
       std::printf("[train] blend not fitted: %s\n", e.what());
     }

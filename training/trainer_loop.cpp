@@ -245,8 +245,7 @@ double Trainer::validate() {
   int64_t windows = 0, batches = 0;
   while (loader.next(batch)) {
     const int64_t B = batch.size(0), T = batch.size(1);
-    const Var pred =
-        narrow((*model_)(Var(inputs_of(batch))), 1, 0, forecast_positions(T));
+    const Var pred = narrow((*model_)(Var(inputs_of(batch))), 1, 0, forecast_positions(T));
     const Tensor loss =
         ops::mul_scalar(loss_of(pred, target_of(batch)).value(), static_cast<double>(B));
     total = total.defined() ? ops::add(total, loss) : loss;
@@ -302,8 +301,8 @@ std::string Trainer::end_epoch(TrainResult& result, double epoch_seconds) {
 }
 
 void Trainer::print_header() const {
-  std::printf("[train] run %s on %s, %s, %s representation, target %s, loss %s\n",
-              run_dir_.c_str(), device_.str().c_str(), precision_name(precision_),
+  std::printf("[train] run %s on %s, %s, %s representation, target %s, loss %s\n", run_dir_.c_str(),
+              device_.str().c_str(), precision_name(precision_),
               data::representation_name(representation_), delta_target_ ? "delta" : "level",
               opts_.loss.c_str());
   std::printf("[train] %s\n", data_->description.c_str());
