@@ -24,23 +24,27 @@ Var log_softmax(const Var& x, int dim) {
 }
 
 Var gelu(const Var& x, ops::GeluApprox approx) {
-  Tensor xv = x.value();
-  return make_result(ops::gelu(xv, approx), {x}, "gelu", [xv, approx](const Tensor& dy) {
-    // y = gelu(x)  =>  dx = dy * gelu'(x)
-    return std::vector<Tensor>{ops::gelu_backward(dy, xv, approx)};
-  });
+  return make_result(ops::gelu(x.value(), approx), {x}, "gelu",
+                     [x_saved = save(x), approx](const Tensor& dy) {
+                       // y = gelu(x)  =>  dx = dy * gelu'(x)
+                       return std::vector<Tensor>{ops::gelu_backward(dy, x_saved.get(), approx)};
+                     });
 }
 
 Var rmsnorm(const Var& x, const Var& w, float eps) {
-  Tensor xv = x.value(), wv = w.value(), rstd;
-  Tensor y = ops::rmsnorm_forward(xv, wv, eps, &rstd);
+  Tensor rstd;
+  Tensor y = ops::rmsnorm_forward(x.value(), w.value(), eps, &rstd);
   const bool need_dx = x.requires_grad(), need_dw = w.requires_grad();
-  return make_result(y, {x, w}, "rmsnorm", [xv, wv, rstd, need_dx, need_dw](const Tensor& dy) {
-    // y = x * rstd * w  =>  dx = rstd (dy w - x rstd^2 mean(dy w x)),  dw = sum_n dy x rstd
-    Tensor dx, dw;
-    ops::rmsnorm_backward(dy, xv, wv, rstd, need_dx ? &dx : nullptr, need_dw ? &dw : nullptr);
-    return std::vector<Tensor>{dx, dw};
-  });
+  return make_result(
+      y, {x, w}, "rmsnorm",
+      [x_saved = save(x), w_saved = save(w), rstd, need_dx, need_dw](const Tensor& dy) {
+        // y = x * rstd * w  =>  dx = rstd (dy w - x rstd^2 mean(dy w x)),
+        //                       dw = sum_n dy x rstd
+        Tensor dx, dw;
+        ops::rmsnorm_backward(dy, x_saved.get(), w_saved.get(), rstd, need_dx ? &dx : nullptr,
+                              need_dw ? &dw : nullptr);
+        return std::vector<Tensor>{dx, dw};
+      });
 }
 
 Var rotary(const Var& x, const ops::RotaryOptions& options) {
@@ -65,13 +69,14 @@ Var dropout(const Var& x, float p, bool training, Generator& gen) {
 }
 
 Var smooth_l1_loss(const Var& pred, const Var& target, float beta, const Tensor& weight) {
-  Tensor pv = pred.value(), tv = target.value();
-  Tensor loss = ops::smooth_l1_loss(pv, tv, beta, weight);
+  Tensor loss = ops::smooth_l1_loss(pred.value(), target.value(), beta, weight);
   const bool need_dp = pred.requires_grad(), need_dt = target.requires_grad();
   return make_result(loss, {pred, target}, "smooth_l1_loss",
-                     [pv, tv, beta, weight, need_dp, need_dt](const Tensor& dloss) {
+                     [p_saved = save(pred), t_saved = save(target), beta, weight, need_dp,
+                      need_dt](const Tensor& dloss) {
                        // loss = mean_n sum_f w_f l(p - t)  =>  dp = dloss w_f l'(p - t) / N;
                        // l is even, so dt is the same formula with p and t swapped.
+                       const Tensor pv = p_saved.get(), tv = t_saved.get();
                        std::vector<Tensor> grads(2);
                        if (need_dp)
                          grads[0] = ops::smooth_l1_loss_backward(dloss, pv, tv, beta, weight);
@@ -82,16 +87,17 @@ Var smooth_l1_loss(const Var& pred, const Var& target, float beta, const Tensor&
 }
 
 Var mse_loss(const Var& pred, const Var& target) {
-  Tensor pv = pred.value(), tv = target.value();
   const bool need_dp = pred.requires_grad(), need_dt = target.requires_grad();
-  return make_result(ops::mse_loss(pv, tv), {pred, target}, "mse_loss",
-                     [pv, tv, need_dp, need_dt](const Tensor& dloss) {
-                       // loss = mean((p - t)^2)  =>  dp = 2 dloss (p - t) / n,  dt = -dp
-                       std::vector<Tensor> grads(2);
-                       if (need_dp) grads[0] = ops::mse_loss_backward(dloss, pv, tv);
-                       if (need_dt) grads[1] = ops::mse_loss_backward(dloss, tv, pv);
-                       return grads;
-                     });
+  return make_result(
+      ops::mse_loss(pred.value(), target.value()), {pred, target}, "mse_loss",
+      [p_saved = save(pred), t_saved = save(target), need_dp, need_dt](const Tensor& dloss) {
+        // loss = mean((p - t)^2)  =>  dp = 2 dloss (p - t) / n,  dt = -dp
+        const Tensor pv = p_saved.get(), tv = t_saved.get();
+        std::vector<Tensor> grads(2);
+        if (need_dp) grads[0] = ops::mse_loss_backward(dloss, pv, tv);
+        if (need_dt) grads[1] = ops::mse_loss_backward(dloss, tv, pv);
+        return grads;
+      });
 }
 
 }  // namespace mt
