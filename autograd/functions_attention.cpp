@@ -1,9 +1,12 @@
 #include "autograd/functions_attention.h"
 
+#include "cuda/nvtx.h"
+
 namespace mt {
 
 Var scaled_dot_product_attention(const Var& q, const Var& k, const Var& v,
                                  const AttentionOptions& options) {
+  cuda::NvtxRange range("scaled_dot_product_attention");
   Tensor lse;
   Tensor out = ops::attention_forward(q.value(), k.value(), v.value(), options, &lse);
   // Saved for backward: q, k, v (views, no copy), out and lse [B, H, T]; the dropout mask is a

@@ -2,6 +2,7 @@
 // the view/shape functions are in functions_basic_shape.cpp.
 #include "autograd/functions_basic.h"
 
+#include "cuda/nvtx.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
 
@@ -29,6 +30,7 @@ Tensor spread(const Tensor& dy, const Shape& kept, const Shape& x_shape) {
 // ---- elementwise --------------------------------------------------------------------------
 
 Var add(const Var& a, const Var& b) {
+  cuda::NvtxRange range("add");
   return make_result(ops::add(a.value(), b.value()), {a, b}, "add",
                      [sa = a.shape(), sb = b.shape()](const Tensor& dy) {
                        // y = a + b  =>  da = dy, db = dy, each summed over its broadcast dims
@@ -45,6 +47,7 @@ Var sub(const Var& a, const Var& b) {
 }
 
 Var mul(const Var& a, const Var& b) {
+  cuda::NvtxRange range("mul");
   const bool ga = a.requires_grad(), gb = b.requires_grad();
   // da needs b and db needs a: each is saved only when the other's gradient is wanted.
   return make_result(

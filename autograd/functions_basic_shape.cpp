@@ -1,6 +1,7 @@
 // Matrix-product and view/shape autograd functions (see functions_basic.h).
 #include "autograd/functions_basic.h"
 #include "autograd/recompute.h"
+#include "cuda/nvtx.h"
 #include "ops/matmul.h"
 #include "ops/reduce.h"
 #include "ops/shape_ops.h"
@@ -31,6 +32,7 @@ Tensor scatter_into_zeros(const Tensor& dy, const Shape& shape, Region region) {
 // ---- matrix products ----------------------------------------------------------------------
 
 Var matmul(const Var& a, const Var& b) {
+  cuda::NvtxRange range("matmul");
   const bool ga = a.requires_grad(), gb = b.requires_grad();
   // da needs b and db needs a: each is saved only when the other's gradient is wanted.
   return make_result(
@@ -66,6 +68,7 @@ Var bmm(const Var& a, const Var& b) {
 }
 
 Var linear(const Var& x, const Var& w, const Var& b) {
+  cuda::NvtxRange range("linear");
   const bool gx = x.requires_grad(), gw = w.requires_grad();
   const bool gb = b.defined() && b.requires_grad();
   const Tensor y = ops::linear(x.value(), w.value(), b.defined() ? b.value() : Tensor());
@@ -206,6 +209,7 @@ std::vector<Var> chunk(const Var& x, int64_t chunks, int dim) {
 }
 
 Var cast(const Var& x, DType dtype) {
+  cuda::NvtxRange range("cast");
   Var y =
       make_result(ops::cast(x.value(), dtype), {x}, "cast", [from = x.dtype()](const Tensor& dy) {
         return Grads{dy.to(from)};  // y = x.to(dtype)  =>  dx = dy.to(x.dtype)

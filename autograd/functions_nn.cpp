@@ -1,5 +1,6 @@
 #include "autograd/functions_nn.h"
 
+#include "cuda/nvtx.h"
 #include "ops/dropout.h"
 #include "ops/loss.h"
 #include "ops/rmsnorm.h"
@@ -8,6 +9,7 @@
 namespace mt {
 
 Var softmax(const Var& x, int dim) {
+  cuda::NvtxRange range("softmax");
   Tensor y = ops::softmax(x.value(), dim);
   return make_result(y, {x}, "softmax", [y, dim](const Tensor& dy) {
     // y = softmax(x)  =>  dx = y * (dy - sum(dy * y))
@@ -16,6 +18,7 @@ Var softmax(const Var& x, int dim) {
 }
 
 Var log_softmax(const Var& x, int dim) {
+  cuda::NvtxRange range("log_softmax");
   Tensor y = ops::log_softmax(x.value(), dim);
   return make_result(y, {x}, "log_softmax", [y, dim](const Tensor& dy) {
     // y = x - logsumexp(x)  =>  dx = dy - exp(y) * sum(dy)
@@ -24,6 +27,7 @@ Var log_softmax(const Var& x, int dim) {
 }
 
 Var gelu(const Var& x, ops::GeluApprox approx) {
+  cuda::NvtxRange range("gelu");
   return make_result(ops::gelu(x.value(), approx), {x}, "gelu",
                      [x_saved = save(x), approx](const Tensor& dy) {
                        // y = gelu(x)  =>  dx = dy * gelu'(x)
@@ -32,6 +36,7 @@ Var gelu(const Var& x, ops::GeluApprox approx) {
 }
 
 Var rmsnorm(const Var& x, const Var& w, float eps) {
+  cuda::NvtxRange range("rmsnorm");
   Tensor rstd;
   Tensor y = ops::rmsnorm_forward(x.value(), w.value(), eps, &rstd);
   const bool need_dx = x.requires_grad(), need_dw = w.requires_grad();
@@ -48,6 +53,7 @@ Var rmsnorm(const Var& x, const Var& w, float eps) {
 }
 
 Var rotary(const Var& x, const ops::RotaryOptions& options) {
+  cuda::NvtxRange range("rotary");
   Tensor y = ops::rotary_forward(x.value(), options);
   return make_result(y, {x}, "rotary", [options](const Tensor& dy) {
     // y = Rot(theta) x  =>  dx = Rot(-theta) dy
@@ -56,6 +62,7 @@ Var rotary(const Var& x, const ops::RotaryOptions& options) {
 }
 
 Var dropout(const Var& x, float p, uint64_t seed, uint64_t stream) {
+  cuda::NvtxRange range("dropout");
   Tensor y = ops::dropout_forward(x.value(), p, seed, stream);
   return make_result(y, {x}, "dropout", [p, seed, stream](const Tensor& dy) {
     // y = x * keep(seed, stream) / (1 - p)  =>  dx = dy * keep(seed, stream) / (1 - p)
@@ -69,6 +76,7 @@ Var dropout(const Var& x, float p, bool training, Generator& gen) {
 }
 
 Var smooth_l1_loss(const Var& pred, const Var& target, float beta, const Tensor& weight) {
+  cuda::NvtxRange range("smooth_l1_loss");
   Tensor loss = ops::smooth_l1_loss(pred.value(), target.value(), beta, weight);
   const bool need_dp = pred.requires_grad(), need_dt = target.requires_grad();
   return make_result(loss, {pred, target}, "smooth_l1_loss",
@@ -87,6 +95,7 @@ Var smooth_l1_loss(const Var& pred, const Var& target, float beta, const Tensor&
 }
 
 Var mse_loss(const Var& pred, const Var& target) {
+  cuda::NvtxRange range("mse_loss");
   const bool need_dp = pred.requires_grad(), need_dt = target.requires_grad();
   return make_result(
       ops::mse_loss(pred.value(), target.value()), {pred, target}, "mse_loss",
