@@ -57,8 +57,8 @@ void accumulate_into_leaf(Node& acc, const Tensor& grad) {
 void Var::backward(const Tensor& grad_output, bool retain_graph) const {
   CHECK(defined(), "backward: undefined Var");
   CHECK(requires_grad(),
-        "backward: this Var does not require grad (no input did, or it was made "
-        "under NoGradGuard)");
+        "backward: this Var does not require grad (no input did, or it was made under "
+        "NoGradGuard)");
   Tensor seed = grad_output;
   if (!seed.defined()) {
     CHECK(value().numel() == 1, "backward: a gradient must be given for a non-scalar output {}",
@@ -94,19 +94,20 @@ void Var::backward(const Tensor& grad_output, bool retain_graph) const {
       input_grads = node->backward(grad);
     }
     CHECK(input_grads.size() == node->next.size(),
-          "backward of '{}' returned {} gradients for {} "
-          "inputs",
-          node->op_name, input_grads.size(), node->next.size());
+          "backward of '{}' returned {} gradients for {} inputs", node->op_name, input_grads.size(),
+          node->next.size());
+    // Done with the incoming gradient and the saved tensors: freed before the sums below
+    // allocate, so that the two never coexist.
+    grad = Tensor();
+    if (!retain_graph) node->backward = nullptr;
     for (size_t i = 0; i < input_grads.size(); ++i) {
       Node* input = node->next[i].get();
       if (input == nullptr || !input_grads[i].defined()) continue;
       CHECK(input_grads[i].shape() == input->shape,
-            "backward of '{}': gradient {} for input {} "
-            "of shape {}",
-            node->op_name, input_grads[i].describe(), i, shape_str(input->shape));
+            "backward of '{}': gradient {} for input {} of shape {}", node->op_name,
+            input_grads[i].describe(), i, shape_str(input->shape));
       accumulate(pending[input], input_grads[i]);
     }
-    if (!retain_graph) node->backward = nullptr;  // frees the saved tensors
   }
 }
 

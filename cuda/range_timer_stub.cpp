@@ -9,8 +9,9 @@ namespace mt::cuda {
 
 namespace {
 [[noreturn]] void no_cuda() {
-  FAIL("range timer: CUDA events need a build with CUDA support; CPU runs time with the host "
-       "clock (RangeClock::Host)");
+  FAIL(
+      "range timer: CUDA events need a build with CUDA support; CPU runs time with the host "
+      "clock (RangeClock::Host)");
 }
 }  // namespace
 
