@@ -2,6 +2,7 @@
 // the view/shape functions are in functions_basic_shape.cpp.
 #include "autograd/functions_basic.h"
 
+#include "cuda/nvtx.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
 
@@ -29,6 +30,7 @@ Tensor spread(const Tensor& dy, const Shape& kept, const Shape& x_shape) {
 // ---- elementwise --------------------------------------------------------------------------
 
 Var add(const Var& a, const Var& b) {
+  cuda::NvtxRange range("add");
   return make_result(ops::add(a.value(), b.value()), {a, b}, "add",
                      [sa = a.shape(), sb = b.shape()](const Tensor& dy) {
                        // y = a + b  =>  da = dy, db = dy, each summed over its broadcast dims
@@ -45,50 +47,62 @@ Var sub(const Var& a, const Var& b) {
 }
 
 Var mul(const Var& a, const Var& b) {
+  cuda::NvtxRange range("mul");
   const bool ga = a.requires_grad(), gb = b.requires_grad();
-  return make_result(ops::mul(a.value(), b.value()), {a, b}, "mul",
-                     [ga, gb, av = a.value(), bv = b.value()](const Tensor& dy) {
-                       // y = a * b  =>  da = dy * b, db = dy * a
-                       return Grads{ga ? ops::sum_to(ops::mul(dy, bv), av.shape()) : Tensor(),
-                                    gb ? ops::sum_to(ops::mul(dy, av), bv.shape()) : Tensor()};
-                     });
+  // da needs b and db needs a: each is saved only when the other's gradient is wanted.
+  return make_result(
+      ops::mul(a.value(), b.value()), {a, b}, "mul",
+      [ga, gb, sa = a.shape(), sb = b.shape(), a_saved = gb ? save(a) : SavedTensor(),
+       b_saved = ga ? save(b) : SavedTensor()](const Tensor& dy) {
+        // y = a * b  =>  da = dy * b, db = dy * a
+        return Grads{ga ? ops::sum_to(ops::mul(dy, b_saved.get()), sa) : Tensor(),
+                     gb ? ops::sum_to(ops::mul(dy, a_saved.get()), sb) : Tensor()};
+      });
 }
 
 Var div(const Var& a, const Var& b) {
   const bool ga = a.requires_grad(), gb = b.requires_grad();
-  return make_result(ops::div(a.value(), b.value()), {a, b}, "div",
-                     [ga, gb, av = a.value(), bv = b.value()](const Tensor& dy) {
-                       // y = a / b  =>  da = dy / b, db = -dy * a / b^2
-                       const Tensor da = ga ? ops::sum_to(ops::div(dy, bv), av.shape()) : Tensor();
-                       const Tensor db =
-                           gb ? ops::sum_to(ops::neg(ops::div(ops::mul(dy, av), ops::mul(bv, bv))),
-                                            bv.shape())
-                              : Tensor();
-                       return Grads{da, db};
-                     });
+  // da needs b; db needs a and b.
+  return make_result(
+      ops::div(a.value(), b.value()), {a, b}, "div",
+      [ga, gb, sa = a.shape(), sb = b.shape(), a_saved = gb ? save(a) : SavedTensor(),
+       b_saved = save(b)](const Tensor& dy) {
+        // y = a / b  =>  da = dy / b, db = -dy * a / b^2
+        const Tensor bv = b_saved.get();
+        const Tensor da = ga ? ops::sum_to(ops::div(dy, bv), sa) : Tensor();
+        const Tensor db =
+            gb ? ops::sum_to(ops::neg(ops::div(ops::mul(dy, a_saved.get()), ops::mul(bv, bv))), sb)
+               : Tensor();
+        return Grads{da, db};
+      });
 }
 
 Var pow(const Var& a, const Var& b) {
   const bool ga = a.requires_grad(), gb = b.requires_grad();
   const Tensor y = ops::pow(a.value(), b.value());
-  return make_result(y, {a, b}, "pow",
-                     [ga, gb, av = a.value(), bv = b.value(), y](const Tensor& dy) {
-                       // y = a ^ b  =>  da = dy * b * a^(b - 1), db = dy * y * log(a)
-                       Tensor da, db;
-                       if (ga) {
-                         const Tensor d = ops::mul(bv, ops::pow(av, ops::sub_scalar(bv, 1.0)));
-                         da = ops::sum_to(ops::mul(dy, d), av.shape());
-                       }
-                       if (gb)
-                         db = ops::sum_to(ops::mul(dy, ops::mul(y, ops::log(av))), bv.shape());
-                       return Grads{da, db};
-                     });
+  // da needs a and b; db needs a and the output y.
+  return make_result(
+      y, {a, b}, "pow",
+      [ga, gb, sa = a.shape(), sb = b.shape(), a_saved = save(a),
+       b_saved = ga ? save(b) : SavedTensor(), y = gb ? y : Tensor()](const Tensor& dy) {
+        // y = a ^ b  =>  da = dy * b * a^(b - 1), db = dy * y * log(a)
+        const Tensor av = a_saved.get();
+        Tensor da, db;
+        if (ga) {
+          const Tensor bv = b_saved.get();
+          const Tensor d = ops::mul(bv, ops::pow(av, ops::sub_scalar(bv, 1.0)));
+          da = ops::sum_to(ops::mul(dy, d), sa);
+        }
+        if (gb) db = ops::sum_to(ops::mul(dy, ops::mul(y, ops::log(av))), sb);
+        return Grads{da, db};
+      });
 }
 
 Var pow(const Var& x, double p) {
   return make_result(ops::pow_scalar(x.value(), p), {x}, "pow_scalar",
-                     [p, xv = x.value()](const Tensor& dy) {
+                     [p, x_saved = save(x)](const Tensor& dy) {
                        // y = x ^ p  =>  dx = dy * p * x^(p - 1)
+                       const Tensor xv = x_saved.get();
                        return Grads{ops::mul(dy, ops::mul_scalar(ops::pow_scalar(xv, p - 1.0), p))};
                      });
 }
@@ -119,8 +133,9 @@ Var rsub_scalar(const Var& x, double s) {
 
 Var rdiv_scalar(const Var& x, double s) {
   return make_result(ops::rdiv_scalar(x.value(), s), {x}, "rdiv_scalar",
-                     [s, xv = x.value()](const Tensor& dy) {
+                     [s, x_saved = save(x)](const Tensor& dy) {
                        // y = s / x  =>  dx = -dy * s / x^2
+                       const Tensor xv = x_saved.get();
                        return Grads{ops::mul(dy, ops::rdiv_scalar(ops::mul(xv, xv), -s))};
                      });
 }
@@ -133,14 +148,15 @@ Var exp(const Var& x) {
 }
 
 Var log(const Var& x) {
-  return make_result(ops::log(x.value()), {x}, "log", [xv = x.value()](const Tensor& dy) {
-    return Grads{ops::div(dy, xv)};  // y = log(x)  =>  dx = dy / x
+  return make_result(ops::log(x.value()), {x}, "log", [x_saved = save(x)](const Tensor& dy) {
+    return Grads{ops::div(dy, x_saved.get())};  // y = log(x)  =>  dx = dy / x
   });
 }
 
 Var log1p(const Var& x) {
-  return make_result(ops::log1p(x.value()), {x}, "log1p", [xv = x.value()](const Tensor& dy) {
-    return Grads{ops::div(dy, ops::add_scalar(xv, 1.0))};  // y = log(1 + x)  =>  dx = dy / (1 + x)
+  return make_result(ops::log1p(x.value()), {x}, "log1p", [x_saved = save(x)](const Tensor& dy) {
+    // y = log(1 + x)  =>  dx = dy / (1 + x)
+    return Grads{ops::div(dy, ops::add_scalar(x_saved.get(), 1.0))};
   });
 }
 
@@ -168,16 +184,16 @@ Var tanh(const Var& x) {
 }
 
 Var abs(const Var& x) {
-  return make_result(ops::abs(x.value()), {x}, "abs", [xv = x.value()](const Tensor& dy) {
-    return Grads{ops::mul(dy, ops::sign(xv))};  // y = |x|  =>  dx = dy * sign(x)
+  return make_result(ops::abs(x.value()), {x}, "abs", [x_saved = save(x)](const Tensor& dy) {
+    return Grads{ops::mul(dy, ops::sign(x_saved.get()))};  // y = |x|  =>  dx = dy * sign(x)
   });
 }
 
 Var clamp(const Var& x, double lo, double hi) {
   return make_result(ops::clamp(x.value(), lo, hi), {x}, "clamp",
-                     [lo, hi, xv = x.value()](const Tensor& dy) {
+                     [lo, hi, x_saved = save(x)](const Tensor& dy) {
                        // y = min(max(x, lo), hi)  =>  dx = dy where lo <= x <= hi, else 0
-                       return Grads{ops::mul(dy, ops::in_range(xv, lo, hi))};
+                       return Grads{ops::mul(dy, ops::in_range(x_saved.get(), lo, hi))};
                      });
 }
 
@@ -216,10 +232,11 @@ Var var(const Var& x, const std::vector<int>& dims, bool unbiased, bool keepdim)
   const Tensor y = ops::var(x.value(), dims, unbiased, keepdim);
   const double n = y.numel() == 0 ? 1.0 : double(x.value().numel()) / double(y.numel());
   return make_result(y, {x}, "var",
-                     [dims, kept = kept_shape(x.shape(), dims, "var"), xv = x.value(),
+                     [dims, kept = kept_shape(x.shape(), dims, "var"), x_saved = save(x),
                       denom = n - (unbiased ? 1.0 : 0.0)](const Tensor& dy) {
                        // y = sum((x - mean)^2) / (n - unbiased)  =>  dx = dy * 2 (x - mean) / denom
                        // (the mean's own gradient term sums to zero)
+                       const Tensor xv = x_saved.get();
                        const Tensor centered = ops::sub(xv, ops::mean(xv, dims, true));
                        const Tensor scale = ops::mul_scalar(dy.reshape(kept), 2.0 / denom);
                        return Grads{ops::mul(centered, scale)};
@@ -230,9 +247,9 @@ Var max(const Var& x, const std::vector<int>& dims, bool keepdim) {
   const Tensor y = ops::max(x.value(), dims, keepdim);
   return make_result(
       y, {x}, "max",
-      [dims, kept = kept_shape(x.shape(), dims, "max"), xv = x.value(), y](const Tensor& dy) {
+      [dims, kept = kept_shape(x.shape(), dims, "max"), x_saved = save(x), y](const Tensor& dy) {
         // y = max over dims of x  =>  dx = dy / (number of maxima) at each maximum
-        const Tensor mask = ops::eq(xv, y.reshape(kept));
+        const Tensor mask = ops::eq(x_saved.get(), y.reshape(kept));
         const Tensor count = ops::sum(mask, dims, true);
         return Grads{ops::mul(mask, ops::div(dy.reshape(kept), count))};
       });

@@ -6,8 +6,10 @@
 // ops return views of the input's value (no copy); their backward is the inverse view, or a
 // zero tensor with dy copied into the viewed region (narrow, slice, select).
 //
-// Saved for backward: named on each group below. No function saves more than its inputs and
-// output.
+// Saved for backward: named on each group below, and only for the gradients that are wanted
+// (mul(a, b) keeps b when a needs a gradient, a when b does). No function saves more than its
+// inputs and output; an input is saved with save() (var.h), so a recomputable one is kept as its
+// recipe. cast, reshape and view pass a recipe on (autograd/recompute.h).
 #pragma once
 
 #include <vector>
@@ -17,12 +19,13 @@
 namespace mt {
 
 // ---- elementwise, with broadcasting ------------------------------------------------------
-// add, sub save nothing (only the input shapes); mul saves a and b; div saves a and b.
+// add, sub save nothing (only the input shapes); mul saves a for db and b for da; div saves b,
+// and a for db.
 Var add(const Var& a, const Var& b);
 Var sub(const Var& a, const Var& b);
 Var mul(const Var& a, const Var& b);
 Var div(const Var& a, const Var& b);
-// a ^ b elementwise (a > 0 where b is differentiated). Saves a, b and the output.
+// a ^ b elementwise (a > 0 where b is differentiated). Saves a; b for da; the output for db.
 Var pow(const Var& a, const Var& b);
 // x ^ p. Saves x.
 Var pow(const Var& x, double p);
@@ -53,7 +56,8 @@ Var var(const Var& x, const std::vector<int>& dims = {}, bool unbiased = true,
         bool keepdim = false);
 Var max(const Var& x, const std::vector<int>& dims = {}, bool keepdim = false);
 
-// ---- matrix products (shapes as in ops/matmul.h). Save both operands. --------------------
+// ---- matrix products (shapes as in ops/matmul.h). Each operand is saved for the other's
+// gradient: linear keeps x for dw and w for dx; the bias needs neither. ----------------------
 Var matmul(const Var& a, const Var& b);
 Var bmm(const Var& a, const Var& b);
 // x [..., in] . w [out, in]^T + b [out]; b may be an undefined Var (no bias).
@@ -74,7 +78,8 @@ Var concat(const std::vector<Var>& xs, int dim);
 // Each piece is a narrow of x, with its own node: pieces may be used or ignored independently.
 std::vector<Var> split(const Var& x, const std::vector<int64_t>& sizes, int dim);
 std::vector<Var> chunk(const Var& x, int64_t chunks, int dim);
-// x converted to dtype; the gradient is cast back to x's dtype.
+// x converted to dtype; the gradient is cast back to x's dtype. Saves nothing; the output is
+// recomputable when x is, and always when the cast widens (bf16 to float32: recompute.h).
 Var cast(const Var& x, DType dtype);
 
 // ---- operators --------------------------------------------------------------------------

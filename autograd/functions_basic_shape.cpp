@@ -1,5 +1,7 @@
 // Matrix-product and view/shape autograd functions (see functions_basic.h).
 #include "autograd/functions_basic.h"
+#include "autograd/recompute.h"
+#include "cuda/nvtx.h"
 #include "ops/matmul.h"
 #include "ops/reduce.h"
 #include "ops/shape_ops.h"
@@ -12,6 +14,9 @@ using Grads = std::vector<Tensor>;
 
 // The last two dims swapped: a transposed view, no copy (the GEMM reads through strides).
 Tensor mT(const Tensor& t) { return t.transpose(t.dim() - 2, t.dim() - 1); }
+
+// matmul's b as the matrix it stands for: a 1-D b [K] is a column [K, 1].
+Shape b_matrix_shape(const Shape& sb) { return sb.size() == 1 ? Shape{sb[0], 1} : sb; }
 
 // A zero tensor shaped like x with dy written into the part `region` picks out: the backward of
 // every view that selects part of its input (narrow, slice, select).
@@ -27,23 +32,32 @@ Tensor scatter_into_zeros(const Tensor& dy, const Shape& shape, Region region) {
 // ---- matrix products ----------------------------------------------------------------------
 
 Var matmul(const Var& a, const Var& b) {
+  cuda::NvtxRange range("matmul");
   const bool ga = a.requires_grad(), gb = b.requires_grad();
-  return make_result(ops::matmul(a.value(), b.value()), {a, b}, "matmul",
-                     [ga, gb, av = a.value(), bv = b.value()](const Tensor& dy) {
-                       // y = a . b  =>  da = dy . b^T, db = a^T . dy, summed over broadcast batch
-                       // dims. A 1-D operand was a row [1, K] (a) or a column [K, 1] (b) whose dim
-                       // y dropped.
-                       const Tensor A = av.dim() == 1 ? av.unsqueeze(0) : av;
-                       const Tensor B = bv.dim() == 1 ? bv.unsqueeze(1) : bv;
-                       Tensor g = bv.dim() == 1 ? dy.unsqueeze(dy.dim()) : dy;
-                       if (av.dim() == 1) g = g.unsqueeze(g.dim() - 1);
-                       Tensor da, db;
-                       if (ga)
-                         da = ops::sum_to(ops::matmul(g, mT(B)), A.shape()).reshape(av.shape());
-                       if (gb)
-                         db = ops::sum_to(ops::matmul(mT(A), g), B.shape()).reshape(bv.shape());
-                       return Grads{da, db};
-                     });
+  // da needs b and db needs a: each is saved only when the other's gradient is wanted.
+  return make_result(
+      ops::matmul(a.value(), b.value()), {a, b}, "matmul",
+      [ga, gb, sa = a.shape(), sb = b.shape(), a_saved = gb ? save(a) : SavedTensor(),
+       b_saved = ga ? save(b) : SavedTensor()](const Tensor& dy) {
+        // y = a . b  =>  da = dy . b^T, db = a^T . dy, summed over broadcast batch
+        // dims. A 1-D operand was a row (a) or a column (b) whose dim y dropped.
+        const bool a1 = sa.size() == 1, b1 = sb.size() == 1;
+        Tensor g = b1 ? dy.unsqueeze(dy.dim()) : dy;
+        if (a1) g = g.unsqueeze(g.dim() - 1);
+        Tensor da, db;
+        if (ga) {
+          const Tensor bv = b_saved.get();
+          const Tensor B = b1 ? bv.unsqueeze(1) : bv;
+          const Shape A = a1 ? Shape{1, sa[0]} : sa;
+          da = ops::sum_to(ops::matmul(g, mT(B)), A).reshape(sa);
+        }
+        if (gb) {
+          const Tensor av = a_saved.get();
+          const Tensor A = a1 ? av.unsqueeze(0) : av;
+          db = ops::sum_to(ops::matmul(mT(A), g), b_matrix_shape(sb)).reshape(sb);
+        }
+        return Grads{da, db};
+      });
 }
 
 Var bmm(const Var& a, const Var& b) {
@@ -54,18 +68,23 @@ Var bmm(const Var& a, const Var& b) {
 }
 
 Var linear(const Var& x, const Var& w, const Var& b) {
+  cuda::NvtxRange range("linear");
   const bool gx = x.requires_grad(), gw = w.requires_grad();
   const bool gb = b.defined() && b.requires_grad();
   const Tensor y = ops::linear(x.value(), w.value(), b.defined() ? b.value() : Tensor());
+  // dx needs w and dw needs x (the activation, usually the larger): each is saved only when the
+  // other's gradient is wanted; db needs neither.
   return make_result(y, {x, w, b}, "linear",
-                     [gx, gw, gb, xv = x.value(), wv = w.value()](const Tensor& dy) {
+                     [gx, gw, gb, sx = x.shape(), out_f = w.size(0), in = w.size(1),
+                      x_saved = gw ? save(x) : SavedTensor(),
+                      w_saved = gx ? save(w) : SavedTensor()](const Tensor& dy) {
                        // y = x . w^T + b  =>  dx = dy . w, dw = dy^T . x, db = sum of dy over all
                        // rows
-                       const int64_t out_f = wv.size(0), in = wv.size(1);
                        const Tensor dy2 = dy.reshape({-1, out_f});
                        Tensor dx, dw, db;
-                       if (gx) dx = ops::matmul(dy2, wv).reshape(xv.shape());
-                       if (gw) dw = ops::matmul(mT(dy2), xv.reshape({-1, in}));
+                       // dw first: a recomputed x (recompute.h) is then freed before dx exists.
+                       if (gw) dw = ops::matmul(mT(dy2), x_saved.get().reshape({-1, in}));
+                       if (gx) dx = ops::matmul(dy2, w_saved.get()).reshape(sx);
                        if (gb) db = ops::sum(dy2, {0});
                        return Grads{dx, dw, db};
                      });
@@ -74,15 +93,21 @@ Var linear(const Var& x, const Var& w, const Var& b) {
 // ---- views and shape ops ------------------------------------------------------------------
 
 Var reshape(const Var& x, const Shape& shape) {
-  return make_result(x.value().reshape(shape), {x}, "reshape", [s = x.shape()](const Tensor& dy) {
+  Var y = make_result(x.value().reshape(shape), {x}, "reshape", [s = x.shape()](const Tensor& dy) {
     return Grads{dy.reshape(s)};  // y = x.reshape(shape)  =>  dx = dy.reshape(x.shape)
   });
+  // The same elements: recomputable when x is, at no extra memory (recompute.h).
+  if (x.recipe() != nullptr)
+    set_recipe(y, x, [shape](const Tensor& v) { return v.reshape(shape); });
+  return y;
 }
 
 Var view(const Var& x, const Shape& shape) {
-  return make_result(x.value().view(shape), {x}, "view", [s = x.shape()](const Tensor& dy) {
+  Var y = make_result(x.value().view(shape), {x}, "view", [s = x.shape()](const Tensor& dy) {
     return Grads{dy.reshape(s)};  // y = x.view(shape)  =>  dx = dy.reshape(x.shape)
   });
+  if (x.recipe() != nullptr) set_recipe(y, x, [shape](const Tensor& v) { return v.view(shape); });
+  return y;
 }
 
 Var permute(const Var& x, const std::vector<int>& dims) {
@@ -184,10 +209,18 @@ std::vector<Var> chunk(const Var& x, int64_t chunks, int dim) {
 }
 
 Var cast(const Var& x, DType dtype) {
-  return make_result(ops::cast(x.value(), dtype), {x}, "cast",
-                     [from = x.dtype()](const Tensor& dy) {
-                       return Grads{dy.to(from)};  // y = x.to(dtype)  =>  dx = dy.to(x.dtype)
-                     });
+  cuda::NvtxRange range("cast");
+  Var y =
+      make_result(ops::cast(x.value(), dtype), {x}, "cast", [from = x.dtype()](const Tensor& dy) {
+        return Grads{dy.to(from)};  // y = x.to(dtype)  =>  dx = dy.to(x.dtype)
+      });
+  // Recomputable (recompute.h) when x is, and a widening cast always: the narrower x is the
+  // cheaper thing to keep, and casting it again gives the same bits.
+  const bool widening = is_floating(x.dtype()) && dtype_size(dtype) > dtype_size(x.dtype());
+  if (x.recipe() != nullptr || widening) {
+    set_recipe(y, x, [dtype](const Tensor& v) { return ops::cast(v, dtype); });
+  }
+  return y;
 }
 
 }  // namespace mt

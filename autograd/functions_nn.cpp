@@ -1,5 +1,6 @@
 #include "autograd/functions_nn.h"
 
+#include "cuda/nvtx.h"
 #include "ops/dropout.h"
 #include "ops/layernorm.h"
 #include "ops/loss.h"
@@ -9,6 +10,7 @@
 namespace mt {
 
 Var softmax(const Var& x, int dim) {
+  cuda::NvtxRange range("softmax");
   Tensor y = ops::softmax(x.value(), dim);
   return make_result(y, {x}, "softmax", [y, dim](const Tensor& dy) {
     // y = softmax(x)  =>  dx = y * (dy - sum(dy * y))
@@ -17,6 +19,7 @@ Var softmax(const Var& x, int dim) {
 }
 
 Var log_softmax(const Var& x, int dim) {
+  cuda::NvtxRange range("log_softmax");
   Tensor y = ops::log_softmax(x.value(), dim);
   return make_result(y, {x}, "log_softmax", [y, dim](const Tensor& dy) {
     // y = x - logsumexp(x)  =>  dx = dy - exp(y) * sum(dy)
@@ -25,23 +28,29 @@ Var log_softmax(const Var& x, int dim) {
 }
 
 Var gelu(const Var& x, ops::GeluApprox approx) {
-  Tensor xv = x.value();
-  return make_result(ops::gelu(xv, approx), {x}, "gelu", [xv, approx](const Tensor& dy) {
-    // y = gelu(x)  =>  dx = dy * gelu'(x)
-    return std::vector<Tensor>{ops::gelu_backward(dy, xv, approx)};
-  });
+  cuda::NvtxRange range("gelu");
+  return make_result(ops::gelu(x.value(), approx), {x}, "gelu",
+                     [x_saved = save(x), approx](const Tensor& dy) {
+                       // y = gelu(x)  =>  dx = dy * gelu'(x)
+                       return std::vector<Tensor>{ops::gelu_backward(dy, x_saved.get(), approx)};
+                     });
 }
 
 Var rmsnorm(const Var& x, const Var& w, float eps) {
-  Tensor xv = x.value(), wv = w.value(), rstd;
-  Tensor y = ops::rmsnorm_forward(xv, wv, eps, &rstd);
+  cuda::NvtxRange range("rmsnorm");
+  Tensor rstd;
+  Tensor y = ops::rmsnorm_forward(x.value(), w.value(), eps, &rstd);
   const bool need_dx = x.requires_grad(), need_dw = w.requires_grad();
-  return make_result(y, {x, w}, "rmsnorm", [xv, wv, rstd, need_dx, need_dw](const Tensor& dy) {
-    // y = x * rstd * w  =>  dx = rstd (dy w - x rstd^2 mean(dy w x)),  dw = sum_n dy x rstd
-    Tensor dx, dw;
-    ops::rmsnorm_backward(dy, xv, wv, rstd, need_dx ? &dx : nullptr, need_dw ? &dw : nullptr);
-    return std::vector<Tensor>{dx, dw};
-  });
+  return make_result(
+      y, {x, w}, "rmsnorm",
+      [x_saved = save(x), w_saved = save(w), rstd, need_dx, need_dw](const Tensor& dy) {
+        // y = x * rstd * w  =>  dx = rstd (dy w - x rstd^2 mean(dy w x)),
+        //                       dw = sum_n dy x rstd
+        Tensor dx, dw;
+        ops::rmsnorm_backward(dy, x_saved.get(), w_saved.get(), rstd, need_dx ? &dx : nullptr,
+                              need_dw ? &dw : nullptr);
+        return std::vector<Tensor>{dx, dw};
+      });
 }
 
 Var layernorm(const Var& x, const Var& w, const Var& b, float eps) {
@@ -60,6 +69,7 @@ Var layernorm(const Var& x, const Var& w, const Var& b, float eps) {
 }
 
 Var rotary(const Var& x, const ops::RotaryOptions& options) {
+  cuda::NvtxRange range("rotary");
   Tensor y = ops::rotary_forward(x.value(), options);
   return make_result(y, {x}, "rotary", [options](const Tensor& dy) {
     // y = Rot(theta) x  =>  dx = Rot(-theta) dy
@@ -68,6 +78,7 @@ Var rotary(const Var& x, const ops::RotaryOptions& options) {
 }
 
 Var dropout(const Var& x, float p, uint64_t seed, uint64_t stream) {
+  cuda::NvtxRange range("dropout");
   Tensor y = ops::dropout_forward(x.value(), p, seed, stream);
   return make_result(y, {x}, "dropout", [p, seed, stream](const Tensor& dy) {
     // y = x * keep(seed, stream) / (1 - p)  =>  dx = dy * keep(seed, stream) / (1 - p)
@@ -81,13 +92,15 @@ Var dropout(const Var& x, float p, bool training, Generator& gen) {
 }
 
 Var smooth_l1_loss(const Var& pred, const Var& target, float beta, const Tensor& weight) {
-  Tensor pv = pred.value(), tv = target.value();
-  Tensor loss = ops::smooth_l1_loss(pv, tv, beta, weight);
+  cuda::NvtxRange range("smooth_l1_loss");
+  Tensor loss = ops::smooth_l1_loss(pred.value(), target.value(), beta, weight);
   const bool need_dp = pred.requires_grad(), need_dt = target.requires_grad();
   return make_result(loss, {pred, target}, "smooth_l1_loss",
-                     [pv, tv, beta, weight, need_dp, need_dt](const Tensor& dloss) {
+                     [p_saved = save(pred), t_saved = save(target), beta, weight, need_dp,
+                      need_dt](const Tensor& dloss) {
                        // loss = mean_n sum_f w_f l(p - t)  =>  dp = dloss w_f l'(p - t) / N;
                        // l is even, so dt is the same formula with p and t swapped.
+                       const Tensor pv = p_saved.get(), tv = t_saved.get();
                        std::vector<Tensor> grads(2);
                        if (need_dp)
                          grads[0] = ops::smooth_l1_loss_backward(dloss, pv, tv, beta, weight);
@@ -98,16 +111,18 @@ Var smooth_l1_loss(const Var& pred, const Var& target, float beta, const Tensor&
 }
 
 Var mse_loss(const Var& pred, const Var& target) {
-  Tensor pv = pred.value(), tv = target.value();
+  cuda::NvtxRange range("mse_loss");
   const bool need_dp = pred.requires_grad(), need_dt = target.requires_grad();
-  return make_result(ops::mse_loss(pv, tv), {pred, target}, "mse_loss",
-                     [pv, tv, need_dp, need_dt](const Tensor& dloss) {
-                       // loss = mean((p - t)^2)  =>  dp = 2 dloss (p - t) / n,  dt = -dp
-                       std::vector<Tensor> grads(2);
-                       if (need_dp) grads[0] = ops::mse_loss_backward(dloss, pv, tv);
-                       if (need_dt) grads[1] = ops::mse_loss_backward(dloss, tv, pv);
-                       return grads;
-                     });
+  return make_result(
+      ops::mse_loss(pred.value(), target.value()), {pred, target}, "mse_loss",
+      [p_saved = save(pred), t_saved = save(target), need_dp, need_dt](const Tensor& dloss) {
+        // loss = mean((p - t)^2)  =>  dp = 2 dloss (p - t) / n,  dt = -dp
+        const Tensor pv = p_saved.get(), tv = t_saved.get();
+        std::vector<Tensor> grads(2);
+        if (need_dp) grads[0] = ops::mse_loss_backward(dloss, pv, tv);
+        if (need_dt) grads[1] = ops::mse_loss_backward(dloss, tv, pv);
+        return grads;
+      });
 }
 
 }  // namespace mt

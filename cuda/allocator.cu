@@ -36,9 +36,11 @@ void* CachingAllocator::allocate(size_t nbytes) {
     ptr = device_malloc(size);
   }
   if (g_poison) CUDA_CHECK(cudaMemsetAsync(ptr, 0xFF, block_size, stream()));
-  live_.emplace(ptr, block_size);
+  live_.emplace(ptr, LiveBlock{block_size, nbytes});
   stats_.allocated += block_size;
   stats_.peak_allocated = std::max(stats_.peak_allocated, stats_.allocated);
+  stats_.requested += nbytes;
+  stats_.peak_requested = std::max(stats_.peak_requested, stats_.requested);
   return ptr;
 }
 
@@ -70,8 +72,9 @@ void CachingAllocator::release(void* ptr) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = live_.find(ptr);
   CHECK(it != live_.end(), "cuda::release: {} was not allocated by the caching allocator", ptr);
-  stats_.allocated -= it->second;
-  free_blocks_.emplace(it->second, ptr);
+  stats_.allocated -= it->second.size;
+  stats_.requested -= it->second.requested;
+  free_blocks_.emplace(it->second.size, ptr);
   live_.erase(it);
 }
 
@@ -99,6 +102,7 @@ MemoryStats CachingAllocator::stats() const {
 void CachingAllocator::reset_peak() {
   std::lock_guard<std::mutex> lock(mutex_);
   stats_.peak_allocated = stats_.allocated;
+  stats_.peak_requested = stats_.requested;
 }
 
 void set_poison_allocations(bool on) { g_poison = on; }

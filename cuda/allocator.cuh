@@ -48,7 +48,11 @@ class CachingAllocator {
 
   mutable std::mutex mutex_;
   std::multimap<size_t, void*> free_blocks_;  // rounded size -> cached block
-  std::unordered_map<void*, size_t> live_;    // block in use -> its rounded size
+  struct LiveBlock {
+    size_t size;       // the block's (rounded, or a larger cached block's)
+    size_t requested;  // what the tensor asked for
+  };
+  std::unordered_map<void*, LiveBlock> live_;  // block in use -> its sizes
   MemoryStats stats_;
 };
 

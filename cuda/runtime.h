@@ -38,9 +38,13 @@ void synchronize();
 void* stream_handle();
 
 struct MemoryStats {
-  size_t allocated = 0;       // bytes in live tensors
+  size_t allocated = 0;       // bytes in live tensors (the blocks they hold)
   size_t reserved = 0;        // bytes held from cudaMalloc, live or cached
   size_t peak_allocated = 0;  // high-water mark of `allocated` since the last reset
+  // The same two for the bytes the tensors asked for, before rounding to a bin or reusing a
+  // larger cached block: what a memory bound derived from tensor sizes is compared with.
+  size_t requested = 0;
+  size_t peak_requested = 0;
   size_t num_device_mallocs = 0;  // cudaMalloc calls so far: steady state adds none
 };
 MemoryStats memory_stats();

@@ -4,6 +4,7 @@
 
 #include "autograd/functions_basic.h"
 #include "autograd/functions_nn.h"
+#include "autograd/recompute.h"
 #include "base/error.h"
 
 namespace mt {
@@ -88,6 +89,16 @@ MLP::MLP(int64_t channels, int64_t hidden, Generator& gen, LinearInit init, DTyp
   fc2 = register_module("fc2", std::make_shared<Linear>(hidden, channels, true, gen, init, dtype));
 }
 
-Var MLP::forward(const Var& x) { return fc2->forward(gelu_tanh(fc1->forward(x))); }
+Var MLP::forward(const Var& x) {
+  // fc2's backward needs its input, gelu(h) [.., F]: it keeps the recipe (gelu, h) instead, and
+  // h is what gelu's own backward keeps anyway, so the MLP keeps one [.., F] tensor, not two
+  // (autograd/recompute.h).
+  Var g;
+  {
+    const Var h = fc1->forward(x);  // dropped here, before fc2 runs, unless a backward keeps it
+    g = recomputable([](const Var& v) { return gelu_tanh(v); }, h);
+  }
+  return fc2->forward(g);
+}
 
 }  // namespace mt

@@ -1,6 +1,7 @@
 #include "models/transformer.h"
 
 #include "autograd/functions_basic.h"
+#include "autograd/recompute.h"
 #include "base/error.h"
 
 namespace mt {
@@ -25,8 +26,14 @@ TransformerBlock::TransformerBlock(const ModelConfig& cfg, Generator& gen, DType
 }
 
 Var TransformerBlock::forward(const Var& x) {
-  Var h = add(x, attn->forward(norm1->forward(x)));
-  return add(h, mlp->forward(norm2->forward(h)));
+  // Each norm's output feeds a Linear, whose backward needs it for dW: the Linear keeps the
+  // recipe (norm, x) instead, and x is what the norm's own backward keeps anyway: one [B, T, C]
+  // tensor less per norm (autograd/recompute.h).
+  auto norm = [](const std::shared_ptr<Module>& n) {
+    return [n](const Var& v) { return n->forward(v); };
+  };
+  const Var h = add(x, attn->forward(recomputable(norm(norm1), x)));
+  return add(h, mlp->forward(recomputable(norm(norm2), h)));
 }
 
 BTCTransformer::BTCTransformer(const ModelConfig& cfg, Generator& gen, DType dtype)

@@ -3,6 +3,7 @@
 #include "tensor/tensor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <numeric>
 
@@ -49,7 +50,28 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
 namespace {
 // 64-byte alignment: a cache line, and what AVX-512 loads like; aligned_alloc wants a multiple.
 constexpr size_t kHostAlignment = 64;
+
+// Atomics: data-parallel tests run their ranks as threads of one process.
+std::atomic<size_t> g_host_allocated{0}, g_host_peak{0}, g_host_allocs{0};
+
+void count_host_alloc(size_t nbytes) {
+  const size_t now = g_host_allocated.fetch_add(nbytes) + nbytes;
+  g_host_allocs.fetch_add(1);
+  size_t peak = g_host_peak.load();
+  while (now > peak && !g_host_peak.compare_exchange_weak(peak, now)) {
+  }
+}
 }  // namespace
+
+HostMemoryStats host_memory_stats() {
+  HostMemoryStats s;
+  s.allocated = g_host_allocated.load();
+  s.peak_allocated = g_host_peak.load();
+  s.num_allocs = g_host_allocs.load();
+  return s;
+}
+
+void reset_host_peak_memory() { g_host_peak.store(g_host_allocated.load()); }
 
 Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
   const size_t request = std::max<size_t>(nbytes, 1);
@@ -59,6 +81,7 @@ Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device
     const size_t rounded = (request + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
     data_ = std::aligned_alloc(kHostAlignment, rounded);
     CHECK(data_ != nullptr, "out of host memory allocating {} bytes", nbytes);
+    count_host_alloc(nbytes_);
   }
 }
 
@@ -67,6 +90,7 @@ Storage::~Storage() {
     cuda::release(data_);
   } else {
     std::free(data_);
+    g_host_allocated.fetch_sub(nbytes_);
   }
 }
 
@@ -75,8 +99,7 @@ Storage::~Storage() {
 namespace {
 int wrap_dim(int dim, int ndim, const char* op) {
   const int bound = std::max(ndim, 1);
-  CHECK(dim >= -bound && dim < bound, "{}: dim {} out of range for a {}-dim tensor", op, dim,
-        ndim);
+  CHECK(dim >= -bound && dim < bound, "{}: dim {} out of range for a {}-dim tensor", op, dim, ndim);
   return dim < 0 ? dim + bound : dim;
 }
 }  // namespace
@@ -170,7 +193,8 @@ Tensor Tensor::view(const Shape& shape) const {
 
 Tensor Tensor::reshape(const Shape& shape) const {
   Shape target = infer_shape(shape, numel(), "reshape");
-  if (is_contiguous()) return make_view(storage_, target, contiguous_strides(target), offset_, dtype_);
+  if (is_contiguous())
+    return make_view(storage_, target, contiguous_strides(target), offset_, dtype_);
   return contiguous().view(target);
 }
 
@@ -222,8 +246,8 @@ Tensor Tensor::slice(int d, int64_t start, int64_t end, int64_t step) const {
 Tensor Tensor::select(int d, int64_t index) const {
   d = wrap_dim(d, dim(), "select");
   if (index < 0) index += shape_[d];
-  CHECK(index >= 0 && index < shape_[d], "select: index {} out of range for dim {} of {}", index,
-        d, describe());
+  CHECK(index >= 0 && index < shape_[d], "select: index {} out of range for dim {} of {}", index, d,
+        describe());
   Shape shape = shape_, strides = strides_;
   shape.erase(shape.begin() + d);
   strides.erase(strides.begin() + d);

@@ -45,6 +45,16 @@ class Storage {
   Device device_;
 };
 
+// Host tensor storage in bytes (requested sizes, as cuda::MemoryStats counts device bytes):
+// live now, and the high-water mark since the last reset. Tests state memory bounds with it.
+struct HostMemoryStats {
+  size_t allocated = 0;       // bytes in live CPU storages
+  size_t peak_allocated = 0;  // high-water mark of `allocated` since the last reset
+  size_t num_allocs = 0;      // CPU storages made so far
+};
+HostMemoryStats host_memory_stats();
+void reset_host_peak_memory();  // peak_allocated = allocated
+
 class Generator;
 
 class Tensor {
@@ -81,7 +91,7 @@ class Tensor {
   const Shape& strides() const { return strides_; }
   int64_t offset() const { return offset_; }
   int dim() const { return static_cast<int>(shape_.size()); }
-  int64_t size(int dim) const;    // negative dims count from the end
+  int64_t size(int dim) const;  // negative dims count from the end
   int64_t stride(int dim) const;
   int64_t numel() const;
   DType dtype() const { return dtype_; }
@@ -95,7 +105,8 @@ class Tensor {
 
   // Pointer to element (0, ..., 0). Typed access checks that T matches the dtype.
   void* raw_data() const;
-  template <typename T> T* data() const;
+  template <typename T>
+  T* data() const;
 
   // ---- views (share storage) -------------------------------------------------------------
   // view: new shape over the same elements; requires a layout that allows it (contiguous).
@@ -118,8 +129,8 @@ class Tensor {
   Tensor flatten() const { return reshape({numel()}); }
 
   // ---- copies ----------------------------------------------------------------------------
-  Tensor contiguous() const;  // itself when already contiguous
-  Tensor clone() const;       // always a new contiguous storage
+  Tensor contiguous() const;       // itself when already contiguous
+  Tensor clone() const;            // always a new contiguous storage
   Tensor to(Device device) const;  // itself when already there
   Tensor to(DType dtype) const;    // itself when already that dtype; rounds to nearest even
   Tensor cpu() const { return to(Device::cpu()); }
@@ -134,7 +145,8 @@ class Tensor {
   // The value of a one-element tensor (synchronizes with the GPU).
   double item() const;
   // All elements in row-major order, converted to T (copies from the GPU when needed).
-  template <typename T> std::vector<T> to_vector() const;
+  template <typename T>
+  std::vector<T> to_vector() const;
   // Values printed like PyTorch, long tensors abbreviated with "...".
   std::string to_string() const;
 

@@ -97,6 +97,9 @@ void add_trainer(ConfigSchema& s) {
   s.add("trainer.dp_bucket_kb", 256, "data-parallel: gradient all-reduce bucket size (KiB)");
   s.add("trainer.dp_check_every", 100,
         "data-parallel: steps between identical-weights checks (0: only at the end)");
+  s.add("trainer.profile_steps", 0,
+        "time this many steps per NVTX range after a warm-up step, print the table "
+        "(docs/profiling.md; 0: off)");
 }
 
 }  // namespace
@@ -151,6 +154,7 @@ TrainerOptions TrainerOptions::from_config(const json& c) {
   o.devices = t.at("devices").get<int>();
   o.dp_bucket_kb = t.at("dp_bucket_kb").get<int64_t>();
   o.dp_check_every = t.at("dp_check_every").get<int64_t>();
+  o.profile_steps = t.at("profile_steps").get<int64_t>();
   CHECK(o.epochs >= 1, "trainer.epochs must be >= 1, got {}", o.epochs);
   CHECK(o.max_steps >= 0, "trainer.max_steps must be >= 0, got {}", o.max_steps);
   CHECK(o.batch_size >= 1, "trainer.batch_size must be >= 1, got {}", o.batch_size);
@@ -165,6 +169,8 @@ TrainerOptions TrainerOptions::from_config(const json& c) {
   CHECK(o.devices >= 1, "trainer.devices must be >= 1, got {}", o.devices);
   CHECK(o.dp_bucket_kb >= 1, "trainer.dp_bucket_kb must be >= 1, got {}", o.dp_bucket_kb);
   CHECK(o.dp_check_every >= 0, "trainer.dp_check_every must be >= 0, got {}", o.dp_check_every);
+  CHECK(o.profile_steps >= 0, "trainer.profile_steps must be >= 0 (0: off), got {}",
+        o.profile_steps);
   CHECK(o.loss_beta >= 0, "trainer.loss_beta must be >= 0, got {}", o.loss_beta);
   const int64_t features = at_path(c, "model.n_features").get<int64_t>();
   CHECK(static_cast<int64_t>(o.loss_weights.size()) == features,

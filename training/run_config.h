@@ -49,6 +49,7 @@ struct TrainerOptions {
   int devices = 1;
   int64_t dp_bucket_kb = 256;
   int64_t dp_check_every = 100;
+  int64_t profile_steps = 0;  // steps timed per range after a warm-up step (0: off)
 
   static TrainerOptions from_config(const json& config);
 };

@@ -38,6 +38,7 @@
 #include "optim/scheduler.h"
 #include "training/checkpoint.h"
 #include "training/data_source.h"
+#include "training/profile_table.h"
 #include "training/progress.h"
 #include "training/run_config.h"
 #include "training/run_log.h"
@@ -165,6 +166,7 @@ class Trainer {
   Tensor zero_, one_;           // device scalars for accumulate_pending
   int64_t skipped_logged_ = 0;  // the optimizer's skip total at the last log line
   int64_t tokens_since_log_ = 0;
+  StepProfiler profiler_;  // trainer.profile_steps: the per-range time table
   std::chrono::steady_clock::time_point session_start_, last_log_;
 };
 

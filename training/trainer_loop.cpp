@@ -200,6 +200,7 @@ std::string Trainer::train_epoch(TrainResult& result) {
   while (state_.batch_in_epoch + acc <= usable) {
     // A resumed run may already be at its (new) step limit.
     if (opts_.max_steps > 0 && state_.step >= opts_.max_steps) return "max_steps";
+    profiler_.begin_step();
     Tensor group_loss;
     for (int i = 0; i < acc; ++i) {
       {
@@ -215,6 +216,7 @@ std::string Trainer::train_epoch(TrainResult& result) {
       tokens_since_log_ += batch.size(0) * batch.size(1);
     }
     const Tensor guard = optimizer_step();
+    profiler_.end_step();
     ++state_.step;
     if (dp_ && dp_->should_check(state_.step)) dp_->check_identical_weights(state_.step);
     accumulate_pending(group_loss, guard);
@@ -321,6 +323,7 @@ TrainResult Trainer::fit() {
   result.run_dir = run_dir_;
   session_start_ = Clock::now();
   if (is_rank0()) print_header();
+  profiler_.configure(is_rank0() ? opts_.profile_steps : 0, device_.is_cuda(), run_dir_);
   std::string stop;
   while (stop.empty() && !state_.finished && state_.epoch < opts_.epochs) {
     const Clock::time_point epoch_start = Clock::now();
