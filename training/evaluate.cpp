@@ -40,10 +40,12 @@ namespace {
 std::string pick_checkpoint(const std::string& run_dir, const std::string& which) {
   const std::string best = (fs::path(run_dir) / "checkpoints" / "best").string();
   const std::string last = (fs::path(run_dir) / "checkpoints" / "last").string();
-  CHECK(which == "best" || which == "last", "evaluate: checkpoint must be best or last, got '{}'",
-        which);
+  CHECK(which == "best" || which == "last", "checkpoint must be best or last, got '{}'", which);
   if (which == "best" && checkpoint_exists(best)) return best;
-  CHECK(checkpoint_exists(last), "evaluate: no checkpoint in '{}/checkpoints'", run_dir);
+  CHECK(checkpoint_exists(last),
+        "'{}' holds no checkpoint: its run stopped before the first one. Resume it (`make train "
+        "RESUME={}` starts it over) or evaluate another run",
+        run_dir, run_dir);
   return last;
 }
 
@@ -62,6 +64,18 @@ void append_predictions(std::string& csv, int64_t window_index, const std::vecto
     for (int64_t f = 0; f < F; ++f) csv += fmt::format(",{:.10g}", pred[t * F + f]);
     csv += "\n";
   }
+}
+
+// The test split scored must be the one of the data the run was trained on: data.dir may hold
+// another dataset by now (metrics.md would then silently describe other data).
+void check_same_data(const std::string& run_dir, const RunData& data) {
+  const std::string path = (fs::path(run_dir) / "dataset.json").string();
+  if (!path_exists(path)) return;  // a run from before dataset.json
+  const std::string diff = dataset_difference(read_json_file(path), data.identity);
+  CHECK(diff.empty(),
+        "data.dir holds other data than run '{}' was trained on:\n{}\nPrepare the run's data "
+        "again (its dataset.json names the files), or score other data with --data CSV",
+        run_dir, diff);
 }
 
 }  // namespace
@@ -94,8 +108,8 @@ json evaluate_run(const EvalOptions& o, RunData* data) {
     stats = read_normalization(o.run_dir);
     Series series = load_csv_series(o.csv, stats);
     std::vector<int64_t> starts = window_starts(series.segments, opts.window, opts.stride);
-    CHECK(!starts.empty(), "evaluate: {} holds no gap-free run of {} minutes",
-          fmt::join(o.csv, ", "), opts.window);
+    CHECK(!starts.empty(), "{} holds no gap-free run of {} minutes", fmt::join(o.csv, ", "),
+          opts.window);
     owned = std::make_unique<RunData>();
     owned->test = std::make_unique<ArrayLoader>(series, starts, opts.window, opts.batch_size, false,
                                                 0, false, device);
@@ -107,10 +121,11 @@ json evaluate_run(const EvalOptions& o, RunData* data) {
     stats = data->stats;
   } else {
     owned = std::make_unique<RunData>(open_prepared_data(opts, device));
+    check_same_data(o.run_dir, *owned);
     loader = owned->test.get();
     stats = owned->stats;
   }
-  CHECK(loader->windows() > 0, "evaluate: the {} has no window of {} minutes", source, opts.window);
+  CHECK(loader->windows() > 0, "the {} has no window of {} minutes", source, opts.window);
   make_dirs(out_dir);
 
   const InverseTransform to_prices = [stats](std::vector<double>& rows, int64_t n) {

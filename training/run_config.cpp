@@ -2,6 +2,7 @@
 
 #include "base/error.h"
 #include "models/config.h"
+#include "tensor/dtype.h"
 
 namespace mt::training {
 
@@ -145,6 +146,7 @@ TrainerOptions TrainerOptions::from_config(const json& c) {
         "and {}",
         o.window, o.stride);
   CHECK(o.devices >= 1, "trainer.devices must be >= 1, got {}", o.devices);
+  (void)Device::parse(o.device);  // its spelling; whether that device is there is checked later
   CHECK(o.dp_bucket_kb >= 1, "trainer.dp_bucket_kb must be >= 1, got {}", o.dp_bucket_kb);
   CHECK(o.dp_check_every >= 0, "trainer.dp_check_every must be >= 0, got {}", o.dp_check_every);
   CHECK(o.loss_beta >= 0, "trainer.loss_beta must be >= 0, got {}", o.loss_beta);
