@@ -164,16 +164,20 @@ std::string describe_dataset(const json& id) {
 }
 
 std::string dataset_difference(const json& recorded, const json& now) {
-  if (without_paths(recorded) == without_paths(now)) return "";
-  std::string why;
-  if (recorded.value("series_crc32", json()) != now.value("series_crc32", json())) {
-    why = "the normalized series differs";
+  const json a = without_paths(recorded), b = without_paths(now);
+  if (a == b) return "";
+  std::vector<std::string> why;
+  if (a.value("sources", json()) != b.value("sources", json())) {
+    why.push_back("the source files (name, size, CRC-32 of the text or rows)");
   }
-  if (recorded.value("split", json()) != now.value("split", json())) {
-    why += why.empty() ? "the split differs" : "; the split differs";
+  if (a.value("series_crc32", json()) != b.value("series_crc32", json())) {
+    why.push_back("the normalized series");
   }
-  return fmt::format("  the run's data: {}\n  data now:       {}{}", describe_dataset(recorded),
-                     describe_dataset(now), why.empty() ? "" : "\n  (" + why + ")");
+  if (a.value("split", json()) != b.value("split", json())) why.push_back("the split");
+  return fmt::format(
+      "  the run's data: {}\n  data now:       {}\n  what differs:   {}",
+      describe_dataset(recorded), describe_dataset(now),
+      why.empty() ? std::string("details") : fmt::format("{}", fmt::join(why, "; ")));
 }
 
 }  // namespace mt::training
