@@ -226,7 +226,8 @@ int run(int argc, char** argv) {
   const json request = request_of(a);
   if (a.reuse && already_prepared(a.out, request)) {
     print_line(fmt::format(
-        "{} already holds {}, prepared with the same options: kept (`make data` prepares it "
+        "{} already holds {}, prepared with the same options: kept (without --reuse, e.g. `make "
+        "data CSV=...`, it is prepared "
         "again)",
         a.out, a.synthetic ? "the synthetic market" : fmt::format("{}", fmt::join(a.csv, ", "))));
     return 0;

@@ -19,6 +19,12 @@ TRAIN_ARGS ?=
 
 .PHONY: evaluate
 
+# One line, so that make echoes the command as a user would type it.
+TRAIN_CMD = $(BUILD)/bin/train $(if $(RESUME),$(RESUME_ARGS),$(NEW_RUN_ARGS)) \
+            $(foreach s,$(SET),--set $(s)) $(TRAIN_ARGS)
+RESUME_ARGS = --resume $(RESUME) $(if $(strip $(CSV)),--set data.dir=$(TRAIN_DATA))
+NEW_RUN_ARGS = $(if $(CONFIG),--config $(CONFIG)) --set data.dir=$(TRAIN_DATA)
+
 train: all
 	@if [ -n "$(strip $(CSV))" ]; then \
 	  $(BUILD)/bin/prepare --csv $(CSV) --out $(TRAIN_DATA) --reuse $(PREPARE_ARGS); \
@@ -26,13 +32,10 @@ train: all
 	  echo "[train] nothing prepared in $(TRAIN_DATA): running make data first"; \
 	  $(MAKE) --no-print-directory data BUILD=$(BUILD) DATA=$(TRAIN_DATA); \
 	fi
-	$(BUILD)/bin/train $(if $(RESUME),--resume $(RESUME) $(if $(strip $(CSV)),--set data.dir=$(TRAIN_DATA)),\
-	  $(if $(CONFIG),--config $(CONFIG)) --set data.dir=$(TRAIN_DATA)) \
-	  $(foreach s,$(SET),--set $(s)) $(TRAIN_ARGS)
+	$(TRAIN_CMD)
 
 evaluate: all
-	$(BUILD)/bin/evaluate $(if $(RUN),--run $(RUN),--latest-run $(RUNS)) \
-	  $(foreach f,$(EVAL_DATA),--data $(f))
+	$(BUILD)/bin/evaluate $(if $(RUN),--run $(RUN),--latest-run $(RUNS)) $(foreach f,$(EVAL_DATA),--data $(f))
 
 plots: all
 	$(BUILD)/bin/evaluate $(if $(RUN),--run $(RUN),--latest-run $(RUNS)) --plots-only
