@@ -153,7 +153,9 @@ Trainer::DataCheck Trainer::check_dataset(bool switch_data) const {
 }
 
 void Trainer::extend_if_asked(int saved_epochs) {
-  if (!state_.finished || opts_.epochs <= saved_epochs || state_.epoch >= opts_.epochs) return;
+  // The run's own trainer.epochs again (a plain resume of a run that early stopping ended) is
+  // no request for more.
+  if (!state_.finished || opts_.epochs == saved_epochs || state_.epoch >= opts_.epochs) return;
   state_.finished = false;
   if (is_rank0()) {
     std::printf("[train] extending the finished run from %d to %d epochs (trainer.epochs)\n",

@@ -137,7 +137,8 @@ class Trainer {
   // switch_data.
   enum class DataCheck { Same, Unrecorded, Switched };
   DataCheck check_dataset(bool switch_data) const;
-  // Resume of a finished run whose trainer.epochs grew (saved_epochs: the run's own): reopens it.
+  // Resume of a finished run with another trainer.epochs than its own (saved_epochs), above the
+  // epochs done: reopens it.
   void extend_if_asked(int saved_epochs);
   void setup_data_parallel(const DistEnv& env);
   bool is_rank0() const { return rank_ == 0; }
@@ -160,6 +161,7 @@ class Trainer {
   bool log_train(TrainResult& result, Progress& progress, int64_t step_in_epoch);
   void flush_pending();
   void finish();
+  void say_nothing_to_do() const;
   // The end of a run stopped by trainer.max_steps: validation, checkpoints, evaluation, plots.
   void stop_at_max_steps();
   void print_header() const;

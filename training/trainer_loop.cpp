@@ -336,6 +336,16 @@ void Trainer::print_header() const {
   }
 }
 
+void Trainer::say_nothing_to_do() const {
+  const char* where = state_.finished ? "already finished" : "already at its trainer.max_steps";
+  const char* how = state_.finished ? "to train longer, resume it with SET=trainer.epochs=N (N > "
+                                      "the epochs done)"
+                                    : "to train further, resume it with SET=trainer.max_steps=N "
+                                      "(0: no limit)";
+  std::printf("[train] %s is %s (%d epochs done, %lld steps): nothing to do; %s\n",
+              run_dir_.c_str(), where, state_.epoch, static_cast<long long>(state_.step), how);
+}
+
 void Trainer::stop_at_max_steps() {
   if (state_.batch_in_epoch > 0) validate_at_stop();  // at an epoch's end, end_epoch did it
   save("last");
@@ -355,16 +365,7 @@ TrainResult Trainer::fit() {
   result.steps = state_.step;
   result.best_val_loss = state_.best_val_loss;
   if (!has_work()) {  // a resumed run that is already done: nothing is run, nothing written
-    if (is_rank0()) {
-      std::printf(
-          state_.finished
-              ? "[train] %s already finished (%d epochs done, %lld steps): nothing to do. To train "
-                "longer, resume it with a higher trainer.epochs (SET=trainer.epochs=N)\n"
-              : "[train] %s is already at its step limit (%d epochs done, %lld steps): nothing to "
-                "do. "
-                "To train further, resume it with SET=trainer.max_steps=N (0: no limit)\n",
-          run_dir_.c_str(), state_.epoch, static_cast<long long>(state_.step));
-    }
+    if (is_rank0()) say_nothing_to_do();
     result.stop_reason = "nothing_to_do";
     return result;
   }
