@@ -384,7 +384,10 @@ TrainResult Trainer::fit() {
   if (stop.empty()) stop = "finished";
   result.stop_reason = stop;
   result.steps = state_.step;
+  // The session's time so far goes into the checkpoint; what follows (a stop's validation, the
+  // evaluation) counts from here.
   state_.elapsed_s += seconds_since(session_start_);
+  session_start_ = Clock::now();
   if (stop == "nonfinite") {
     // The weights may hold the bad values: keep the checkpoints already on disk as they are.
     if (is_rank0()) {
