@@ -132,11 +132,13 @@ test: all $(TEST_BIN)
 -include mk/*.mk
 
 # The flags this folder is built with, rewritten only when they change: every object depends on
-# it. (After mk/*.mk, which add NCCL's flags.)
+# it. (After mk/*.mk, which add NCCL's flags; never under make -n, which must change nothing.)
 BUILD_CONFIG := CUDA=$(CUDA) CPPFLAGS=$(CPPFLAGS) CXXFLAGS=$(CXXFLAGS) NVCCFLAGS=$(NVCCFLAGS) \
                 NVCC_ARCH=$(NVCC_ARCH) LDLIBS=$(LDLIBS)
-$(shell mkdir -p $(BUILD) && { echo '$(BUILD_CONFIG)' | cmp -s - $(CONFIG_STAMP) || \
-                               echo '$(BUILD_CONFIG)' > $(CONFIG_STAMP); })
+ifeq ($(findstring n,$(firstword -$(MAKEFLAGS))),)
+  $(shell mkdir -p $(BUILD) && { echo '$(BUILD_CONFIG)' | cmp -s - $(CONFIG_STAMP) || \
+                                 echo '$(BUILD_CONFIG)' > $(CONFIG_STAMP); })
+endif
 
 clean:
 	rm -rf $(BUILD)
