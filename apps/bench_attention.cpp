@@ -20,6 +20,7 @@
 #include "cuda/runtime.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
+#include "training/cli.h"
 #ifdef MT_WITH_CUDA
 #include <cuda_runtime.h>
 
@@ -100,8 +101,7 @@ std::string bench_one(const Shape4& s, int iters) {
   // (D = 64/128 on an H100), whose mma.sync alternative is then timed too, for the A/B.
   const bool sm90 = cuda::fa::kUseSm90Backward && cuda::fa::sm90_handles(p);
   const double t_kv_mma = time_ms([&] { cuda::fa::launch_backward_kv(p); }, iters);
-  const double t_kv =
-      sm90 ? time_ms([&] { cuda::fa::launch_backward_sm90(p); }, iters) : t_kv_mma;
+  const double t_kv = sm90 ? time_ms([&] { cuda::fa::launch_backward_sm90(p); }, iters) : t_kv_mma;
   const double t_convert = time_ms([&] { cuda::fa::launch_backward_dq_convert(p); }, iters);
   const double flops = 4.0 * s.B * s.H * double(s.T) * s.T * s.D / 2.0;
   // Exponentials the causal forward must compute: one per visible score, B H T (T + 1) / 2.
@@ -127,27 +127,27 @@ std::string bench_one(const Shape4& s, int iters) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   std::string json_path;
-  int iters = 50;
+  [[maybe_unused]] int iters = 50;  // used by the CUDA build only
   std::vector<Shape4> only;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json" && i + 1 < argc) {
       json_path = argv[++i];
     } else if (a == "--iters" && i + 1 < argc) {
-      iters = std::stoi(argv[++i]);
+      iters = static_cast<int>(mt::training::parse_int_flag("--iters", argv[++i]));
     } else if (a == "--shape" && i + 1 < argc) {
       Shape4 s{};
       if (std::sscanf(argv[++i], "%d,%d,%d,%d,%f", &s.B, &s.H, &s.T, &s.D, &s.dropout) != 5) {
         std::fprintf(stderr, "bench_attention: --shape wants B,H,T,D,p, got %s\n", argv[i]);
-        return 2;
+        return mt::training::kExitUsage;
       }
       only.push_back(s);
     } else {
       std::fprintf(stderr,
                    "usage: bench_attention [--json FILE] [--iters N] [--shape B,H,T,D,p]\n");
-      return 2;
+      return mt::training::kExitUsage;
     }
   }
   if (!mt::cuda::available()) {
@@ -175,4 +175,8 @@ int main(int argc, char** argv) {
   }
 #endif
   return 0;
+}
+
+int main(int argc, char** argv) {
+  return mt::training::run_app("bench_attention", run, argc, argv);
 }

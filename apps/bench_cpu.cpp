@@ -22,6 +22,7 @@
 
 #include "ops/matmul.h"
 #include "tensor/random.h"
+#include "training/cli.h"
 
 namespace {
 
@@ -73,14 +74,15 @@ struct Product {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   int reps = 3;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
-      reps = std::max(1, std::atoi(argv[++i]));
+      reps =
+          static_cast<int>(std::max<int64_t>(1, mt::training::parse_int_flag("--reps", argv[++i])));
     } else {
       std::fprintf(stderr, "usage: bench_cpu [--reps N]\n");
-      return 2;
+      return mt::training::kExitUsage;
     }
   }
   constexpr int64_t kRows = 65536, kIn = 64, kOut = 256;
@@ -136,3 +138,5 @@ int main(int argc, char** argv) {
               gflop / tn.wall, gflop / tn.cpu);
   return 0;
 }
+
+int main(int argc, char** argv) { return mt::training::run_app("bench_cpu", run, argc, argv); }

@@ -24,6 +24,7 @@
 #include "ops/rmsnorm.h"
 #include "ops/softmax.h"
 #include "tensor/random.h"
+#include "training/cli.h"
 
 using namespace mt;
 
@@ -55,10 +56,15 @@ void report_flops(const char* what, double flops, double seconds) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   int reps = 20;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = std::atoi(argv[++i]);
+    if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
+      reps = static_cast<int>(std::max<int64_t>(1, training::parse_int_flag("--reps", argv[++i])));
+    } else {
+      std::fprintf(stderr, "usage: bench_cuda [--reps N]\n");
+      return training::kExitUsage;
+    }
   }
   if (!cuda::available()) {
     std::printf("bench_cuda: no GPU here (cuda::available() is false)\n");
@@ -140,3 +146,5 @@ int main(int argc, char** argv) {
               cuda::memory_stats().num_device_mallocs - s0.num_device_mallocs);
   return 0;
 }
+
+int main(int argc, char** argv) { return training::run_app("bench_cuda", run, argc, argv); }

@@ -20,6 +20,7 @@
 #include "models/transformer.h"
 #include "optim/clip.h"
 #include "optim/factory.h"
+#include "training/cli.h"
 
 using namespace mt;
 
@@ -36,7 +37,9 @@ double median_ms(Fn&& fn, int iters, int warmup) {
     auto start = std::chrono::steady_clock::now();
     fn();
     cuda::synchronize();
-    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    times.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+            .count());
   }
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
@@ -68,9 +71,10 @@ void bench_batch(int64_t B, int64_t T, Device dev) {
   cuda::reset_peak_memory();
   const double ms = median_ms(step, 30, 10);
   const double peak_mib = static_cast<double>(cuda::memory_stats().peak_allocated) / (1 << 20);
-  std::printf("{\"impl\": \"minitensor\", \"mode\": \"train\", \"B\": %lld, \"T\": %lld, "
-              "\"ms_step\": %.3f, \"tok_per_s\": %.0f, \"peak_MiB\": %.0f}\n",
-              static_cast<long long>(B), static_cast<long long>(T), ms, B * T / ms * 1e3, peak_mib);
+  std::printf(
+      "{\"impl\": \"minitensor\", \"mode\": \"train\", \"B\": %lld, \"T\": %lld, "
+      "\"ms_step\": %.3f, \"tok_per_s\": %.0f, \"peak_MiB\": %.0f}\n",
+      static_cast<long long>(B), static_cast<long long>(T), ms, B * T / ms * 1e3, peak_mib);
 
   model.eval();
   auto infer = [&] {
@@ -79,27 +83,25 @@ void bench_batch(int64_t B, int64_t T, Device dev) {
     (void)y;
   };
   const double fwd_ms = median_ms(infer, 30, 10);
-  std::printf("{\"impl\": \"minitensor\", \"mode\": \"inference\", \"B\": %lld, \"T\": %lld, "
-              "\"ms_fwd\": %.3f}\n",
-              static_cast<long long>(B), static_cast<long long>(T), fwd_ms);
+  std::printf(
+      "{\"impl\": \"minitensor\", \"mode\": \"inference\", \"B\": %lld, \"T\": %lld, "
+      "\"ms_fwd\": %.3f}\n",
+      static_cast<long long>(B), static_cast<long long>(T), fwd_ms);
   std::fflush(stdout);
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    if (!cuda::available()) {
-      std::printf("bench_train: no GPU; this benchmark times the GPU training step\n");
-      return 0;
-    }
-    std::vector<int64_t> batches{16, 32, 64};
-    if (argc > 1) batches = {std::stoll(argv[1])};
-    std::fprintf(stderr, "bench_train on %s\n", cuda::device_name(0).c_str());
-    for (int64_t B : batches) bench_batch(B, 2048, Device::cuda());
+int run(int argc, char** argv) {
+  std::vector<int64_t> batches{16, 32, 64};
+  if (argc > 1) batches = {training::parse_int_flag("batch size", argv[1])};
+  if (!cuda::available()) {
+    std::printf("bench_train: no GPU; this benchmark times the GPU training step\n");
     return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_train: %s\n", e.what());
-    return 1;
   }
+  std::fprintf(stderr, "bench_train on %s\n", cuda::device_name(0).c_str());
+  for (int64_t B : batches) bench_batch(B, 2048, Device::cuda());
+  return 0;
 }
+
+int main(int argc, char** argv) { return training::run_app("bench_train", run, argc, argv); }

@@ -4,23 +4,30 @@
 //   build/bin/evaluate --run runs/tiny-20260101-120000
 //   build/bin/evaluate --run runs/tiny-... --data btcusd_2024.csv   (the run's normalization)
 //   build/bin/evaluate --run runs/tiny-... --plots-only             (`make plots RUN=...`)
+//   build/bin/evaluate --latest-run runs    the run whose last checkpoint is the newest
+//
+// Exit codes (training/cli.h): 0 done, 1 a failure at run time, 2 a bad flag.
 #include "training/evaluate.h"
 
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
+#include "training/cli.h"
 #include "training/plots.h"
 
 namespace {
 
 constexpr const char* kUsage =
-    "usage: evaluate --run DIR [--data CSV]... [--from DATE] [--until DATE] [--out DIR]\n"
-    "                [--checkpoint best|last] [--max-windows N] [--device cpu|cuda|auto]\n"
-    "                [--no-plots] [--plots-only] [--help]\n"
+    "usage: evaluate --run DIR|--latest-run RUNS [--data CSV]... [--from DATE] [--until DATE]\n"
+    "                [--out DIR] [--checkpoint best|last] [--max-windows N]\n"
+    "                [--device cpu|cuda|auto] [--no-plots] [--plots-only] [--help]\n"
     "\n"
     "  --run DIR          the run folder (train's trainer.out_dir)\n"
+    "  --latest-run RUNS  the run folder under RUNS whose last checkpoint is the newest\n"
+    "                     (folders without a checkpoint are passed over, and named)\n"
     "  --data CSV         score these Kaggle-layout CSV files (.csv or .csv.gz) instead of the\n"
     "                     test split, with the run's own normalization; results go to\n"
     "                     DIR/eval-<name>/ (default: the test split, results in DIR)\n"
@@ -31,12 +38,51 @@ constexpr const char* kUsage =
     "  --max-windows N    score at most N windows (default: all)\n"
     "  --device D         override the run's trainer.device\n"
     "  --no-plots         skip the gnuplot plots\n"
-    "  --plots-only       only draw the plots from the run's files\n";
+    "  --plots-only       only draw the plots from the run's files\n"
+    "\n"
+    "Exit codes: 0 done, 1 failure, 2 bad flag.\n";
 
-int run(int argc, char** argv) {
-  using namespace mt::training;
-  EvalOptions o;
+namespace fs = std::filesystem;
+
+// The newest run under `runs`: the folder whose checkpoints/last (or its .old twin, see
+// training/checkpoint.h) was written last. Folders without one (a run stopped before its first
+// checkpoint) are never picked; they are named when no folder has a checkpoint.
+std::string latest_run(const std::string& runs) {
+  CHECK(fs::is_directory(runs), "--latest-run {}: no such folder (no run trained yet?)", runs);
+  std::string best;
+  fs::file_time_type best_time;
+  std::vector<std::string> without;
+  for (const fs::directory_entry& e : fs::directory_iterator(runs)) {
+    if (!e.is_directory() || !fs::exists(e.path() / "config.json")) continue;
+    std::error_code ec;
+    fs::file_time_type t = fs::last_write_time(e.path() / "checkpoints" / "last", ec);
+    if (ec) t = fs::last_write_time(e.path() / "checkpoints" / "last.old", ec);
+    if (ec) {
+      without.push_back(e.path().string());
+      continue;
+    }
+    if (best.empty() || t > best_time) {
+      best = e.path().string();
+      best_time = t;
+    }
+  }
+  CHECK(!best.empty(),
+        "--latest-run {}: no run folder there has a checkpoint{}{} (a run stopped before its "
+        "first checkpoint starts over with `make train RESUME=DIR`)",
+        runs, without.empty() ? "" : "; without one: ", fmt::join(without, ", "));
+  return best;
+}
+
+struct Args {
+  mt::training::EvalOptions eval;
   bool plots = true, plots_only = false;
+  std::string latest_under;  // --latest-run: resolved by run(), a run-time look at the folder
+};
+
+Args parse_args(int argc, char** argv) {
+  using namespace mt::training;
+  Args a;
+  EvalOptions& o = a.eval;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&](const char* flag) {
@@ -45,9 +91,11 @@ int run(int argc, char** argv) {
     };
     if (arg == "--help" || arg == "-h") {
       std::printf("%s", kUsage);
-      return 0;
+      std::exit(0);
     } else if (arg == "--run") {
       o.run_dir = value("--run");
+    } else if (arg == "--latest-run") {
+      a.latest_under = value("--latest-run");
     } else if (arg == "--data") {
       o.csv.push_back(value("--data"));
     } else if (arg == "--out") {
@@ -59,18 +107,34 @@ int run(int argc, char** argv) {
     } else if (arg == "--checkpoint") {
       o.checkpoint = value("--checkpoint");
     } else if (arg == "--max-windows") {
-      o.max_windows = std::stoll(value("--max-windows"));
+      o.max_windows = parse_int_flag("--max-windows", value("--max-windows"));
+      CHECK(o.max_windows >= 1, "--max-windows: expected a count >= 1, got {}", o.max_windows);
     } else if (arg == "--device") {
       o.device = value("--device");
     } else if (arg == "--no-plots") {
-      plots = false;
+      a.plots = false;
     } else if (arg == "--plots-only") {
-      plots_only = true;
+      a.plots_only = true;
     } else {
       FAIL("unknown argument '{}' (see --help)", arg);
     }
   }
-  CHECK(!o.run_dir.empty(), "--run DIR is required (see --help)");
+  CHECK(o.run_dir.empty() != a.latest_under.empty(),
+        "give one of --run DIR and --latest-run RUNS (see --help)");
+  CHECK(o.run_dir.empty() || fs::exists(fs::path(o.run_dir) / "config.json"),
+        "--run {}: no config.json there (not a run folder?)", o.run_dir);
+  return a;
+}
+
+int run(int argc, char** argv) {
+  using namespace mt::training;
+  Args args = usage_phase([&] { return parse_args(argc, argv); });
+  if (!args.latest_under.empty()) {
+    args.eval.run_dir = latest_run(args.latest_under);
+    std::printf("[evaluate] the newest run with a checkpoint: %s\n", args.eval.run_dir.c_str());
+  }
+  const EvalOptions& o = args.eval;
+  const bool plots = args.plots, plots_only = args.plots_only;
   std::string out_dir = o.run_dir;
   if (!plots_only) {
     const json report = evaluate_run(o);
@@ -95,14 +159,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const mt::Error& e) {
-    std::fprintf(stderr, "evaluate: error: %s\n", e.message().c_str());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "evaluate: error: %s\n", e.what());
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return mt::training::run_app("evaluate", run, argc, argv); }

@@ -3,8 +3,13 @@
 //   prepare --csv btcusd_1-min_data.csv [more.csv.gz ...] --out data_prepared
 //   prepare --synthetic --out data_prepared           (no CSV: a synthetic market, said plainly)
 //   prepare --bench FILE [--repeat N]                  (parse speed only; writes nothing)
+//   prepare --csv FILE --out DIR --reuse               (keeps DIR when it already holds FILE)
 //
 // Run with --help for every option. `make data CSV=... DATA=...` calls it.
+//
+// Exit codes (training/cli.h): 0 done, 1 a failure at run time (a missing file, a malformed
+// row), 2 a bad flag.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -15,10 +20,21 @@
 #include "base/error.h"
 #include "data/prepared.h"
 #include "data/synthetic.h"
+#include "training/cli.h"
+#include "training/config.h"
+#include "training/trainer.h"
 
 namespace {
 
 using namespace mt::data;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// Written into a dataset folder when a synthetic market is asked for; removed when real data
+// replaces it.
+constexpr const char* kSyntheticCsv = "synthetic_btcusd_1-min.csv";
+// What the folder was prepared from, for --reuse: written last, after the dataset.
+constexpr const char* kRequestFile = "prepare.json";
 
 const char* kUsage = R"(usage: prepare --csv FILE... --out DIR [options]
        prepare --synthetic --out DIR [--synthetic-minutes N] [options]
@@ -33,6 +49,9 @@ input
   --until DATE             only minutes before DATE
 output
   --out DIR                the dataset folder (created; files replaced atomically)
+  --reuse                  keep DIR as it is when it was prepared from the same files (path,
+                           size, modification time) with the same options (DIR/prepare.json);
+                           prepare it otherwise
 cleaning and transform
   --representation R       scale_free (default: ratios to the current close, calendar
                            features, next-minute targets; data/representation.h) or level
@@ -56,20 +75,14 @@ void print_line(const std::string& line) { std::printf("prepare: %s\n", line.c_s
 struct Args {
   std::vector<std::string> csv;
   std::string out, bench;
-  bool synthetic = false;
+  bool synthetic = false, reuse = false;
   int64_t synthetic_minutes = 200000;
   int repeat = 3;
   PrepareOptions options;
 };
 
 int64_t to_int(const std::string& flag, const std::string& v) {
-  try {
-    size_t used = 0;
-    const long long x = std::stoll(v, &used);
-    if (used == v.size()) return x;
-  } catch (const std::exception&) {
-  }
-  FAIL("{}: expected an integer, got '{}'", flag, v);
+  return mt::training::parse_int_flag(flag, v);
 }
 
 void parse_fractions(const std::string& v, double out[3]) {
@@ -100,6 +113,8 @@ Args parse_args(int argc, char** argv) {
       a.repeat = static_cast<int>(to_int(flag, value(i)));
     } else if (flag == "--synthetic") {
       a.synthetic = true;
+    } else if (flag == "--reuse") {
+      a.reuse = true;
     } else if (flag == "--synthetic-minutes") {
       a.synthetic_minutes = to_int(flag, value(i));
     } else if (flag == "--on-bad-row") {
@@ -141,7 +156,61 @@ Args parse_args(int argc, char** argv) {
       FAIL("unknown option '{}' (see --help)", flag);
     }
   }
+  if (a.bench.empty()) {
+    CHECK(!a.out.empty(), "--out DIR is required (see --help)");
+    CHECK(a.csv.empty() || !a.synthetic, "give either --csv or --synthetic, not both");
+    CHECK(!a.csv.empty() || a.synthetic,
+          "no input: give --csv FILE... or --synthetic (see --help)");
+  }
   return a;
+}
+
+// The inputs as files on disk and every option that shapes the dataset: what --reuse compares.
+json request_of(const Args& a) {
+  json inputs = json::array();
+  for (const std::string& path : a.csv) {
+    std::error_code ec;  // a missing file gets -1s here; reading it fails with its own message
+    const fs::path abs = fs::weakly_canonical(path, ec);
+    const auto bytes = static_cast<int64_t>(fs::file_size(path, ec));
+    const auto mtime =
+        static_cast<int64_t>(fs::last_write_time(path, ec).time_since_epoch().count());
+    inputs.push_back({{"path", abs.string()}, {"bytes", bytes}, {"mtime", mtime}});
+  }
+  const PrepareOptions& o = a.options;
+  return json{{"inputs", inputs},
+              {"synthetic_minutes", a.synthetic ? a.synthetic_minutes : 0},
+              {"on_bad_row", o.read.on_bad_row == BadRowPolicy::Skip ? "skip" : "error"},
+              {"max_gap_minutes", o.clean.max_gap_minutes},
+              {"stats", o.stats_all ? "all" : "train"},
+              {"window", o.split.window},
+              {"stride", o.split.stride},
+              {"split", {o.split.fractions[0], o.split.fractions[1], o.split.fractions[2]}},
+              {"split_mode", split_mode_name(o.split.mode)},
+              {"block_windows", o.split.block_windows},
+              {"seed", o.split.seed}};
+}
+
+// --reuse: true when out_dir holds a complete dataset prepared from this very request.
+bool already_prepared(const std::string& out_dir, const json& request) {
+  const fs::path record = fs::path(out_dir) / kRequestFile;
+  if (!fs::exists(fs::path(out_dir) / "manifest.json") || !fs::exists(record)) return false;
+  try {
+    return mt::training::read_json_file(record.string()) == request;
+  } catch (const mt::Error&) {
+    return false;  // unreadable: prepare again
+  }
+}
+
+// Says which dataset a new one replaces, so that a folder's change of contents is never silent.
+void note_replaced(const std::string& out_dir) {
+  if (!fs::exists(fs::path(out_dir) / "manifest.json")) return;
+  try {
+    const json id = mt::training::prepared_dataset_identity(read_manifest(out_dir));
+    print_line(fmt::format("replacing the dataset in {} ({})", out_dir,
+                           mt::training::describe_dataset(id)));
+  } catch (const mt::Error&) {
+    print_line(fmt::format("replacing an unreadable dataset in {}", out_dir));
+  }
 }
 
 // Parse speed only: the reader over FILE, `repeat` times, best wall time reported.
@@ -169,17 +238,27 @@ void bench(const Args& a) {
 }
 
 int run(int argc, char** argv) {
-  Args a = parse_args(argc, argv);
+  Args a = mt::training::usage_phase([&] { return parse_args(argc, argv); });
   if (!a.bench.empty()) {
     bench(a);
     return 0;
   }
-  CHECK(!a.out.empty(), "--out DIR is required (see --help)");
-  CHECK(a.csv.empty() || !a.synthetic, "give either --csv or --synthetic, not both");
-  if (a.csv.empty()) {
-    CHECK(a.synthetic, "no input: give --csv FILE... or --synthetic (see --help)");
-    std::filesystem::create_directories(a.out);
-    const std::string path = a.out + "/synthetic_btcusd_1-min.csv";
+  const json request = request_of(a);
+  if (a.reuse && already_prepared(a.out, request)) {
+    print_line(fmt::format(
+        "{} already holds {}, prepared with the same options: kept (without --reuse, e.g. `make "
+        "data CSV=...`, it is prepared "
+        "again)",
+        a.out, a.synthetic ? "the synthetic market" : fmt::format("{}", fmt::join(a.csv, ", "))));
+    return 0;
+  }
+  note_replaced(a.out);
+  std::error_code ec;
+  fs::remove(fs::path(a.out) / kRequestFile, ec);
+  const std::string synthetic_csv = (fs::path(a.out) / kSyntheticCsv).string();
+  if (a.synthetic) {
+    fs::create_directories(a.out);
+    const std::string path = synthetic_csv;
     SyntheticOptions so;
     so.minutes = a.synthetic_minutes;
     so.seed = a.options.split.seed;
@@ -194,6 +273,14 @@ int run(int argc, char** argv) {
   }
   const auto t0 = std::chrono::steady_clock::now();
   prepare_dataset(a.csv, a.out, a.options, print_line);
+  const bool is_input = std::any_of(a.csv.begin(), a.csv.end(), [&](const std::string& p) {
+    return fs::weakly_canonical(p, ec) == fs::weakly_canonical(synthetic_csv, ec);
+  });
+  if (!a.synthetic && !is_input && fs::exists(synthetic_csv)) {
+    fs::remove(synthetic_csv, ec);
+    print_line("removed " + synthetic_csv + ", left by an earlier synthetic dataset");
+  }
+  mt::training::write_json_file((fs::path(a.out) / kRequestFile).string(), request);
   print_line(
       fmt::format("done in {:.2f} s",
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
@@ -202,14 +289,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const mt::Error& e) {
-    std::fprintf(stderr, "prepare: error: %s\n", e.message().c_str());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "prepare: error: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return mt::training::run_app("prepare", run, argc, argv); }

@@ -3,6 +3,10 @@
 //   build/bin/train --config models/configs/tiny.json [--set trainer.epochs=3 ...]
 //   build/bin/train --resume runs/tiny-20260101-120000 [--set trainer.epochs=20]
 //   build/bin/train --help        every config key with its default
+//
+// Exit codes (training/cli.h): 0 done (a trainer.max_steps stop included), 1 a failure at run
+// time (no data, no GPU, non-finite losses), 2 a bad flag or config, 130 stopped by Ctrl-C or
+// SIGTERM (after saving the last checkpoint).
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -11,6 +15,7 @@
 
 #include "base/error.h"
 #include "cuda/runtime.h"
+#include "training/cli.h"
 #include "training/config.h"
 #include "training/distributed.h"
 #include "training/interrupt.h"
@@ -21,20 +26,26 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: train [--config FILE] [--set key=value]... [--resume RUN_DIR] [--help]\n"
+    "usage: train [--config FILE] [--set key=value]... [--resume RUN_DIR [--switch-data]]\n"
+    "             [--help]\n"
     "\n"
     "  --config FILE    JSON config (default: models/configs/btc.json with a GPU,\n"
     "                   models/configs/tiny.json without)\n"
     "  --set key=value  override one key (dotted, e.g. trainer.epochs=3); repeatable\n"
     "  --resume DIR     continue the run in DIR from its last checkpoint (its config.json,\n"
-    "                   plus any --set)\n"
+    "                   plus any --set); a finished run with a higher trainer.epochs trains\n"
+    "                   on; a folder with no checkpoint yet starts its run over\n"
+    "  --switch-data    with --resume: continue on data.dir although it holds other data\n"
+    "                   than the run was trained on (refused otherwise)\n"
     "  --help           this text and every config key with its default\n"
     "\n"
-    "Ctrl-C stops after the current step and saves the last checkpoint.\n";
+    "Ctrl-C stops after the current step and saves the last checkpoint.\n"
+    "Exit codes: 0 done, 1 failure, 2 bad flag or config, 130 interrupted.\n";
 
 struct Args {
   std::string config, resume;
   std::vector<std::string> sets;
+  bool switch_data = false;
 };
 
 Args parse_args(int argc, char** argv) {
@@ -57,12 +68,15 @@ Args parse_args(int argc, char** argv) {
       a.sets.push_back(arg.substr(6));
     } else if (arg == "--resume") {
       a.resume = value("--resume");
+    } else if (arg == "--switch-data") {
+      a.switch_data = true;
     } else {
       FAIL("unknown argument '{}' (see --help)", arg);
     }
   }
   CHECK(a.config.empty() || a.resume.empty(),
         "--config and --resume exclude each other: a resumed run uses its own config.json");
+  CHECK(!a.switch_data || !a.resume.empty(), "--switch-data goes with --resume");
   return a;
 }
 
@@ -89,15 +103,10 @@ int launch_ranks(int devices, const Args& args, const nlohmann::json& config,
   return launch_local_workers(devices, static_cast<int>(child_argv.size()), child_argv.data());
 }
 
-int run(int argc, char** argv) {
+// The resolved config, to learn trainer.devices before anything else happens. Every error up to
+// here is the command line's or the config's: exit code 2.
+nlohmann::json resolve_config(const Args& args, const std::string& path) {
   using namespace mt::training;
-  const Args args = parse_args(argc, argv);
-  std::string path = args.config;
-  if (args.resume.empty() && path.empty()) {
-    path = mt::cuda::available() ? "models/configs/btc.json" : "models/configs/tiny.json";
-    if (!launched_as_worker()) std::printf("[train] no --config: using %s\n", path.c_str());
-  }
-  // The resolved config, to learn trainer.devices before anything else happens.
   CHECK(args.resume.empty() ||
             std::filesystem::exists(std::filesystem::path(args.resume) / "config.json"),
         "--resume {}: no config.json there (not a run folder?)", args.resume);
@@ -107,6 +116,19 @@ int run(int argc, char** argv) {
           : run_schema().resolve(
                 read_json_file((std::filesystem::path(args.resume) / "config.json").string()),
                 args.sets);
+  (void)TrainerOptions::from_config(config);  // the value checks (ranges, lengths, device)
+  return config;
+}
+
+int run(int argc, char** argv) {
+  using namespace mt::training;
+  const Args args = usage_phase([&] { return parse_args(argc, argv); });
+  std::string path = args.config;
+  if (args.resume.empty() && path.empty()) {
+    path = mt::cuda::available() ? "models/configs/btc.json" : "models/configs/tiny.json";
+    if (!launched_as_worker()) std::printf("[train] no --config: using %s\n", path.c_str());
+  }
+  const json config = usage_phase([&] { return resolve_config(args, path); });
   const int devices = config.at("trainer").at("devices").get<int>();
   if (devices > 1 && !launched_as_worker()) {
     return launch_ranks(devices, args, config, path, argc, argv);
@@ -115,22 +137,18 @@ int run(int argc, char** argv) {
   install_interrupt_handler();
   std::unique_ptr<Trainer> trainer;
   if (!args.resume.empty()) {
-    trainer = Trainer::resume(args.resume, args.sets);
+    trainer = Trainer::resume(args.resume, args.sets, nullptr, nullptr, args.switch_data);
   } else {
     trainer = Trainer::create(config, std::filesystem::path(path).stem().string());
   }
-  if (trainer->rank() == 0) std::printf("%s", trainer->model().summary().c_str());
+  if (trainer->rank() == 0 && trainer->has_work()) {
+    std::printf("%s", trainer->model().summary().c_str());
+  }
   const TrainResult result = trainer->fit();
-  return result.stop_reason == "nonfinite" ? 3 : 0;
+  if (result.stop_reason == "interrupted") return kExitInterrupted;
+  return result.stop_reason == "nonfinite" ? kExitFailure : kExitOk;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const mt::Error& e) {
-    std::fprintf(stderr, "train: error: %s\n", e.message().c_str());
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return mt::training::run_app("train", run, argc, argv); }

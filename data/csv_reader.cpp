@@ -237,7 +237,8 @@ class CsvParser {
   void bad_row(const char* reason, const std::string& what, const char* b, const char* e) {
     std::string message =
         fmt::format("{}:{}: {} in row '{}'", name_, line_no_, what, excerpt(b, e));
-    CHECK(options_.on_bad_row == BadRowPolicy::Skip, "{} [{}]", message, reason);
+    CHECK(options_.on_bad_row == BadRowPolicy::Skip,
+          "{} [{}] (`prepare --on-bad-row skip` drops such rows and counts them)", message, reason);
     ++report_.dropped[reason];
     if (report_.examples.size() < kMaxExamples) report_.examples.push_back(message);
   }

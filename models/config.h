@@ -6,8 +6,9 @@
 //   {
 //     "model": {
 //       "n_features":   5,        output features per minute (open, high, low, close, volume)
-//       "n_inputs":     0,        input columns per minute (0 means n_features, the level
-//                                 representation's 5; the scale_free representation has 12)
+//       "n_inputs":     0,        input columns per minute (0: the trainer sets the data
+//                                 representation's count: 5 for level, 12 for scale_free;
+//                                 a model built alone takes n_features)
 //       "d_model":      64,       channels C
 //       "n_heads":      8,        heads H (head dim D = C / H)
 //       "n_layers":     4,        Transformer blocks

@@ -1,11 +1,15 @@
 // The test runner: doctest's main, plus a closing line that names the suites that were skipped
 // (the CUDA suites on a machine with no GPU) and a plain "N passed, N failed, N skipped" line.
+//
+// Some tests start this binary again as the ranks of a data-parallel run (training/launch.h):
+// such a worker (WORLD_SIZE set) prints only failures, so that `make test` shows one summary.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <cstdio>
 
 #include "cuda/runtime.h"
+#include "training/launch.h"
 
 namespace {
 
@@ -15,6 +19,7 @@ struct ClosingLine : doctest::IReporter {
   void report_query(const doctest::QueryData&) override {}
   void test_run_start() override {}
   void test_run_end(const doctest::TestRunStats& stats) override {
+    if (mt::training::launched_as_worker()) return;
     const unsigned run = stats.numTestCasesPassingFilters;
     const unsigned skipped = stats.numTestCases - run;
     std::printf("tests: %u passed, %u failed, %u skipped\n", run - stats.numTestCasesFailed,
@@ -37,11 +42,16 @@ REGISTER_LISTENER("closing_line", 1, ClosingLine);
 int main(int argc, char** argv) {
   doctest::Context context;
   context.applyCommandLine(argc, argv);
+  if (mt::training::launched_as_worker()) {
+    context.setOption("minimal", true);
+    return context.run();
+  }
   const bool gpu = mt::cuda::available();
   if (gpu) {
     std::printf("[tests] GPU: %s — CUDA suites run\n", mt::cuda::device_name(0).c_str());
   } else {
-    std::printf("[tests] no GPU: CUDA suites are skipped (suite 'cuda', tests named 'cuda: ...')\n");
+    std::printf(
+        "[tests] no GPU: CUDA suites are skipped (suite 'cuda', tests named 'cuda: ...')\n");
   }
   return context.run();
 }

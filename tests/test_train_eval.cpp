@@ -141,6 +141,12 @@ TEST_SUITE("train") {
     CHECK(line.find("ETA 0:10") != std::string::npos);  // 50 steps in 10 s, 50 to go
     Progress plain(ProgressMode::Plain, 1, 3, 10, nullptr);
     CHECK(plain.line(5, 1.5, 1e-3, 2.5e6, 5.0).find("epoch 2/3 5/10  loss 1.5") == 0);
+    // A run that stops at step 150, half-way through epoch 2 of 10: the line counts toward it.
+    Progress limited(ProgressMode::Bar, 1, 10, 100, nullptr);
+    limited.set_step_limit(100, 150);
+    const std::string l = limited.line(25, 0.5, 1e-3, 1000, 10.0);
+    CHECK(l.find("epoch 2/10 [####################----] max_steps 125/150  loss 0.5") == 0);
+    CHECK(l.find("ETA 0:10") != std::string::npos);  // 25 steps in 10 s, 25 to go
     CHECK(format_duration(3725) == "1:02:05");
     CHECK(format_duration(65) == "1:05");
     CHECK_THROWS_WITH_TEXT(parse_progress_mode("fancy"), "progress mode must be");

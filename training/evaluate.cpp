@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "cuda/nvtx.h"
+#include "data/prepared.h"
 #include "training/eval_series.h"
 #include "training/files.h"
 #include "training/forecast_eval.h"
@@ -57,7 +58,10 @@ std::unique_ptr<BTCTransformer> load_run_model(const std::string& run_dir, const
   CHECK(which == "best" || which == "last", "checkpoint must be best or last, got '{}'", which);
   std::string dir = last;
   if (which == "best" && checkpoint_exists(best)) dir = best;
-  CHECK(checkpoint_exists(dir), "no checkpoint in '{}/checkpoints'", run_dir);
+  CHECK(checkpoint_exists(dir),
+        "'{}' holds no checkpoint: its run stopped before the first one. Resume it (`make train "
+        "RESUME={}` starts it over) or evaluate another run",
+        run_dir, run_dir);
   Checkpoint ck = load_weights(dir);
   const ModelConfig mc = ModelConfig::from_json(config.at("model"));
   Generator init(0);  // the initial values are overwritten by the checkpoint's
@@ -121,6 +125,27 @@ bool model_target_is_delta(const std::string& run_dir) {
   const json config =
       run_schema().resolve(read_json_file((fs::path(run_dir) / "config.json").string()), {});
   return config.at("model").at("target") == "delta";
+}
+
+void check_representation(data::Representation rep, const EvalSeries& es) {
+  CHECK(es.representation == rep,
+        "the run was trained on the {} representation, but {} holds the {} "
+        "representation: evaluate on data prepared with `prepare --representation {}`, or on CSV "
+        "files (--data), which are turned into the run's representation",
+        data::representation_name(rep), es.description,
+        data::representation_name(es.representation), data::representation_name(rep));
+}
+
+// The test split scored must be the one of the data the run was trained on: data.dir may hold
+// another dataset by now (metrics.md would then silently describe other data).
+void check_same_data(const std::string& run_dir, const json& identity) {
+  const std::string path = (fs::path(run_dir) / "dataset.json").string();
+  if (!path_exists(path)) return;  // a run from before dataset.json
+  const std::string diff = dataset_difference(read_json_file(path), identity);
+  CHECK(diff.empty(),
+        "data.dir holds other data than run '{}' was trained on:\n{}\nPrepare the run's data "
+        "again (its dataset.json names the files), or score other data with --data CSV",
+        run_dir, diff);
 }
 
 }  // namespace
@@ -234,7 +259,7 @@ json evaluate_run(const EvalOptions& o, RunData* data) {
   if (!o.csv.empty()) {
     const Normalization norm = read_normalization(o.run_dir);
     CHECK(norm.representation == rep,
-          "evaluate: '{}' was trained on the {} representation but its normalization.json is "
+          "'{}' was trained on the {} representation but its normalization.json is "
           "for {}",
           o.run_dir, data::representation_name(rep),
           data::representation_name(norm.representation));
@@ -244,14 +269,11 @@ json evaluate_run(const EvalOptions& o, RunData* data) {
     es = data->test_eval.get();
   } else {
     owned = eval_series_from_prepared(opts.data_dir, data::Split::Test, opts.window, opts.stride);
+    check_representation(rep, owned);
+    check_same_data(o.run_dir, prepared_dataset_identity(data::read_manifest(opts.data_dir)));
   }
-  CHECK(es->representation == rep,
-        "evaluate: the run was trained on the {} representation, but {} holds the {} "
-        "representation: evaluate on data prepared with `prepare --representation {}`, or on CSV "
-        "files (--data), which are turned into the run's representation",
-        data::representation_name(rep), es->description,
-        data::representation_name(es->representation), data::representation_name(rep));
-  CHECK(!es->starts.empty(), "evaluate: the {} has no gap-free window of {} minutes",
+  check_representation(rep, *es);
+  CHECK(!es->starts.empty(), "the {} has no gap-free window of {} minutes",
         es->description, opts.window);
   if (!o.out_dir.empty()) out_dir = o.out_dir;
   make_dirs(out_dir);

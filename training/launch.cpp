@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "training/cli.h"
 #include "training/rendezvous.h"
 
 namespace mt::training {
@@ -97,7 +98,7 @@ int launch_local_workers(int n, int argc, char** argv) {
   // Polls our own children only (waitpid on each pid): wait() would also reap children that
   // other code in this process started.
   int result = 0, running = n;
-  bool forwarded = false;
+  bool forwarded = false, interrupted = false;
   while (running > 0 && result == 0) {
     if (g_terminate && !forwarded) {
       for (pid_t pid : children) {
@@ -110,7 +111,11 @@ int launch_local_workers(int n, int argc, char** argv) {
       if (pid <= 0 || ::waitpid(pid, &status, WNOHANG) != pid) continue;
       const int code = exit_code(status);
       --running;
-      if (code != 0) {
+      // A rank stopped by Ctrl-C or SIGTERM is no failure: the others stop at the same step,
+      // and rank 0 may still be saving the checkpoint.
+      if (code == kExitInterrupted) {
+        interrupted = true;
+      } else if (code != 0) {
         std::fprintf(stderr, "[dist] a rank (pid %d) exited with status %d: stopping the others\n",
                      static_cast<int>(pid), code);
         result = code;
@@ -120,6 +125,7 @@ int launch_local_workers(int n, int argc, char** argv) {
     if (running > 0 && result == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   if (result != 0) stop_children(children);
+  if (result == 0 && interrupted) result = kExitInterrupted;
   std::signal(SIGINT, previous_int);  // the caller's handlers again (tests launch, then go on)
   std::signal(SIGTERM, previous_term);
   return result;

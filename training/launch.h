@@ -7,8 +7,9 @@
 // NCCL_NVLS_ENABLE = 0 set (NVLink multicast stays off on these machines). Each child sees
 // WORLD_SIZE and trains as one rank (training/distributed.h). The parent only waits: when a
 // child fails it stops the others (SIGTERM, then SIGKILL after 10 s) and returns that child's
-// exit status; 0 when all succeed. Launchers of several hosts (torchrun, srun, mpirun) set the
-// same variables themselves and start the program directly.
+// exit status; 0 when all succeed, 130 (training/cli.h) when they stopped on Ctrl-C or SIGTERM,
+// which is not a failure: the ranks are left to finish and save. Launchers of several hosts
+// (torchrun, srun, mpirun) set the same variables themselves and start the program directly.
 #pragma once
 
 namespace mt::training {

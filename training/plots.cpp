@@ -29,8 +29,18 @@ std::string both_terminals(const std::string& body, const std::string& out_stem,
   return s;
 }
 
-bool run_gnuplot(const std::string& script_path) {
-  const std::string cmd = "gnuplot '" + script_path + "' 2>'" + script_path + ".log'";
+// A path as one single-quoted shell word.
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// Runs plot_dir/<script> with plot_dir as the working directory: the scripts name their data
+// files relative to it, so a run folder can be moved or copied and its scripts still work.
+bool run_gnuplot(const std::string& plot_dir, const std::string& script) {
+  const std::string cmd =
+      "cd " + shell_quote(plot_dir) + " && gnuplot " + script + " 2>" + script + ".log";
   return std::system(cmd.c_str()) == 0;
 }
 
@@ -43,7 +53,8 @@ bool loss_plot(const std::string& run_dir, const std::string& plot_dir) {
     const std::string kind = r.value("kind", "");
     if (kind == "train" && r.contains("loss") && r["loss"].is_number()) {
       train += fmt::format("{} {}\n", r["step"].get<int64_t>(), r["loss"].get<double>());
-    } else if (kind == "epoch" && r.contains("val_loss") && r["val_loss"].is_number()) {
+    } else if ((kind == "epoch" || kind == "val") && r.contains("val_loss") &&
+               r["val_loss"].is_number()) {
       val += fmt::format("{} {} {}\n", r["step"].get<int64_t>(), r["val_loss"].get<double>(),
                          r["epoch"].get<int>() + 1);
     }
@@ -51,16 +62,17 @@ bool loss_plot(const std::string& run_dir, const std::string& plot_dir) {
   if (train.empty()) return false;
   write_file_atomic(plot_dir + "/loss_train.dat", train);
   write_file_atomic(plot_dir + "/loss_val.dat", val.empty() ? "# no validation yet\n" : val);
+  // The loss is the weighted smooth-L1 of normalized (z-scored) values: it has no unit.
   std::string body =
-      "set title 'Loss'\nset xlabel 'optimizer step'\nset ylabel 'loss'\nset logscale y\n"
-      "set grid\nset key top right\n"
-      "plot 'loss_train.dat' using 1:2 with lines lw 1 title 'train (logged steps)'";
+      "set title 'Loss'\nset xlabel 'optimizer step'\n"
+      "set ylabel 'loss (weighted smooth L1 of z-scores, log scale)'\nset logscale y\n"
+      "set grid\nset autoscale xfix\nset key below horizontal\n"
+      "plot 'loss_train.dat' using 1:2 with lines lw 1 title 'train (mean over each log line)'";
   if (!val.empty())
-    body += ", 'loss_val.dat' using 1:2 with linespoints pt 7 lw 2 title 'validation (epoch end)'";
+    body += ", 'loss_val.dat' using 1:2 with linespoints pt 7 lw 2 title 'validation'";
   body += "\n";
-  const std::string script = plot_dir + "/loss.gp";
-  write_file_atomic(script, "cd '" + plot_dir + "'\n" + both_terminals(body, "loss", 1000, 600));
-  return run_gnuplot(script);
+  write_file_atomic(plot_dir + "/loss.gp", both_terminals(body, "loss", 1000, 600));
+  return run_gnuplot(plot_dir, "loss.gp");
 }
 
 // Parses the header of predictions.csv: "window,t,actual_open,...,predicted_open,...".
@@ -81,14 +93,19 @@ bool prediction_plots(const std::string& plot_dir, const std::string& csv_name, 
   const std::vector<std::string> features = prediction_features(plot_dir + "/" + csv_name);
   if (features.empty()) return false;
   const int F = static_cast<int>(features.size());
-  std::string script = "cd '" + plot_dir + "'\n";
-  const std::string common = "set datafile separator ','\nset grid\nset key top left\n";
+  std::string script;
+  // x: the forecast minute within the window, fitted to the data (no padding to the next tic);
+  // the key right of the panel, off the curves.
+  const std::string common =
+      "set datafile separator ','\nset grid\nset autoscale xfix\n"
+      "set key outside right top vertical\nset xlabel 'minute of the test window'\n";
   for (int f = 0; f < F; ++f) {
     const int actual_col = 3 + f, pred_col = 3 + F + f;  // window, t, actual..., predicted...
     std::string body = common + fmt::format(
                                     "set multiplot layout {},1 title '{}: next minute, "
                                     "actual vs predicted ({})'\n",
                                     windows, features[f], unit_of(features[f]));
+    body += fmt::format("set ylabel '{} ({})'\n", features[f], unit_of(features[f]));
     for (int w = 0; w < windows; ++w) {
       body += fmt::format(
           "set title 'test window {}'\nplot '{}' using ($1=={} ? $2 : NaN):{} with lines lw 1.5 "
@@ -104,15 +121,14 @@ bool prediction_plots(const std::string& plot_dir, const std::string& csv_name, 
                                   F);
   for (int f = 0; f < F; ++f) {
     body += fmt::format(
-        "set title '{} ({})'\nplot '{}' using ($1==0 ? $2 : NaN):{} with lines lw 1.5 title "
-        "'actual', '' using ($1==0 ? $2 : NaN):{} with lines lw 1 title 'predicted'\n",
+        "set title '{}'\nset ylabel '{}'\nplot '{}' using ($1==0 ? $2 : NaN):{} with lines lw 1.5 "
+        "title 'actual', '' using ($1==0 ? $2 : NaN):{} with lines lw 1 title 'predicted'\n",
         features[f], unit_of(features[f]), csv_name, 3 + f, 3 + F + f);
   }
   body += "unset multiplot\n";
   script += both_terminals(body, "window0_all", 1100, 260 * F);
-  const std::string path = plot_dir + "/predictions.gp";
-  write_file_atomic(path, script);
-  return run_gnuplot(path);
+  write_file_atomic(plot_dir + "/predictions.gp", script);
+  return run_gnuplot(plot_dir, "predictions.gp");
 }
 
 int count_windows(const std::string& csv) {
@@ -138,8 +154,7 @@ PlotResult make_plots(const std::string& run_dir) {
         "gnuplot (with the pngcairo terminal) not found: plots skipped; `make deps` installs it");
     return result;
   }
-  // Absolute paths: each script starts with `cd` to the plot folder, where its data files are.
-  const std::string run = fs::absolute(run_dir).string();
+  const std::string run = run_dir;
   const std::string plot_dir = run + "/plots";
   make_dirs(plot_dir);
   if (loss_plot(run, plot_dir)) {

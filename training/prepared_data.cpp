@@ -1,5 +1,7 @@
-// open_prepared_data: the prepared dataset of `make data` as the trainer's three loaders.
+// open_prepared_data: the prepared dataset of `make data` as the trainer's three loaders, and
+// the dataset's identity that a run records (dataset.json).
 #include <cmath>
+#include <filesystem>
 
 #include "base/error.h"
 #include "data/loader.h"
@@ -82,6 +84,7 @@ RunData open_prepared_data(const TrainerOptions& opts, Device device) {
   out.train = std::make_unique<BatchLoaderSplit>(sets[0], opts.batch_size, opts.seed,
                                                  /*shuffle=*/true, device, /*drop_last=*/true);
   out.val = std::make_unique<BatchLoaderSplit>(sets[1], opts.batch_size, 0, false, device, false);
+  out.identity = prepared_dataset_identity(manifest);
   const json& tr = manifest.at("time_range");
   out.description = fmt::format(
       "data {} ({}{} representation, {} to {}, {} rows); windows of {} every {}: train {}, val {}, "
@@ -91,6 +94,68 @@ RunData open_prepared_data(const TrainerOptions& opts, Device device) {
       tr.value("last_utc", "?"), sets[0].rows(), opts.window, opts.stride, sets[0].size(),
       sets[1].size(), sets[2].size());
   return out;
+}
+
+json prepared_dataset_identity(const json& m) {
+  json sources = json::array();
+  for (const json& src : m.at("sources")) {
+    sources.push_back({{"file", std::filesystem::path(src.value("path", "")).filename().string()},
+                       {"path", src.value("path", "")},
+                       {"file_bytes", src.value("file_bytes", int64_t{0})},
+                       {"text_crc32", src.value("text_crc32", int64_t{0})},
+                       {"rows_read", src.value("rows_read", int64_t{0})}});
+  }
+  const json& files = m.at("files");
+  const json& split = m.at("split");
+  json split_id{{"mode", split.value("mode", "")}, {"fractions", split.value("fractions", json())}};
+  if (split.contains("rows")) split_id["rows"] = split["rows"];
+  return json{{"synthetic", m.value("synthetic", false)},
+              {"sources", sources},
+              {"rows", m.at("rows").value("final", int64_t{0})},
+              {"first_utc", m.at("time_range").value("first_utc", "")},
+              {"last_utc", m.at("time_range").value("last_utc", "")},
+              {"series_crc32", files.at("series").value("crc32", int64_t{0})},
+              {"timestamps_crc32", files.at("timestamps").value("crc32", int64_t{0})},
+              {"stats_from", m.at("transform").value("stats_from", "")},
+              {"split", split_id}};
+}
+
+namespace {
+
+// The identity without where the files lie: the same data moved or prepared from another
+// folder is the same data.
+json without_paths(json id) {
+  for (json& src : id["sources"]) src.erase("path");
+  return id;
+}
+
+}  // namespace
+
+std::string describe_dataset(const json& id) {
+  std::vector<std::string> files;
+  for (const json& src : id.value("sources", json::array())) {
+    files.push_back(src.value("file", "?"));
+  }
+  return fmt::format("{}{}, {} rows, {} to {}", id.value("synthetic", false) ? "SYNTHETIC " : "",
+                     fmt::join(files, " + "), id.value("rows", int64_t{0}),
+                     id.value("first_utc", "?"), id.value("last_utc", "?"));
+}
+
+std::string dataset_difference(const json& recorded, const json& now) {
+  const json a = without_paths(recorded), b = without_paths(now);
+  if (a == b) return "";
+  std::vector<std::string> why;
+  if (a.value("sources", json()) != b.value("sources", json())) {
+    why.push_back("the source files (name, size, CRC-32 of the text or rows)");
+  }
+  if (a.value("series_crc32", json()) != b.value("series_crc32", json())) {
+    why.push_back("the normalized series");
+  }
+  if (a.value("split", json()) != b.value("split", json())) why.push_back("the split");
+  return fmt::format(
+      "  the run's data: {}\n  data now:       {}\n  what differs:   {}",
+      describe_dataset(recorded), describe_dataset(now),
+      why.empty() ? std::string("details") : fmt::format("{}", fmt::join(why, "; ")));
 }
 
 }  // namespace mt::training

@@ -42,23 +42,29 @@ Progress::Progress(ProgressMode mode, int epoch, int epochs, int64_t steps_in_ep
       out_(out),
       start_(std::chrono::steady_clock::now()) {}
 
+void Progress::set_step_limit(int64_t steps_before_epoch, int64_t max_steps) {
+  steps_before_epoch_ = steps_before_epoch;
+  max_steps_ = max_steps;
+}
+
 std::string Progress::line(int64_t step_in_epoch, double loss, double lr, double tokens_per_s,
                            double elapsed_s) const {
+  // What the bar, the count and the ETA measure: this epoch's steps, or the steps to max_steps.
+  const bool limited = max_steps_ > 0;
+  const int64_t done = limited ? steps_before_epoch_ + step_in_epoch : step_in_epoch;
+  const int64_t total = limited ? max_steps_ : steps_in_epoch_;
   const int64_t done_here = step_in_epoch - std::max<int64_t>(first_step_, 0);
-  const int64_t left = std::max<int64_t>(steps_in_epoch_ - step_in_epoch, 0);
+  const int64_t left = std::max<int64_t>(total - done, 0);
   const double eta = done_here > 0 ? elapsed_s / static_cast<double>(done_here) * left : NAN;
   std::string s = fmt::format("epoch {}/{} ", epoch_ + 1, epochs_);
   if (mode_ == ProgressMode::Bar) {
     constexpr int kWidth = 24;  // leaves room for the figures in an 80-column terminal
     const int filled =
-        steps_in_epoch_ > 0
-            ? static_cast<int>(kWidth * std::min<int64_t>(step_in_epoch, steps_in_epoch_) /
-                               steps_in_epoch_)
-            : 0;
+        total > 0 ? static_cast<int>(kWidth * std::min<int64_t>(done, total) / total) : 0;
     s += "[" + std::string(filled, '#') + std::string(kWidth - filled, '-') + "] ";
   }
-  s += fmt::format("{}/{}  loss {:.5g}  lr {:.2e}  {}  ETA {}", step_in_epoch, steps_in_epoch_,
-                   loss, lr, format_rate(tokens_per_s), format_duration(eta));
+  s += fmt::format("{}{}/{}  loss {:.5g}  lr {:.2e}  {}  ETA {}", limited ? "max_steps " : "", done,
+                   total, loss, lr, format_rate(tokens_per_s), format_duration(eta));
   return s;
 }
 

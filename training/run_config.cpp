@@ -2,6 +2,7 @@
 
 #include "base/error.h"
 #include "models/config.h"
+#include "tensor/dtype.h"
 
 namespace mt::training {
 
@@ -11,7 +12,7 @@ void add_model(ConfigSchema& s) {
   const ModelConfig d;  // the seed's model
   s.add("model.n_features", d.n_features, "output features per minute");
   s.add("model.n_inputs", d.n_inputs,
-        "input columns per minute (0: n_features; the scale_free representation has 12)");
+        "input columns per minute (0: the data representation's, 5 for level, 12 for scale_free)");
   s.add("model.d_model", d.d_model, "channels C");
   s.add("model.n_heads", d.n_heads, "attention heads H (head dim D = C / H)");
   s.add("model.n_layers", d.n_layers, "Transformer blocks");
@@ -167,6 +168,7 @@ TrainerOptions TrainerOptions::from_config(const json& c) {
         "and {}",
         o.window, o.stride);
   CHECK(o.devices >= 1, "trainer.devices must be >= 1, got {}", o.devices);
+  (void)Device::parse(o.device);  // its spelling; whether that device is there is checked later
   CHECK(o.dp_bucket_kb >= 1, "trainer.dp_bucket_kb must be >= 1, got {}", o.dp_bucket_kb);
   CHECK(o.dp_check_every >= 0, "trainer.dp_check_every must be >= 0, got {}", o.dp_check_every);
   CHECK(o.profile_steps >= 0, "trainer.profile_steps must be >= 0 (0: off), got {}",

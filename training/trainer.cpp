@@ -74,39 +74,99 @@ std::unique_ptr<Trainer> Trainer::create(const json& config, const std::string& 
         "run folder '{}' already holds a run: continue it with --resume {}, or pick another "
         "trainer.out_dir",
         dir, dir);
-  const bool writer = writes_run_folder(ranks);
-  if (writer) {
-    make_dirs(dir);
-    write_json_file((fs::path(dir) / "config.json").string(), config);
-    // A fresh run starts a fresh log (a folder reused after a run that never checkpointed).
-    std::error_code ec;
-    fs::remove(fs::path(dir) / "metrics.jsonl", ec);
-  }
   std::unique_ptr<Trainer> t(new Trainer(config, dir, std::move(data), ranks));
-  t->build();
+  t->build();  // the device, the model and the data: a failure here writes nothing
+  if (writes_run_folder(ranks)) t->write_run_folder();
+  return t;
+}
+
+void Trainer::write_run_folder() {
+  make_dirs(run_dir_);
+  write_json_file((fs::path(run_dir_) / "config.json").string(), config_);
+  // A fresh run starts a fresh log (a folder reused after a run that never checkpointed).
+  std::error_code ec;
+  fs::remove(fs::path(run_dir_) / "metrics.jsonl", ec);
   // The run keeps its own normalization: `evaluate --data` must not depend on a dataset folder
   // that may since have been prepared again.
-  if (writer) write_normalization(dir, t->representation_, t->data_->stats);
-  return t;
+  write_normalization(run_dir_, representation_, data_->stats);
+  if (!data_->identity.is_null()) {
+    write_json_file((fs::path(run_dir_) / "dataset.json").string(), data_->identity);
+  }
 }
 
 std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir,
                                          const std::vector<std::string>& overrides,
-                                         std::unique_ptr<RunData> data, const RankSetup* ranks) {
+                                         std::unique_ptr<RunData> data, const RankSetup* ranks,
+                                         bool switch_data) {
   const std::string config_path = (fs::path(run_dir) / "config.json").string();
   CHECK(path_exists(config_path), "--resume {}: no config.json there (not a run folder?)", run_dir);
-  json config = run_schema().resolve(read_json_file(config_path), overrides);
+  const json saved = read_json_file(config_path);
+  json config = run_schema().resolve(saved, overrides);
   config["trainer"]["out_dir"] = run_dir;
-  // Later resumes see the overrides too. (The other ranks of a data-parallel run resolve the
-  // same overrides themselves; the write is atomic, so they read the old or the new file.)
-  if (writes_run_folder(ranks)) write_json_file(config_path, config);
+  const bool writer = writes_run_folder(ranks);
+  const std::string last = checkpoint_dir(run_dir, "last");
+  if (!checkpoint_exists(last)) {
+    if (writer) {
+      std::printf(
+          "[train] %s has no checkpoint (its run stopped before the first one): starting that "
+          "run over from its config.json\n",
+          run_dir.c_str());
+    }
+    return create(config, "", std::move(data), ranks);
+  }
   std::unique_ptr<Trainer> t(new Trainer(config, run_dir, std::move(data), ranks));
   t->build();
-  const std::string last = checkpoint_dir(run_dir, "last");
-  CHECK(checkpoint_exists(last), "--resume {}: no checkpoint in {}", run_dir, last);
+  const DataCheck data_check = t->check_dataset(switch_data);
   t->restore(load_checkpoint(last));
+  t->extend_if_asked(run_schema().resolve(saved, {}).at("trainer").at("epochs").get<int>());
   if (t->is_rank0()) t->log_.truncate_after(t->state_.step);
+  // Later resumes see the overrides too, when they take effect: a resume with nothing to do
+  // leaves config.json as it was. (The other ranks of a data-parallel run resolve the same
+  // overrides themselves; the write is atomic, so they read the old or the new file.)
+  if (writer && t->has_work()) write_json_file(config_path, config);
+  if (writer && data_check != DataCheck::Same) {
+    write_json_file((fs::path(run_dir) / "dataset.json").string(), t->data_->identity);
+  }
+  if (writer && data_check == DataCheck::Switched) {
+    write_normalization(run_dir, t->representation_, t->data_->stats);
+  }
   return t;
+}
+
+Trainer::DataCheck Trainer::check_dataset(bool switch_data) const {
+  if (data_->identity.is_null()) return DataCheck::Same;  // in-memory data (tests)
+  const std::string path = (fs::path(run_dir_) / "dataset.json").string();
+  if (!path_exists(path)) return DataCheck::Unrecorded;  // a run from before dataset.json
+  const std::string diff = dataset_difference(read_json_file(path), data_->identity);
+  if (diff.empty()) return DataCheck::Same;
+  CHECK(switch_data,
+        "--resume {}: data.dir '{}' holds other data than this run was trained on:\n{}\n"
+        "Prepare the run's data again (its dataset.json names the files), point data.dir at it "
+        "(--set data.dir=DIR), or continue on the new data with --switch-data",
+        run_dir_, opts_.data_dir, diff);
+  if (is_rank0()) {
+    std::printf(
+        "[train] --switch-data: continuing on other data than the run's so far:\n%s\n"
+        "[train] dataset.json and normalization.json now describe the new data, and the test "
+        "metrics at the end will be on its test split\n",
+        diff.c_str());
+  }
+  return DataCheck::Switched;
+}
+
+void Trainer::extend_if_asked(int saved_epochs) {
+  // The run's own trainer.epochs again (a plain resume of a run that early stopping ended) is
+  // no request for more.
+  if (!state_.finished || opts_.epochs == saved_epochs || state_.epoch >= opts_.epochs) return;
+  state_.finished = false;
+  if (is_rank0()) {
+    std::printf("[train] extending the finished run from %d to %d epochs (trainer.epochs)\n",
+                state_.epoch, opts_.epochs);
+  }
+}
+
+bool Trainer::has_work() const {
+  return !state_.finished && !(opts_.max_steps > 0 && state_.step >= opts_.max_steps);
 }
 
 void Trainer::build() {
@@ -129,6 +189,11 @@ void Trainer::build() {
   }
   if (opts_.threads > 0) omp_set_num_threads(opts_.threads);
   precision_ = parse_precision(opts_.precision);
+  representation_ = data::parse_representation(opts_.representation);
+  // model.n_inputs 0: the representation's input columns (config.json records the number).
+  if (config_.at("model").value("n_inputs", 0) == 0) {
+    config_["model"]["n_inputs"] = data::input_count(representation_);
+  }
   const ModelConfig mc = ModelConfig::from_json(config_.at("model"));
   delta_target_ = mc.target == "delta";
   gen_ = Generator(opts_.seed);
@@ -139,7 +204,6 @@ void Trainer::build() {
   model_->set_generator(&gen_);
   model_->train();
   if (!data_) data_ = std::make_unique<RunData>(open_prepared_data(opts_, device_));
-  representation_ = data::parse_representation(opts_.representation);
   CHECK(data_->representation == representation_,
         "data: the config asks for the {} representation (data.representation) but the data "
         "holds the {} representation: prepare it with `prepare --representation {}` (or make "
@@ -198,8 +262,8 @@ void Trainer::setup_data_parallel(const DistEnv& env) {
   // The ranks built their weights from one seed; a check now catches a rank that did not.
   dp_->check_identical_weights(0);
   if (is_rank0()) {
-    std::printf("[dist] %d ranks over NCCL: %zu gradient buckets of ~%lld KiB, global batch %lld\n",
-                world_, dp_->buckets().size(), static_cast<long long>(opts_.dp_bucket_kb),
+    std::printf("[dist] %d ranks: %zu gradient buckets of ~%lld KiB, global batch %lld\n", world_,
+                dp_->buckets().size(), static_cast<long long>(opts_.dp_bucket_kb),
                 static_cast<long long>(opts_.batch_size * opts_.accumulation * world_));
   }
 }
@@ -267,7 +331,7 @@ void Trainer::restore(const Checkpoint& ck) {
   skipped_logged_ = std::min(state_.nonfinite_total, optimizer_->skip_counts().total);
 }
 
-void Trainer::finish(TrainResult& result) {
+void Trainer::finish() {
   if (!is_rank0() || (!opts_.evaluate && !opts_.plots && !opts_.blend)) return;
   if (opts_.blend) {
     try {
@@ -295,7 +359,7 @@ void Trainer::finish(TrainResult& result) {
       }
       std::printf("[train] test metrics: %s/metrics.md\n", run_dir_.c_str());
     } catch (const Error& e) {
-      std::printf("[train] evaluation failed: %s\n", e.what());
+      std::printf("[train] evaluation failed: %s\n", e.message().c_str());
     }
   }
   if (opts_.plots) {
@@ -305,7 +369,6 @@ void Trainer::finish(TrainResult& result) {
       std::printf("[plots] %zu files in %s/plots\n", plots.files.size(), run_dir_.c_str());
     }
   }
-  (void)result;
 }
 
 }  // namespace mt::training

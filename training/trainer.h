@@ -4,6 +4,12 @@
 //   auto t = Trainer::resume("runs/tiny-...", {}); // continue from checkpoints/last
 //   TrainResult r = t->fit();
 //
+// A run folder is written only once the run is built (model, device, data): a start that fails
+// leaves no folder behind. Resuming a folder that has no checkpoint yet (its run was killed
+// before the first one) starts that run over from its config.json. Resuming a finished run with
+// more trainer.epochs than it had extends it; with nothing new to do, fit() says so and changes
+// nothing. A resume refuses data other than the run's (dataset.json) unless told to switch.
+//
 // One optimizer step = `accumulation` micro-batches of forward (NVTX "forward"), loss ("loss"),
 // backward ("backward"), then clipping and the update ("optimizer"); batches come under "data",
 // each epoch under "epoch". On the GPU the step never waits for the host: the loss is summed
@@ -13,8 +19,11 @@
 // its loss left out of the logged mean, and the skips are read with the loss at log time.
 // "step" counts the optimizer steps taken, skipped ones included.
 //
-// The run folder: config.json (the resolved config), metrics.jsonl, checkpoints/{last,best},
-// and after the run metrics.json, metrics.md, predictions.csv and plots/.
+// The run folder: config.json (the resolved config), dataset.json (what the data was made from),
+// normalization.json, metrics.jsonl, checkpoints/{last,best}, and after the run metrics.json,
+// metrics.md, predictions.csv and plots/. A run stopped by trainer.max_steps in mid-epoch
+// validates at that step (a "val" record), so that it too ends with a best checkpoint, test
+// metrics and plots.
 //
 // Data-parallel (trainer.devices > 1, or RANK/WORLD_SIZE set by a launcher; docs/distributed.md):
 // this process is one rank. It trains on its shard of each epoch's windows, its gradients are
@@ -52,7 +61,9 @@ struct EvalSeries;
 
 struct TrainResult {
   std::string run_dir;
-  std::string stop_reason;  // "finished", "early_stopping", "max_steps", "interrupted", "nonfinite"
+  // "finished", "early_stopping", "max_steps", "interrupted", "nonfinite", or "nothing_to_do"
+  // (a resumed run that had already finished, or was already at its trainer.max_steps)
+  std::string stop_reason;
   int64_t steps = 0;
   int epochs_done = 0;
   double best_val_loss = 0;
@@ -71,11 +82,23 @@ struct RunData {
   std::shared_ptr<const EvalSeries> test_eval;
   std::shared_ptr<const EvalSeries> val_eval;  // what the blend is fitted on (the same rule)
   std::string description;  // printed at the start ("prepared data_prepared: 1234 windows ...")
+  // What the data was made from (prepared_dataset_identity); null for in-memory data.
+  nlohmann::json identity;
 };
 
 // Opens the prepared dataset of `opts.data_dir` with windows of opts.window every opts.stride
 // (re-cut from the manifest's split rows when they differ from the prepared windows).
 RunData open_prepared_data(const TrainerOptions& opts, Device device);
+
+// The identity of a prepared dataset, from its manifest: its sources (file names, sizes, CRC-32
+// of their text, rows), the rows kept, the time range, the CRC-32 of the normalized series and
+// the timestamps, and the split. A run records it as dataset.json.
+nlohmann::json prepared_dataset_identity(const nlohmann::json& manifest);
+// "" when two identities name the same data (folders and source paths aside), else a few
+// lines saying what each holds.
+std::string dataset_difference(const nlohmann::json& recorded, const nlohmann::json& now);
+// "btcusd_1-min_2023-06.csv, 43200 rows, 2023-06-01 00:00 to 2023-06-30 23:59 UTC"
+std::string describe_dataset(const nlohmann::json& identity);
 
 // "runs/<name>-<UTC time>": the folder of a new run whose config names none.
 std::string default_run_dir(const std::string& name);
@@ -93,10 +116,12 @@ class Trainer {
   static std::unique_ptr<Trainer> create(const nlohmann::json& config, const std::string& name,
                                          std::unique_ptr<RunData> data = nullptr,
                                          const RankSetup* ranks = nullptr);
+  // switch_data: continue on data other than the run's (else an Error that says how they differ).
   static std::unique_ptr<Trainer> resume(const std::string& run_dir,
                                          const std::vector<std::string>& overrides,
                                          std::unique_ptr<RunData> data = nullptr,
-                                         const RankSetup* ranks = nullptr);
+                                         const RankSetup* ranks = nullptr,
+                                         bool switch_data = false);
   ~Trainer();
 
   TrainResult fit();
@@ -107,11 +132,22 @@ class Trainer {
   const TrainerOptions& options() const { return opts_; }
   int rank() const { return rank_; }
   int world() const { return world_; }
+  // False for a resumed run that already finished or is at its trainer.max_steps.
+  bool has_work() const;
 
  private:
   Trainer(nlohmann::json config, std::string run_dir, std::unique_ptr<RunData> data,
           const RankSetup* ranks);
   void build();
+  // Rank 0 of a new run: the folder, config.json, dataset.json, normalization.json.
+  void write_run_folder();
+  // Resume: compares the data with the run's dataset.json; other data is an Error unless
+  // switch_data.
+  enum class DataCheck { Same, Unrecorded, Switched };
+  DataCheck check_dataset(bool switch_data) const;
+  // Resume of a finished run with another trainer.epochs than its own (saved_epochs), above the
+  // epochs done: reopens it.
+  void extend_if_asked(int saved_epochs);
   void setup_data_parallel(const DistEnv& env);
   bool is_rank0() const { return rank_ == 0; }
   // Elementwise sum over the ranks (a no-op for one process); every rank must call it.
@@ -133,9 +169,14 @@ class Trainer {
   std::string train_epoch(TrainResult& result);  // "" or a stop reason
   std::string end_epoch(TrainResult& result, double epoch_seconds);
   double validate();
+  // A max_steps stop in mid-epoch: validates at that step, keeps a better model as "best".
+  void validate_at_stop();
   bool log_train(TrainResult& result, Progress& progress, int64_t step_in_epoch);
   void flush_pending();
-  void finish(TrainResult& result);
+  void finish();
+  void say_nothing_to_do() const;
+  // The end of a run stopped by trainer.max_steps: validation, checkpoints, evaluation, plots.
+  void stop_at_max_steps();
   void print_header() const;
 
   nlohmann::json config_;

@@ -195,11 +195,20 @@ std::string Trainer::train_epoch(TrainResult& result) {
   loader.start_epoch(state_.epoch, state_.batch_in_epoch);
   Progress progress(is_rank0() ? parse_progress_mode(opts_.progress) : ProgressMode::Quiet,
                     state_.epoch, opts_.epochs, steps_in_epoch);
+  // A trainer.max_steps that ends the run inside this epoch: the line counts toward it instead.
+  const int64_t steps_before_epoch = state_.step - state_.batch_in_epoch / acc;
+  if (opts_.max_steps > 0 && opts_.max_steps < steps_before_epoch + steps_in_epoch) {
+    progress.set_step_limit(steps_before_epoch, opts_.max_steps);
+  }
   last_log_ = Clock::now();
   Tensor batch;
   while (state_.batch_in_epoch + acc <= usable) {
-    // A resumed run may already be at its (new) step limit.
-    if (opts_.max_steps > 0 && state_.step >= opts_.max_steps) return "max_steps";
+    // Checked before a step, not after: a limit on an epoch's last step lets the epoch end
+    // (validation, scheduler, checkpoints) as usual.
+    if (opts_.max_steps > 0 && state_.step >= opts_.max_steps) {
+      progress.finish();
+      return "max_steps";
+    }
     profiler_.begin_step();
     Tensor group_loss;
     for (int i = 0; i < acc; ++i) {
@@ -222,15 +231,18 @@ std::string Trainer::train_epoch(TrainResult& result) {
     accumulate_pending(group_loss, guard);
     ++state_.pending_steps;
     const int64_t step_in_epoch = state_.batch_in_epoch / acc;
-    if (state_.pending_steps >= opts_.log_every || step_in_epoch == steps_in_epoch) {
+    const bool last_step = opts_.max_steps > 0 && state_.step >= opts_.max_steps;
+    if (state_.pending_steps >= opts_.log_every || step_in_epoch == steps_in_epoch || last_step) {
       if (!log_train(result, progress, step_in_epoch)) return "nonfinite";
       if (state_.nonfinite_in_a_row >= opts_.max_nonfinite) return "nonfinite";
     }
     if (opts_.checkpoint_every > 0 && state_.step % opts_.checkpoint_every == 0) save("last");
     // One process stops at once; the ranks of a data-parallel run stop at the log line where
     // they agreed to (a rank stopping alone would leave the others waiting in an all-reduce).
-    if (world_ == 1 ? interrupt_requested() : stop_agreed_) return "interrupted";
-    if (opts_.max_steps > 0 && state_.step >= opts_.max_steps) return "max_steps";
+    if (world_ == 1 ? interrupt_requested() : stop_agreed_) {
+      progress.finish();
+      return "interrupted";
+    }
   }
   progress.finish();
   return "";
@@ -256,6 +268,33 @@ double Trainer::validate() {
   }
   model_->train();
   return total.item() / static_cast<double>(windows);
+}
+
+// The model at a max_steps stop in mid-epoch is the run's result: validated like an epoch's, and
+// kept as "best" when it is. The scheduler and early stopping are left alone (they count epochs),
+// so that a resumed run goes on exactly as an uninterrupted one.
+void Trainer::validate_at_stop() {
+  std::vector<double> val{is_rank0() ? validate() : 0.0};  // as in end_epoch: rank 0's loss
+  sum_over_ranks(val);
+  const double val_loss = val[0];
+  const bool best = std::isfinite(val_loss) && val_loss < state_.best_val_loss;
+  if (best) {
+    state_.best_val_loss = val_loss;
+    state_.best_epoch = state_.epoch;
+  }
+  if (is_rank0()) {
+    log_.append(json{{"kind", "val"},
+                     {"epoch", state_.epoch},
+                     {"step", state_.step},
+                     {"val_loss", std::isfinite(val_loss) ? json(val_loss) : json(nullptr)},
+                     {"best", best},
+                     {"time_s", state_.elapsed_s + seconds_since(session_start_)}});
+    std::printf("[train] step %lld (in epoch %d/%d)  val %.6g%s\n",
+                static_cast<long long>(state_.step), state_.epoch + 1, opts_.epochs, val_loss,
+                best ? " (best)" : "");
+    std::fflush(stdout);
+  }
+  if (best) save("best");
 }
 
 // Validation, scheduler, early stopping and checkpoints after the last step of an epoch.
@@ -318,24 +357,59 @@ void Trainer::print_header() const {
   }
 }
 
+void Trainer::say_nothing_to_do() const {
+  const char* where = state_.finished ? "already finished" : "already at its trainer.max_steps";
+  const char* how = state_.finished ? "to train longer, resume it with SET=trainer.epochs=N (N > "
+                                      "the epochs done)"
+                                    : "to train further, resume it with SET=trainer.max_steps=N "
+                                      "(0: no limit)";
+  std::printf("[train] %s is %s (%d epochs done, %lld steps): nothing to do; %s\n",
+              run_dir_.c_str(), where, state_.epoch, static_cast<long long>(state_.step), how);
+}
+
+void Trainer::stop_at_max_steps() {
+  if (state_.batch_in_epoch > 0) validate_at_stop();  // at an epoch's end, end_epoch did it
+  save("last");
+  if (is_rank0()) {
+    std::printf(
+        "[train] stopped at trainer.max_steps = %lld (epoch %d/%d); best val loss %.6g. Train "
+        "further with: make train RESUME=%s SET=trainer.max_steps=N (0: no limit)\n",
+        static_cast<long long>(opts_.max_steps), state_.epoch + (state_.batch_in_epoch > 0),
+        opts_.epochs, state_.best_val_loss, run_dir_.c_str());
+  }
+  finish();
+}
+
 TrainResult Trainer::fit() {
   TrainResult result;
   result.run_dir = run_dir_;
+  result.steps = state_.step;
+  result.best_val_loss = state_.best_val_loss;
+  if (!has_work()) {  // a resumed run that is already done: nothing is run, nothing written
+    if (is_rank0()) say_nothing_to_do();
+    result.stop_reason = "nothing_to_do";
+    return result;
+  }
   session_start_ = Clock::now();
   if (is_rank0()) print_header();
   profiler_.configure(is_rank0() ? opts_.profile_steps : 0, device_.is_cuda(), run_dir_);
   std::string stop;
-  while (stop.empty() && !state_.finished && state_.epoch < opts_.epochs) {
+  while (stop.empty() && state_.epoch < opts_.epochs) {
     const Clock::time_point epoch_start = Clock::now();
     stop = train_epoch(result);
     if (stop.empty()) stop = end_epoch(result, seconds_since(epoch_start));
-    if (stop.empty() && opts_.max_steps > 0 && state_.step >= opts_.max_steps) stop = "max_steps";
+    if (stop.empty() && opts_.max_steps > 0 && state_.step >= opts_.max_steps &&
+        state_.epoch < opts_.epochs) {
+      stop = "max_steps";
+    }
   }
   if (stop.empty()) stop = "finished";
   result.stop_reason = stop;
   result.steps = state_.step;
-  result.best_val_loss = state_.best_val_loss;
+  // The session's time so far goes into the checkpoint; what follows (a stop's validation, the
+  // evaluation) counts from here.
   state_.elapsed_s += seconds_since(session_start_);
+  session_start_ = Clock::now();
   if (stop == "nonfinite") {
     // The weights may hold the bad values: keep the checkpoints already on disk as they are.
     if (is_rank0()) {
@@ -349,22 +423,25 @@ TrainResult Trainer::fit() {
   }
   // Data-parallel: the last word on the ranks' agreement, before the final checkpoint.
   if (dp_) dp_->check_identical_weights(state_.step);
-  if (stop == "interrupted" || stop == "max_steps") {
+  if (stop == "interrupted") {
     save("last");
     if (is_rank0()) {
-      std::printf("[train] stopped (%s) at step %lld; continue with: build/bin/train --resume %s\n",
-                  stop.c_str(), static_cast<long long>(state_.step), run_dir_.c_str());
+      std::printf("[train] interrupted at step %lld; continue with: make train RESUME=%s\n",
+                  static_cast<long long>(state_.step), run_dir_.c_str());
     }
-    return result;
+  } else if (stop == "max_steps") {
+    stop_at_max_steps();
+  } else {
+    state_.finished = true;
+    save("last");
+    if (is_rank0()) {
+      std::printf("[train] %s after %d epochs, %lld steps; best val loss %.6g (epoch %d)\n",
+                  stop.c_str(), state_.epoch, static_cast<long long>(state_.step),
+                  state_.best_val_loss, state_.best_epoch + 1);
+    }
+    finish();
   }
-  state_.finished = true;
-  save("last");
-  if (is_rank0()) {
-    std::printf("[train] %s after %d epochs, %lld steps; best val loss %.6g (epoch %d)\n",
-                stop.c_str(), state_.epoch, static_cast<long long>(state_.step),
-                state_.best_val_loss, state_.best_epoch + 1);
-  }
-  finish(result);
+  result.best_val_loss = state_.best_val_loss;
   return result;
 }
 
