@@ -28,8 +28,9 @@
 //  - what varies between launches and heads goes through Philox4x32-10 (the framework's
 //    generator, base/philox.h) once a launch and one fold a head, so that steps (offsets),
 //    seeds and heads get unrelated masks.
-// A draw costs 5 wide multiplies and 5 XORs at most (the forward's: 4 and 5), where
-// Philox4x32-7 took 13 and 13. tests/test_attention_dropout.cpp checks the mask's statistics.
+// A draw costs four IMAD.WIDE and five XORs in the forward (one fold more in the dK/dV kernel),
+// where Philox4x32-7 took twelve and thirteen. tests/test_attention_dropout.cpp checks the
+// mask's statistics.
 //
 // p is quantized to 1/256: the seed model's p = 0.05 becomes threshold 13, an effective drop rate
 // of 13/256 = 0.0508, and kept probabilities are scaled by 256 / (256 - threshold). The cap keeps
