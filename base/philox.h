@@ -1,7 +1,7 @@
-// Philox4x32: the counter-based random generator (Salmon et al., "Parallel random numbers: as
-// easy as 1, 2, 3", SC'11) that the CPU ops and the CUDA kernels share. philox4x32() runs the
-// paper's recommended 10 rounds; philox4x32_rounds<R>() any count (attention dropout uses 7:
-// cuda/attention_dropout.h says why).
+// Philox4x32-10: the counter-based random generator (Salmon et al., "Parallel random numbers: as
+// easy as 1, 2, 3", SC'11) that the CPU ops and the CUDA kernels share, with the paper's
+// recommended 10 rounds. (Attention dropout draws one Philox key a launch and hashes the scores
+// more cheaply: cuda/attention_dropout.h.)
 //
 // Why counter-based: the i-th random number is a pure function of (key, counter), so any thread
 // can compute any element directly, in any order, on any device. The same seed therefore gives
@@ -48,25 +48,19 @@ MT_HOST_DEVICE void philox_round(uint32_t (&c)[4], uint32_t k0, uint32_t k1) {
   c[0] = n0, c[1] = lo1, c[2] = n2, c[3] = lo0;
 }
 
-// kRounds rounds of the Philox S-box; returns four independent 32-bit outputs. The key of
-// round r is (k0 + r kWeyl0, k1 + r kWeyl1) mod 2^32.
-template <int kRounds>
-MT_HOST_DEVICE Philox4 philox4x32_rounds(uint64_t seed, uint64_t index, uint64_t stream) {
+// Ten rounds of the Philox S-box; returns four independent 32-bit outputs. The key of round r
+// is (k0 + r kWeyl0, k1 + r kWeyl1) mod 2^32.
+MT_HOST_DEVICE Philox4 philox4x32(uint64_t seed, uint64_t index, uint64_t stream) {
   using namespace philox_detail;
   uint32_t c[4] = {static_cast<uint32_t>(index), static_cast<uint32_t>(index >> 32),
                    static_cast<uint32_t>(stream), static_cast<uint32_t>(stream >> 32)};
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-  for (int round = 0; round < kRounds; ++round) {
+  for (int round = 0; round < 10; ++round) {
     philox_round(c, k0, k1);
     k0 += kWeyl0;
     k1 += kWeyl1;
   }
   return Philox4{{c[0], c[1], c[2], c[3]}};
-}
-
-// Philox4x32-10: the generator of every random op but attention dropout.
-MT_HOST_DEVICE Philox4 philox4x32(uint64_t seed, uint64_t index, uint64_t stream) {
-  return philox4x32_rounds<10>(seed, index, stream);
 }
 
 // A 32-bit output mapped to a float in [0, 1): the top 24 bits, so every value is exact in float.

@@ -2,28 +2,40 @@
 //
 // Dropout on the attention probabilities P[b, h, row, col] (row = query, col = key) never stores
 // its mask: it is a pure function of (seed, offset, b, h, row, col), so the backward pass (and the
-// CPU reference) regenerates exactly the bits the forward used.
+// CPU reference) regenerates exactly the bits the forward used. One byte a score:
+//   key      = Philox4x32-10(seed, counter (kKeyIndex, offset))        4 words, once a launch
+//   head     = row_key, col_key: fold(bh ^ key[0], .) ^ key[1], fold(bh ^ key[2], .) ^ key[3]
+//   label    = fold(row + row_key, kRowMul)  ^  (col / 16) * kColStep + col_key
+//   byte     = byte col % 4 of word (col % 16) / 4,   word w = fold(label, kWordMul[w])
+//   keep     = byte >= threshold,   threshold = min(round(p * 256), 255)
+// where fold(x, m) = lo32(x m) ^ hi32(x m), the 64-bit product of two 32-bit words folded in half
+// (one IMAD.WIDE and one XOR on the GPU). So one label covers 16 consecutive keys of one query
+// row (a "draw": 4 words, 16 bytes), as Philox4x32-7's 128-bit output did before.
 //
-// The mapping (one Philox4x32-7 call gives 128 bits = 16 bytes, one byte per element):
-//   key     = seed                                          (64 bits)
-//   index   = (row << 32) | (col / 16)                      (counter words 0, 1)
-//   stream  = (offset << 32) + (b * H + h)                  (counter words 2, 3; offset mod 2^32)
-//   byte    = bits 8*(col % 4) .. 8*(col % 4) + 7 of output word (col % 16) / 4
-//   keep    = byte >= threshold,   threshold = min(round(p * 256), 255)
-// so one call covers 16 consecutive keys of one query row. p is quantized to 1/256: the seed
-// model's p = 0.05 becomes threshold 13, an effective drop rate of 13/256 = 0.0508, and kept
-// probabilities are scaled by 256 / (256 - threshold). The cap keeps that scale finite for p
-// near 1 (p >= 0.998 would round to 256: every element dropped, and 0 * inf = NaN outputs).
-// 8 bits an element keeps the generator's cost at 1/16 of a Philox call per element (about 4
-// integer instructions), which matters where the kernel is bound by the exponential unit
-// (D = 8).
+// Why this shape (docs/flash_attention.md, "Dropout without a stored mask", has the statistics
+// and the instruction counts):
+//  - what a kernel draws over is cheap: the forward's lane keeps one query row and walks the
+//    keys, so its row label is computed once and a draw's column label is an add of the golden-
+//    ratio step (a Weyl sequence: by the three-distance theorem no two of a row's chunks get
+//    labels closer than about 2^32 / (2.2 n) for n chunks); the dK/dV kernel's warp keeps 16
+//    keys and walks the queries, so its column label is fixed and a draw's row label is one
+//    fold. Rows are folded rather than stepped so that the labels are no 2D lattice (a stepped
+//    row and a stepped column would make cells (r + d, c) and (r, c + e) echo each other where
+//    d and e steps nearly agree).
+//  - a word is one fold of the label: lo32 alone would leave byte 0 a function of the label's
+//    byte 0 (rows with equal low bytes would share masks), hi32 alone its top byte a smooth
+//    function of the label's; their XOR gives every byte a part that depends on all 32 bits.
+//  - what varies between launches and heads goes through Philox4x32-10 (the framework's
+//    generator, base/philox.h) once a launch and one fold a head, so that steps (offsets),
+//    seeds and heads get unrelated masks.
+// A draw costs four IMAD.WIDE and five XORs in the forward (one fold more in the dK/dV kernel),
+// where Philox4x32-7 took twelve and thirteen. tests/test_attention_dropout.cpp checks the
+// mask's statistics.
 //
-// Why 7 rounds, not the 10 of every other random op (base/philox.h): at D = 8 the generator is
-// a third of the attention kernels' integer work (its 64-bit multiplies share the FMA pipe with
-// the softmax), and 3 rounds fewer remove 30% of it. Salmon et al. found 7 rounds to be the
-// fewest with which Philox4x32 passes TestU01's BigCrush (10 is their safety margin), and
-// FlashAttention's own dropout generator runs 7 rounds too. tests/test_tensor.cpp checks both
-// round counts against Random123's published known-answer vectors.
+// p is quantized to 1/256: the seed model's p = 0.05 becomes threshold 13, an effective drop rate
+// of 13/256 = 0.0508, and kept probabilities are scaled by 256 / (256 - threshold). The cap keeps
+// that scale finite for p near 1 (p >= 0.998 would round to 256: every element dropped, and
+// 0 * inf = NaN outputs).
 #pragma once
 
 #include <cstdint>
@@ -33,8 +45,72 @@
 
 namespace mt {
 
+namespace attention_dropout_detail {
+// Philox counter word pair of the launch key ("ATTNDROP"): apart from the counters of the
+// framework's other random ops, which count elements from 0.
+constexpr uint64_t kKeyIndex = 0x4154544E44524F50ull;
+constexpr uint32_t kHeadMul0 = 0xC2B2AE35u, kHeadMul1 = 0x85EBCA6Bu;  // MurmurHash3's finalizer
+constexpr uint32_t kRowMul = 0x9E3779B1u;                             // xxHash's prime 1
+constexpr uint32_t kColStep = 0x9E3779B9u;  // 2^32 / golden ratio, rounded to odd
+
+// The word multipliers: odd, above 2^31 (so hi32 spans most of its range), unrelated.
+MT_HOST_DEVICE constexpr uint32_t word_mul(int w) {
+  return w == 0 ? 0xD2511F53u : w == 1 ? 0xCD9E8D57u : w == 2 ? 0xC2B2AE3Du : 0x85EBCA77u;
+}
+
+// lo32(x m) ^ hi32(x m).
+MT_HOST_DEVICE uint32_t fold(uint32_t x, uint32_t m) {
+  const uint64_t product = static_cast<uint64_t>(x) * m;
+  return static_cast<uint32_t>(product) ^ static_cast<uint32_t>(product >> 32);
+}
+}  // namespace attention_dropout_detail
+
+// The 16 mask bytes of one draw (16 consecutive keys of one query row): byte j in bits
+// 8 (j % 4) .. 8 (j % 4) + 7 of word j / 4.
+struct DropoutDraw {
+  uint32_t v[4];
+
+  // The draw of a label (DropoutHead::row_label(row) ^ DropoutHead::col_label(col16)).
+  MT_HOST_DEVICE static DropoutDraw of(uint32_t label) {
+    using namespace attention_dropout_detail;
+    DropoutDraw d;
+    for (int w = 0; w < 4; ++w) d.v[w] = fold(label, word_mul(w));
+    return d;
+  }
+  MT_HOST_DEVICE uint32_t byte(int j) const { return (v[j >> 2] >> (8 * (j & 3))) & 0xFFu; }
+};
+
+// The two keys of one head (bh = b * H + h) and the labels made from them.
+struct DropoutHead {
+  uint32_t row_key, col_key;
+
+  MT_HOST_DEVICE uint32_t row_label(uint32_t row) const {
+    return attention_dropout_detail::fold(row + row_key, attention_dropout_detail::kRowMul);
+  }
+  MT_HOST_DEVICE uint32_t col_label(uint32_t col16) const {
+    return col16 * attention_dropout_detail::kColStep + col_key;
+  }
+  // The mask byte of element (row, col). The slow path, one element at a time.
+  MT_HOST_DEVICE uint32_t byte(uint32_t row, uint32_t col) const {
+    return DropoutDraw::of(row_label(row) ^ col_label(col >> 4)).byte(static_cast<int>(col & 15));
+  }
+};
+
+// The key of one launch (seed, offset): Philox4x32-10's four words.
+struct DropoutKey {
+  uint32_t k[4];
+
+  MT_HOST_DEVICE static DropoutKey of(uint64_t seed, uint64_t offset) {
+    const Philox4 r = philox4x32(seed, attention_dropout_detail::kKeyIndex, offset);
+    return DropoutKey{{r.v[0], r.v[1], r.v[2], r.v[3]}};
+  }
+  MT_HOST_DEVICE DropoutHead head(uint32_t bh) const {
+    using namespace attention_dropout_detail;
+    return DropoutHead{fold(bh ^ k[0], kHeadMul0) ^ k[1], fold(bh ^ k[2], kHeadMul1) ^ k[3]};
+  }
+};
+
 struct AttentionDropout {
-  static constexpr int kRounds = 7;  // Philox rounds (see above)
   uint64_t seed = 0;
   uint64_t offset = 0;
   uint32_t threshold = 0;  // round(p * 256); 0 means no dropout
@@ -46,84 +122,22 @@ struct AttentionDropout {
   }
   // 1 / (1 - p_effective): the factor applied to kept probabilities.
   MT_HOST_DEVICE float keep_scale() const { return 256.0f / static_cast<float>(256u - threshold); }
+  MT_HOST_DEVICE DropoutKey key() const { return DropoutKey::of(seed, offset); }
+};
 
-  // The 16 mask bytes of keys [16 * col16, 16 * col16 + 16) of one query row, head bh = b*H + h.
-  MT_HOST_DEVICE Philox4 bytes16(uint32_t bh, uint32_t row, uint32_t col16) const {
-    uint64_t index = (static_cast<uint64_t>(row) << 32) | col16;
-    uint64_t stream = (offset << 32) + bh;
-    return philox4x32_rounds<kRounds>(seed, index, stream);
-  }
+// A launch's dropout with its key computed once: what the CPU loops and the exact kernels ask
+// element by element.
+struct DropoutMask : AttentionDropout {
+  DropoutKey key;
 
-  // Byte j (0..15) of a bytes16() draw.
-  MT_HOST_DEVICE static uint32_t byte_at(const Philox4& r, int j) {
-    return (r.v[j >> 2] >> (8 * (j & 3))) & 0xFFu;
-  }
-
-  // Is element (row, col) of head bh kept? The slow path, one element at a time.
+  MT_HOST_DEVICE explicit DropoutMask(const AttentionDropout& d)
+      : AttentionDropout(d), key(d.key()) {}
+  // Is element (row, col) of head bh kept? (The slow path: two folds for the head, one for the
+  // row and one for the word, every element.)
   MT_HOST_DEVICE bool keep(uint32_t bh, uint32_t row, uint32_t col) const {
-    return byte_at(bytes16(bh, row, col >> 4), col & 15) >= threshold;
+    return key.head(bh).byte(row, col) >= threshold;
   }
 };
-
-// ---- the same draws, split for kernels that make millions of them ---------------------------
-// A FlashAttention kernel draws the masks of one head, so two parts of every draw repeat:
-//  - the key schedule (round r's key is seed + r (kWeyl0, kWeyl1)) depends on the seed alone.
-//    The launcher computes it once into the kernel's parameters (DropoutSchedule), where each
-//    round's key is an operand read from constant memory instead of two adds a round;
-//  - round 1 multiplies counter word 0 (the 16-key chunk) and word 2 (the head) apart
-//    (philox_round). A kernel computes the head's product once, and the chunk's once where a
-//    warp's draws share it (the dK/dV kernel's 16 keys).
-// draw() equals AttentionDropout::bytes16() for every split (tests/test_attention.cpp).
-struct DropoutSchedule {
-  uint32_t key[AttentionDropout::kRounds][2];
-  uint32_t offset;  // counter word 3: the low word of AttentionDropout::offset
-
-  MT_HOST_DEVICE static DropoutSchedule of(const AttentionDropout& d) {
-    DropoutSchedule s{};
-    uint32_t k0 = static_cast<uint32_t>(d.seed), k1 = static_cast<uint32_t>(d.seed >> 32);
-    for (int r = 0; r < AttentionDropout::kRounds; ++r) {
-      s.key[r][0] = k0, s.key[r][1] = k1;
-      k0 += philox_detail::kWeyl0;
-      k1 += philox_detail::kWeyl1;
-    }
-    s.offset = static_cast<uint32_t>(d.offset);
-    return s;
-  }
-};
-
-struct MulHiLo {
-  uint32_t hi, lo;
-};
-// Round 1's product of the chunk word (kMul0 col16) and of the head word (kMul1 bh).
-MT_HOST_DEVICE MulHiLo chunk_product(uint32_t col16) {
-  MulHiLo m;
-  philox_detail::mulhilo(philox_detail::kMul0, col16, m.hi, m.lo);
-  return m;
-}
-MT_HOST_DEVICE MulHiLo head_product(uint32_t bh) {
-  MulHiLo m;
-  philox_detail::mulhilo(philox_detail::kMul1, bh, m.hi, m.lo);
-  return m;
-}
-// Round 1's output words 0 and 2 (words 1 and 3 are head.lo and chunk.lo).
-MT_HOST_DEVICE uint32_t round1_word0(const DropoutSchedule& s, MulHiLo head, uint32_t row) {
-  return head.hi ^ row ^ s.key[0][0];
-}
-MT_HOST_DEVICE uint32_t round1_word2(const DropoutSchedule& s, MulHiLo chunk) {
-  return chunk.hi ^ s.offset ^ s.key[0][1];
-}
-// Rounds 2.. of a draw from round 1's output (w0, head.lo, w2, chunk.lo).
-MT_HOST_DEVICE Philox4 draw_from_round1(const DropoutSchedule& s, uint32_t w0, uint32_t w1,
-                                        uint32_t w2, uint32_t w3) {
-  uint32_t c[4] = {w0, w1, w2, w3};
-  for (int r = 1; r < AttentionDropout::kRounds; ++r) philox_round(c, s.key[r][0], s.key[r][1]);
-  return Philox4{{c[0], c[1], c[2], c[3]}};
-}
-// AttentionDropout::bytes16(bh, row, col16), with head = head_product(bh) and chunk =
-// chunk_product(col16).
-MT_HOST_DEVICE Philox4 draw(const DropoutSchedule& s, MulHiLo chunk, MulHiLo head, uint32_t row) {
-  return draw_from_round1(s, round1_word0(s, head, row), head.lo, round1_word2(s, chunk), chunk.lo);
-}
 
 // Keep flags of four mask bytes at once, in bit 7 of each byte (the other bits are garbage):
 // byte >= threshold iff byte + (256 - threshold) >= 256, i.e. iff adding c = 256 - threshold

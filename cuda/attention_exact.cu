@@ -136,25 +136,27 @@ __device__ __forceinline__ scalar_t* grad_row(void* base, const ExactAttentionPa
          ((static_cast<int64_t>(s.b) * p.T + s.row) * p.H + s.h) * p.D;
 }
 
-// The keep factors of one query row while its keys go by in order 0, 1, 2, ...: one Philox call
-// per 16 keys (cuda/attention_dropout.h), refreshed when j % 16 == 0. next(j) must be called for
+// The keep factors of one query row while its keys go by in order 0, 1, 2, ...: one draw per
+// 16 keys (cuda/attention_dropout.h), refreshed when j % 16 == 0. next(j) must be called for
 // every j from 0 on, visible or not.
 struct RowKeep {
-  AttentionDropout drop;
+  DropoutHead head;
+  uint32_t threshold;
   double scale;
-  uint32_t bh, row;
-  Philox4 bits{};
+  uint32_t row_label;
+  DropoutDraw bits{};
 
+  __device__ RowKeep(const ExactAttentionParams& p, double keep_scale, uint32_t bh, uint32_t row)
+      : head(DropoutKey::of(p.seed, p.offset).head(bh)),
+        threshold(p.dropout_threshold),
+        scale(keep_scale),
+        row_label(head.row_label(row)) {}
   __device__ __forceinline__ double next(int j) {
-    if (drop.threshold == 0) return 1.0;
-    if ((j & 15) == 0) bits = drop.bytes16(bh, row, static_cast<uint32_t>(j) >> 4);
-    return AttentionDropout::byte_at(bits, j & 15) >= drop.threshold ? scale : 0.0;
+    if (threshold == 0) return 1.0;
+    if ((j & 15) == 0) bits = DropoutDraw::of(row_label ^ head.col_label(uint32_t(j) >> 4));
+    return bits.byte(j & 15) >= threshold ? scale : 0.0;
   }
 };
-
-__device__ __forceinline__ AttentionDropout dropout_of(const ExactAttentionParams& p) {
-  return AttentionDropout{p.seed, p.offset, p.dropout_threshold};
-}
 
 // Forward: one group per query row, an online softmax over the keys in order.
 template <typename scalar_t>
@@ -165,7 +167,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int G = g.G, D = p.D;
   double qi[kChunks], kj[kChunks], vj[kChunks], acc[kChunks] = {};
   load_slice(qi, row_at<scalar_t>(p.q, p.q_strides, s.b, s.row, s.h), s.valid, s.lane, G, D);
-  RowKeep keep{dropout_of(p), g.keep_scale, s.bh, static_cast<uint32_t>(s.row)};
+  RowKeep keep(p, g.keep_scale, s.bh, static_cast<uint32_t>(s.row));
   const double scale = p.scale;
   double m = -INFINITY, l = 0.0;
   // Warp-uniform bounds, so that every lane reaches every shuffle.
@@ -227,7 +229,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t stat = static_cast<int64_t>(s.bh) * p.T + s.row;
   const double lse = s.valid ? static_cast<double>(static_cast<const scalar_t*>(p.lse)[stat]) : 0.0;
   const double delta = s.valid ? p.delta[stat] : 0.0;
-  RowKeep keep{dropout_of(p), g.keep_scale, s.bh, static_cast<uint32_t>(s.row)};
+  RowKeep keep(p, g.keep_scale, s.bh, static_cast<uint32_t>(s.row));
   const double scale = p.scale;
   const int key_end = p.causal ? s.warp_last + 1 : p.T;
   for (int j = 0; j < key_end; ++j) {
@@ -257,7 +259,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   double kj[kChunks], vj[kChunks], qi[kChunks], doi[kChunks], dk[kChunks] = {}, dv[kChunks] = {};
   load_slice(kj, row_at<scalar_t>(p.k, p.k_strides, s.b, s.row, s.h), s.valid, s.lane, G, D);
   load_slice(vj, row_at<scalar_t>(p.v, p.v_strides, s.b, s.row, s.h), s.valid, s.lane, G, D);
-  const AttentionDropout drop = dropout_of(p);
+  const DropoutHead head = DropoutKey::of(p.seed, p.offset).head(s.bh);
   const scalar_t* lse = static_cast<const scalar_t*>(p.lse) + static_cast<int64_t>(s.bh) * p.T;
   const double* delta = p.delta + static_cast<int64_t>(s.bh) * p.T;
   const double scale = p.scale;
@@ -267,11 +269,12 @@ __global__ void __launch_bounds__(kWarps * 32)
     const double qk = group_sum(dot_slice(qi, kj), G);
     const double dov = group_sum(dot_slice(doi, vj), G);
     if (s.valid && !(p.causal && s.row > i)) {
-      // Keys of one query row are not consecutive here: one Philox call per element.
-      const double kf = drop.threshold == 0 ? 1.0
-                        : drop.keep(s.bh, static_cast<uint32_t>(i), static_cast<uint32_t>(s.row))
-                            ? g.keep_scale
-                            : 0.0;
+      // Keys of one query row are not consecutive here: one draw per element.
+      const double kf =
+          p.dropout_threshold == 0 ? 1.0
+          : head.byte(static_cast<uint32_t>(i), static_cast<uint32_t>(s.row)) >= p.dropout_threshold
+              ? g.keep_scale
+              : 0.0;
       const double pij = exp(scale * qk - static_cast<double>(lse[i]));
       const double ds = pij * (kf * dov - delta[i]);
 #pragma unroll

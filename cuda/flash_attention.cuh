@@ -54,8 +54,8 @@ struct FlashAttentionParams : AttentionArgs {
   // backward (a second kernel sums each dQ row in a fixed order; slower, docs/benchmarks.md).
   float* dq_accum = nullptr;
   // Set by the launch (fa::launch_over_tiles) from seed and offset, not by callers: the dropout
-  // generator's key schedule (cuda/attention_dropout.h).
-  DropoutSchedule dropout_schedule{};
+  // mask's launch key (cuda/attention_dropout.h), one Philox4x32-10 call on the host.
+  DropoutKey dropout_key{};
 };
 
 // out, lse <- attention(q, k, v).

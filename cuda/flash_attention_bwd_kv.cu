@@ -220,7 +220,7 @@ __device__ __forceinline__ void kv_subtile(float (*dk)[4], float (*dv)[4], const
   // The keep flags first, while the S^T and dP^T tiles (MT * 8 registers) are not yet live.
   const bool dropout = p.dropout_threshold != 0;
   if (dropout) {
-    dropout_flags<MT>(mask_buf, p, KeyChunkDropout(p, static_cast<uint32_t>(block_tile(p).bh), k0),
+    dropout_flags<MT>(mask_buf, KeyChunkDropout(p, static_cast<uint32_t>(block_tile(p).bh), k0),
                       m_sub, lane);
   }
   float st[MT][4] = {}, dpt[MT][4] = {};

@@ -76,7 +76,7 @@ inline int heads_per_group(const FlashAttentionParams& p) {
 // kSmemBytes of dynamic shared memory, first lifting the kernel's shared-memory cap where it asks
 // for more than the default 48 KiB. kTileRows is the rows of T a CTA owns: query rows for the
 // forward and dQ kernels, keys for dK/dV. The callers check B * H <= 65535 (gridDim.z). The
-// kernel gets a copy of p with the dropout key schedule filled in.
+// kernel gets a copy of p with the dropout key filled in.
 template <int kTileRows, int kThreads, int kSmemBytes>
 void launch_over_tiles(void (*kernel)(FlashAttentionParams), const FlashAttentionParams& p) {
   if (kSmemBytes > 48 * 1024) {
@@ -89,8 +89,7 @@ void launch_over_tiles(void (*kernel)(FlashAttentionParams), const FlashAttentio
   const int group = heads_per_group(p);
   dim3 grid(group, tiles, p.B * p.H / group);
   FlashAttentionParams launch = p;
-  launch.dropout_schedule =
-      DropoutSchedule::of(AttentionDropout{p.seed, p.offset, p.dropout_threshold});
+  launch.dropout_key = DropoutKey::of(p.seed, p.offset);
   kernel<<<grid, kThreads, kSmemBytes, stream()>>>(launch);
   LAUNCH_CHECK();
 }

@@ -1,9 +1,9 @@
 // The attention-dropout mask inside the mma.sync kernels: the keep flags of a score tile drawn
-// from cuda/attention_dropout.h's split Philox draw, exchanged through a small per-warp
-// shared-memory buffer into the lanes that hold the scores, and applied. One Philox4x32-7 call
-// gives the 16 mask bytes of 16 keys of one query row; the layouts below decide which lane draws
-// which call and how its bytes reach the lanes that own those scores (docs/flash_attention.md,
-// "Dropout without a stored mask").
+// from cuda/attention_dropout.h's labels, exchanged through a small per-warp shared-memory
+// buffer into the lanes that hold the scores, and applied. One draw (a label, four folds) gives
+// the 16 mask bytes of 16 keys of one query row; the layouts below decide which lane makes which
+// draw, what it keeps from one draw to the next, and how the bytes reach the lanes that own
+// those scores (docs/flash_attention.md, "Dropout without a stored mask").
 //   dropout_rows     a 16 x 8 NT tile in C fragments, queries as rows (general forward, dQ)
 //   dropout_packed   packed bf16/fp16 A fragments of P (the D = 8 forward)
 //   dropout_flags    the transposed tiles of the dK/dV kernel (keys as rows)
@@ -17,22 +17,23 @@
 namespace mt::cuda::fa {
 
 // Dropout for a 16 x 8 NT tile of rows r0.. (queries) and keys n0.. (n0 a multiple of 16):
-// the warp draws the 16 x 8 NT mask bytes with one Philox call per 16 keys of a row (8 NT
-// calls, NT / 4 a lane) into its buffer buf[16][STRIDE], then every lane zeroes its dropped
-// elements. The 1 / (1 - p) factor is applied by the caller, once per row.
+// the warp draws the 16 x 8 NT mask bytes, one draw per 16 keys of a row (8 NT draws, NT / 4 a
+// lane; lane l draws row r0 + l % 16, so its row label serves all of them) into its buffer
+// buf[16][STRIDE], then every lane zeroes its dropped elements. The 1 / (1 - p) factor is applied
+// by the caller, once per row.
 template <int NT, int STRIDE>
 __device__ __forceinline__ void dropout_rows(float (*s)[4], uint8_t* buf,
                                              const FlashAttentionParams& p, uint32_t bh, int r0,
                                              int n0, int lane) {
   const int g = lane / 4, t = lane % 4;
-  static_assert(NT % 4 == 0, "a whole number of Philox calls a lane");
-  const MulHiLo head = head_product(bh);
+  static_assert(NT % 4 == 0, "a whole number of draws a lane");
+  const DropoutHead head = p.dropout_key.head(bh);
+  const uint32_t row_label = head.row_label(static_cast<uint32_t>(r0 + lane % 16));
 #pragma unroll
   for (int i = 0; i < NT / 4; ++i) {
     const int c = lane + 32 * i, row = c % 16, col16 = c / 16;
-    const Philox4 r =
-        draw(p.dropout_schedule, chunk_product(static_cast<uint32_t>(n0 / 16 + col16)), head,
-             static_cast<uint32_t>(r0 + row));
+    const DropoutDraw r =
+        DropoutDraw::of(row_label ^ head.col_label(static_cast<uint32_t>(n0 / 16 + col16)));
     *reinterpret_cast<uint4*>(buf + row * STRIDE + col16 * 16) =
         make_uint4(r.v[0], r.v[1], r.v[2], r.v[3]);
   }
@@ -51,37 +52,35 @@ __device__ __forceinline__ void dropout_rows(float (*s)[4], uint8_t* buf,
 }
 
 // What every draw of a lane in dropout_packed shares, computed once a kernel: the lane draws
-// for row r0 + lane % 16 of head bh only, so round 1's output words 0 and 1 are fixed
-// (cuda/attention_dropout.h), and the keep compare's constants.
+// for row r0 + lane % 16 of head bh only, so its row label is fixed and a draw's column label
+// is one multiply-add (cuda/attention_dropout.h); and the keep compare's constants.
 struct PackedDropoutLane {
-  uint32_t w0, w1;  // round 1's output words 0 and 1 of the lane's draws
+  DropoutHead head;  // of which the draws use col_key
+  uint32_t row_label;
   KeepFlags4 keep;
 
   __device__ PackedDropoutLane(const FlashAttentionParams& p, uint32_t bh, int r0, int lane)
-      : keep(p.dropout_threshold) {
-    const MulHiLo head = head_product(bh);
-    w0 = round1_word0(p.dropout_schedule, head, static_cast<uint32_t>(r0 + lane % 16));
-    w1 = head.lo;
-  }
+      : head(p.dropout_key.head(bh)),
+        row_label(head.row_label(static_cast<uint32_t>(r0 + lane % 16))),
+        keep(p.dropout_threshold) {}
 };
 
 // Dropout on the packed A fragments of a 16 x 16 KS probability tile (rows r0.., keys n0.., n0
-// a multiple of 16): one Philox call per 16 keys of a row (lane l draws row l % 16, chunks
+// a multiple of 16): one draw per 16 keys of a row (lane l draws row l % 16, chunks
 // l / 16 + 2 i), stored as keep flags (bit 7 of each byte) and reordered so that lane t of a
 // quad finds the four it needs for one 16-key fragment, keys 2t, 2t+1, 2t+8, 2t+9, in one
 // 32-bit word. prmt then widens two flags into the 16-bit halves of an AND mask: one AND per
 // pair of elements. Applied after row_sums_mma: l is the sum of P before dropout.
 template <int KS, int STRIDE>
 __device__ __forceinline__ void dropout_packed(uint32_t (*pa)[4], uint8_t* buf,
-                                               const DropoutSchedule& sched,
                                                const PackedDropoutLane& d, int n0, int lane) {
   const int g = lane / 4, t = lane % 4;
-  static_assert(KS % 2 == 0, "a whole number of Philox calls a lane");
+  static_assert(KS % 2 == 0, "a whole number of draws a lane");
 #pragma unroll
   for (int i = 0; i < KS / 2; ++i) {
     const int c = lane + 32 * i, row = c % 16, col16 = c / 16;
-    const MulHiLo chunk = chunk_product(static_cast<uint32_t>(n0 / 16 + col16));
-    const Philox4 r = draw_from_round1(sched, d.w0, d.w1, round1_word2(sched, chunk), chunk.lo);
+    const DropoutDraw r =
+        DropoutDraw::of(d.row_label ^ d.head.col_label(static_cast<uint32_t>(n0 / 16 + col16)));
     uint32_t k[4];
 #pragma unroll
     for (int w = 0; w < 4; ++w) k[w] = d.keep(r.v[w]);
@@ -104,28 +103,24 @@ __device__ __forceinline__ void dropout_packed(uint32_t (*pa)[4], uint8_t* buf,
   __syncwarp();  // the buffer is rewritten by the next tile
 }
 
-// What every dropout draw of a warp shares: its 16 keys k0.. are one chunk (counter word 0) of
-// one head, so round 1's products are fixed and only word 0's row term varies
+// What every dropout draw of a warp shares: its 16 keys k0.. are one chunk of one head, so
+// its column label is fixed and a draw's label is the query's row label (one fold) XOR it
 // (cuda/attention_dropout.h); and the keep compare's constants. Computed afresh for every
-// sub-tile (a few instructions against its 32 draws): kept across the loop, these registers
-// made the D = 8 kernel spill.
+// sub-tile (a few instructions against its 32 draws): kept across the loop, the dropout
+// registers made the D = 8 kernel spill.
 struct KeyChunkDropout {
-  uint32_t w0_base;  // round 1's output word 0 before the row: hi(kMul1 bh) ^ key[0][0]
-  uint32_t w1, w2, w3;
+  DropoutHead head;  // of which the draws use row_key
+  uint32_t col_label;
   KeepFlags4 keep;
 
   __device__ KeyChunkDropout(const FlashAttentionParams& p, uint32_t bh, int k0)
-      : keep(p.dropout_threshold) {
-    const MulHiLo head = head_product(bh), chunk = chunk_product(static_cast<uint32_t>(k0 / 16));
-    w0_base = round1_word0(p.dropout_schedule, head, 0u);
-    w1 = head.lo;
-    w2 = round1_word2(p.dropout_schedule, chunk);
-    w3 = chunk.lo;
-  }
+      : head(p.dropout_key.head(bh)),
+        col_label(head.col_label(static_cast<uint32_t>(k0 / 16))),
+        keep(p.dropout_threshold) {}
 };
 
 // Keep flags of the warp's 16 keys (k0..) x MT * 8 queries (q0..), written to the warp's
-// buffer for probs_and_ds to read in the C layout of S^T (flag_word). One Philox call a query
+// buffer for probs_and_ds to read in the C layout of S^T (flag_word). One draw a query
 // covers the 16 keys (lane l draws queries q0 + l + 32 i). Shared memory then holds a 32-byte
 // record for each pair of queries (2 P, 2 P + 1), byte 4 (k % 8) + 2 (k / 8) + j the flag of
 // key k, query 2 P + j: word g of record 4 nt + t is exactly the four flags that lane 4 g + t
@@ -134,15 +129,15 @@ struct KeyChunkDropout {
 // transposes 4 x 4 bytes (prmt) into its half: keys 0-3 and 8-11 the even lane, 4-7 and 12-15
 // the odd one.
 template <int MT>
-__device__ __forceinline__ void dropout_flags(uint8_t* buf, const FlashAttentionParams& p,
-                                              const KeyChunkDropout& d, int q0, int lane) {
+__device__ __forceinline__ void dropout_flags(uint8_t* buf, const KeyChunkDropout& d, int q0,
+                                              int lane) {
   static_assert(MT % 4 == 0, "whole pairs of queries in every lane pair");
   const bool odd = lane & 1;
   __syncwarp();  // every lane is done reading the previous sub-tile's flags
 #pragma unroll
   for (int i = 0; i < MT / 4; ++i) {
     const uint32_t row = static_cast<uint32_t>(q0 + lane + 32 * i);
-    const Philox4 r = draw_from_round1(p.dropout_schedule, d.w0_base ^ row, d.w1, d.w2, d.w3);
+    const DropoutDraw r = DropoutDraw::of(d.head.row_label(row) ^ d.col_label);
     uint32_t f[4];  // keys 4 w .. 4 w + 3 of this lane's query
 #pragma unroll
     for (int w = 0; w < 4; ++w) f[w] = d.keep(r.v[w]);

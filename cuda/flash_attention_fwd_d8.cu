@@ -361,7 +361,7 @@ __device__ __forceinline__ void tile_lazy(const FlashAttentionParams& p, LazyRow
   w.l[1] += sum[1];
   if constexpr (kDropout) {
     fa::dropout_packed<KS, Tr::kMaskStride>(
-        pa, blk.sMask + (threadIdx.x / 32) * 16 * Tr::kMaskStride, p.dropout_schedule, d, n0, lane);
+        pa, blk.sMask + (threadIdx.x / 32) * 16 * Tr::kMaskStride, d, n0, lane);
   }
   gemm_pv_lazy<E, KS, S>(w.o, pa, blk.v_tile(j), lane);
 }

@@ -62,12 +62,12 @@ void check_options(const AttentionOptions& o, const char* op) {
         o.scale);
 }
 
-AttentionDropout make_dropout(const AttentionOptions& o) {
+DropoutMask make_dropout(const AttentionOptions& o) {
   AttentionDropout d;
   d.seed = o.seed;
   d.offset = o.offset;
   d.threshold = AttentionDropout::threshold_for(o.dropout_p);
-  return d;
+  return DropoutMask(d);
 }
 
 // Flat index of element (b, t, h, d) in a contiguous [B, T, H, D] array.
@@ -77,7 +77,7 @@ inline int64_t at(const Dims& s, int64_t b, int64_t t, int64_t h) {
 
 // The keep factor of element (row, col): 0 when dropped, 1/(1-p) when kept, 1 without dropout.
 template <typename acc_t>
-inline acc_t keep_factor(const AttentionDropout& drop, uint32_t bh, int64_t row, int64_t col) {
+inline acc_t keep_factor(const DropoutMask& drop, uint32_t bh, int64_t row, int64_t col) {
   if (drop.threshold == 0) return acc_t(1);
   return drop.keep(bh, static_cast<uint32_t>(row), static_cast<uint32_t>(col))
              ? static_cast<acc_t>(drop.keep_scale())
@@ -95,7 +95,7 @@ scalar_t dot(const scalar_t* a, const scalar_t* b, int64_t n) {
 template <typename scalar_t>
 void forward_row_tile(const scalar_t* q, const scalar_t* k, const scalar_t* v, scalar_t* o,
                       scalar_t* lse, const Dims& s, int64_t b, int64_t h, int64_t r0, int64_t r1,
-                      scalar_t scale, bool causal, const AttentionDropout& drop) {
+                      scalar_t scale, bool causal, const DropoutMask& drop) {
   const scalar_t neg_inf = -std::numeric_limits<scalar_t>::infinity();
   const uint32_t bh = static_cast<uint32_t>(b * s.H + h);
   std::vector<scalar_t> m(r1 - r0, neg_inf), l(r1 - r0, 0), acc((r1 - r0) * s.D, 0);
@@ -134,7 +134,7 @@ void forward_row_tile(const scalar_t* q, const scalar_t* k, const scalar_t* v, s
 
 template <typename scalar_t>
 void forward_tiled(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, Tensor& lse,
-                   const Dims& s, double scale, bool causal, const AttentionDropout& drop) {
+                   const Dims& s, double scale, bool causal, const DropoutMask& drop) {
   const scalar_t *qp = q.data<scalar_t>(), *kp = k.data<scalar_t>(), *vp = v.data<scalar_t>();
   scalar_t *op = o.data<scalar_t>(), *lp = lse.data<scalar_t>();
   const int64_t tiles = (s.T + kRowTile - 1) / kRowTile;
@@ -156,7 +156,7 @@ struct BackwardCtx {
   Dims s;
   scalar_t scale;
   bool causal;
-  AttentionDropout drop;
+  DropoutMask drop;
 
   bool recompute(int64_t b, int64_t h, int64_t i, int64_t j, scalar_t* pd, scalar_t* ds) const {
     if (causal && j > i) return false;
@@ -214,7 +214,7 @@ void backward_row_tile(const BackwardCtx<scalar_t>& c, scalar_t* dq, int64_t b, 
 template <typename scalar_t>
 AttentionGrads backward_tiled(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                               const Tensor& lse, const Tensor& dout, const Dims& s, double scale,
-                              bool causal, const AttentionDropout& drop) {
+                              bool causal, const DropoutMask& drop) {
   AttentionGrads g{Tensor::empty(q.shape(), q.dtype()), Tensor::empty(q.shape(), q.dtype()),
                    Tensor::empty(q.shape(), q.dtype())};
   // delta_i = sum_d dout_id * o_id  (= sum_j p_ij dp_ij: the softmax backward's row term)

@@ -32,7 +32,7 @@ struct Naive {
   scalar_t scale;
   bool causal;
   bool round;
-  AttentionDropout drop;
+  DropoutMask drop;
 
   scalar_t r(scalar_t x) const {
     return round ? static_cast<scalar_t>(round_to_bf16(static_cast<float>(x))) : x;
@@ -128,7 +128,7 @@ Naive<scalar_t> make_naive(const Tensor& q, const AttentionOptions& o, bool emul
   drop.threshold = AttentionDropout::threshold_for(o.dropout_p);
   NaiveDims s{q.size(0), q.size(1), q.size(2), q.size(3)};
   return Naive<scalar_t>{s, static_cast<scalar_t>(attention_scale(o, s.D)), o.causal, emulate_bf16,
-                         drop};
+                         DropoutMask(drop)};
 }
 
 void check_naive(const Tensor& q, const Tensor& k, const Tensor& v, const char* op) {
