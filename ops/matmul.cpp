@@ -335,7 +335,7 @@ Tensor matmul_cuda(const Tensor& a, const Tensor& b, Tensor& out) {
   Tensor ka, kb;
   const cuda::GemmOperand oa = gemm_operand(a, ka), ob = gemm_operand(b, kb);
   cuda::launch_gemm(to_elem_type(a.dtype()), to_elem_type(out.dtype()), M, N, K, batch, oa, ob,
-                    out.raw_data(), N, M * N, 1.0f, false, nullptr);
+                    out.raw_data(), N, M * N, 1.0f, false);
   return out;
 }
 
@@ -356,8 +356,10 @@ Tensor linear_cuda(const Tensor& x, const Tensor& w, const Tensor& bias) {
   }
   Tensor ka, kb;
   const cuda::GemmOperand oa = gemm_operand(x2, ka), ob = gemm_operand(w.transpose(0, 1), kb);
+  cuda::GemmEpilogue bias_add;
+  if (b.defined()) bias_add = {cuda::Epilogue::kBias, b.raw_data()};
   cuda::launch_gemm(to_elem_type(x.dtype()), to_elem_type(x.dtype()), rows, out_f, in, 1, oa, ob,
-                    y.raw_data(), out_f, 0, 1.0f, false, b.defined() ? b.raw_data() : nullptr);
+                    y.raw_data(), out_f, 0, 1.0f, false, bias_add);
   return y.reshape(out_shape);
 }
 #endif  // MT_WITH_CUDA

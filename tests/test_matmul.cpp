@@ -5,6 +5,7 @@
 
 #include "autograd/functions_basic.h"
 #include "autograd/gradcheck.h"
+#include "cuda/debug.h"
 #include "ops/matmul.h"
 #include "tensor/random.h"
 #include "tests/test_util.h"
@@ -146,6 +147,27 @@ TEST_SUITE("matmul") {
     // x . x^T: the same input on both sides of the product.
     gradcheck([](const std::vector<Var>& v) { return matmul(v[0], transpose(v[0], 0, 1)); },
               {rnd({3, 2}, 85)});
+  }
+
+  CUDA_TEST_CASE("cuda: a GEMM asks cuBLASLt's heuristic once, then reuses its plan") {
+    // Sizes no other test uses, so the first call is the first of its problem.
+    const Tensor x = testing::random_uniform({211, 89}, 810).to(kBFloat16).cuda();
+    const Tensor w = testing::random_uniform({97, 89}, 811).to(kBFloat16).cuda();
+    const Tensor b = testing::random_uniform({97}, 812).to(kBFloat16).cuda();
+    const int64_t before = cuda::gemm_heuristic_queries();
+    const Tensor first = ops::linear(x, w, b);
+    CHECK(cuda::gemm_heuristic_queries() == before + 1);
+    const int64_t after_first = cuda::gemm_heuristic_queries();
+    for (int i = 0; i < 5; ++i) {
+      // The same problems again, in freshly allocated tensors: plans, not pointers, are kept.
+      const Tensor y = ops::linear(x.contiguous().clone(), w, b);
+      CHECK(testing::max_abs_diff(y.cpu(), first.cpu()) == 0);  // the same algorithm
+    }
+    CHECK(cuda::gemm_heuristic_queries() == after_first);
+    // A view with another row stride, 2 bytes off alignment, is another problem: its own plan.
+    const Tensor x_odd = testing::random_uniform({211, 90}, 813).to(kBFloat16).cuda();
+    ops::linear(x_odd.narrow(1, 1, 89), w, b);
+    CHECK(cuda::gemm_heuristic_queries() == after_first + 1);
   }
 
   CUDA_TEST_CASE("cuda: matmul, bmm and linear through cuBLASLt") {
