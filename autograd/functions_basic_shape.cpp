@@ -60,13 +60,14 @@ Var linear(const Var& x, const Var& w, const Var& b) {
   return make_result(y, {x, w, b}, "linear",
                      [gx, gw, gb, xv = x.value(), wv = w.value()](const Tensor& dy) {
                        // y = x . w^T + b  =>  dx = dy . w, dw = dy^T . x, db = sum of dy over all
-                       // rows
+                       // rows (dw and db in one GEMM on the GPU: ops::linear_weight_grad)
                        const int64_t out_f = wv.size(0), in = wv.size(1);
                        const Tensor dy2 = dy.reshape({-1, out_f});
                        Tensor dx, dw, db;
+                       Tensor* db_out = gb ? &db : nullptr;
                        if (gx) dx = ops::matmul(dy2, wv).reshape(xv.shape());
-                       if (gw) dw = ops::matmul(mT(dy2), xv.reshape({-1, in}));
-                       if (gb) db = ops::sum(dy2, {0});
+                       if (gw) dw = ops::linear_weight_grad(dy2, xv.reshape({-1, in}), db_out);
+                       if (gb && !gw) db = ops::sum(dy2, {0});
                        return Grads{dx, dw, db};
                      });
 }
