@@ -31,8 +31,8 @@ std::atomic<int64_t> g_heuristic_queries{0};
 std::atomic<int64_t> g_epilogue_fallbacks{0};
 std::atomic<bool> g_epilogues_enabled{true};
 
-// A long-running process meets few distinct GEMMs (a model has a few dozen); past this many,
-// the cache starts over rather than grow without bound (a descriptor is ~1 KiB of host memory).
+// A training run meets a few dozen distinct GEMMs; past this many (inference over ever new
+// lengths, say) the cache starts over rather than grow without bound.
 constexpr size_t kMaxPlans = 4096;
 
 cudaDataType_t cuda_type(ElemType t) {

@@ -272,13 +272,12 @@ TEST_SUITE("linear_gelu") {
     run_bf16();
     CHECK(cuda::gemm_epilogue_fallbacks() == before);  // cuBLASLt took every epilogue
     check_all_on_gpu(in, "fused");
-    cuda::set_gemm_epilogues(false);
-    const int64_t off = cuda::gemm_epilogue_fallbacks();
+    testing::GemmEpiloguesOff off;
+    const int64_t before_off = cuda::gemm_epilogue_fallbacks();
     run_bf16();
     // The forward's, the backward's and its fallback's dW GEMM (BGRADB), linear_weight_grad's.
-    CHECK(cuda::gemm_epilogue_fallbacks() == off + 4);
+    CHECK(cuda::gemm_epilogue_fallbacks() == before_off + 4);
     check_all_on_gpu(in, "epilogues switched off");
-    cuda::set_gemm_epilogues(true);
   }
 
   CUDA_TEST_CASE("cuda: cuBLASLt's GELU epilogue is the tanh form") {
@@ -308,10 +307,12 @@ TEST_SUITE("linear_gelu") {
         ops::linear_gelu_forward(x.to(Device::cuda()), doubles(ws, {M, K}).to(kBFloat16).cuda(),
                                  Tensor::zeros({M}, kBFloat16, Device::cuda()), &pre);
     REQUIRE(cuda::gemm_epilogue_fallbacks() == before);  // cuBLASLt's GELU, not ours
-    const double err = testing::rel_error(h.cpu(), want);
-    INFO("vs tanh form " << err << ", vs erf form " << testing::rel_error(h.cpu(), erf)
-                         << ", one bf16 rounding " << naive);
-    CHECK(err <= 2 * naive);
+    const double err = testing::rel_error(h.cpu(), want),
+                 err_erf = testing::rel_error(h.cpu(), erf);
+    INFO("vs tanh form " << err << ", vs erf form " << err_erf << ", one bf16 rounding " << naive);
+    CHECK(err * 5 < err_erf);  // the tanh form, by far
+    CHECK(err <= 2 * naive);   // and as accurate as docs/design.md asks of a bf16 kernel
+    CHECK(testing::max_abs_diff(pre.cpu(), x.narrow(1, 0, 1).expand({N, M})) == 0);
   }
 
   CUDA_TEST_CASE("cuda: gelu_mlp on the GPU against the CPU, values and gradients") {

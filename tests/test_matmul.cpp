@@ -2,6 +2,7 @@
 // cross the GEMM's MR/NR/MC/KC/NC block edges), transposed operands, broadcast batches, bf16,
 // error paths, and float64 gradchecks.
 #include <cmath>
+#include <optional>
 
 #include "autograd/functions_basic.h"
 #include "autograd/gradcheck.h"
@@ -190,7 +191,9 @@ TEST_SUITE("matmul") {
     };
     uint64_t seed = 700;
     for (bool epilogues : {true, false}) {
-      cuda::set_gemm_epilogues(epilogues);  // off: the plain GEMM and a column sum
+      // Off: the plain GEMM and a column sum.
+      std::optional<testing::GemmEpiloguesOff> off;
+      if (!epilogues) off.emplace();
       for (const auto& [rows, out, in] : cases) {
         INFO("rows=" << rows << " out=" << out << " in=" << in << " epilogues " << epilogues);
         const std::vector<Tensor> t = {testing::random_uniform({rows, out}, seed++),
@@ -200,7 +203,6 @@ TEST_SUITE("matmul") {
         testing::check_cuda_vs_cpu_float_types(db_op, t, "db");
       }
     }
-    cuda::set_gemm_epilogues(true);
     // The model's shape takes the epilogue in bf16 and float32; float64 falls back.
     const Tensor dy = testing::random_uniform({4099, 64}, 800).cuda();
     const Tensor x = testing::random_uniform({4099, 256}, 801).cuda();
