@@ -1,6 +1,6 @@
-// Differentiable neural-net ops: softmax, log-softmax, GELU, RMSNorm, LayerNorm, rotary
-// embedding, dropout and the regression losses. Each pairs a forward from ops/ with its backward;
-// what the backward keeps alive is named on each function ("saves").
+// Differentiable neural-net ops: softmax, log-softmax, GELU, the GELU MLP, RMSNorm, LayerNorm,
+// rotary embedding, dropout and the regression losses. Each pairs a forward from ops/ with its
+// backward; what the backward keeps alive is named on each function ("saves").
 #pragma once
 
 #include <cstdint>
@@ -21,6 +21,13 @@ Var log_softmax(const Var& x, int dim);
 Var gelu(const Var& x, ops::GeluApprox approx = ops::GeluApprox::kTanh);
 // F.gelu(x, approximate="tanh"), the model's MLP activation.
 inline Var gelu_tanh(const Var& x) { return gelu(x, ops::GeluApprox::kTanh); }
+
+// The GELU MLP, y = gelu_tanh(x . w1^T + b1) . w2^T + b2 over the last dim: x [..., C],
+// w1 [F, C], b1 [F], w2 [C2, F], b2 [C2] -> y [..., C2]. One node whose forward is
+// ops::linear_gelu_forward then ops::linear, and whose backward forms the hidden layer's
+// gradient in the same GEMM as the GELU's derivative (ops/linear_gelu.h). Saves: x, w1, w2, the
+// GELU's input pre [N, F] and its output h [N, F] (dw2 = dy^T . h).
+Var gelu_mlp(const Var& x, const Var& w1, const Var& b1, const Var& w2, const Var& b2);
 
 // RMSNorm over the last dim: x [..., C], w [C]. Saves: x, w and rstd [N].
 Var rmsnorm(const Var& x, const Var& w, float eps);

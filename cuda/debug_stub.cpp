@@ -1,4 +1,5 @@
-// The allocator test hooks in a build without CUDA: nothing is allocated, so nothing to poison.
+// The runtime's test hooks in a build without CUDA: nothing is allocated, so nothing to poison,
+// and no GEMM reaches cuBLASLt.
 #ifndef MT_WITH_CUDA
 
 #include "cuda/debug.h"
@@ -6,6 +7,9 @@
 namespace mt::cuda {
 
 void set_poison_allocations(bool) {}
+int64_t gemm_heuristic_queries() { return 0; }
+int64_t gemm_epilogue_fallbacks() { return 0; }
+void set_gemm_epilogues(bool) {}
 
 }  // namespace mt::cuda
 

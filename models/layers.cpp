@@ -89,16 +89,19 @@ MLP::MLP(int64_t channels, int64_t hidden, Generator& gen, LinearInit init, DTyp
   fc2 = register_module("fc2", std::make_shared<Linear>(hidden, channels, true, gen, init, dtype));
 }
 
+// One autograd function for the whole MLP (autograd/functions_nn.h: gelu_mlp), so that the GPU
+// fuses fc1's bias and the GELU into fc1's GEMM, and their backward into the GEMM that forms the
+// hidden layer's gradient. Under bf16-mixed its operands are the bf16 casts that Linear makes.
 Var MLP::forward(const Var& x) {
-  // fc2's backward needs its input, gelu(h) [.., F]: it keeps the recipe (gelu, h) instead, and
-  // h is what gelu's own backward keeps anyway, so the MLP keeps one [.., F] tensor, not two
-  // (autograd/recompute.h).
-  Var g;
-  {
-    const Var h = fc1->forward(x);  // dropped here, before fc2 runs, unless a backward keeps it
-    g = recomputable([](const Var& v) { return gelu_tanh(v); }, h);
+  CHECK(x.dim() >= 1 && x.size(-1) == fc1->in_features(), "MLP({}, {}): expected [..., {}], got {}",
+        fc1->in_features(), fc1->out_features(), fc1->in_features(), x.value().describe());
+  if (precision() == Precision::BF16Mixed && x.dtype() != kFloat64) {
+    const auto bf16 = [](const Var& v) { return cast(v, kBFloat16); };
+    const Var y = gelu_mlp(bf16(x), bf16(fc1->weight()), bf16(fc1->bias()), bf16(fc2->weight()),
+                           bf16(fc2->bias()));
+    return cast(y, kFloat32);
   }
-  return fc2->forward(g);
+  return gelu_mlp(x, fc1->weight(), fc1->bias(), fc2->weight(), fc2->bias());
 }
 
 }  // namespace mt

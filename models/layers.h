@@ -63,7 +63,8 @@ class LayerNorm : public Module {
 std::shared_ptr<Module> make_norm(const std::string& kind, int64_t channels, double eps,
                                   DType dtype = kFloat32);
 
-// fc2(gelu_tanh(fc1(x))): C -> F -> C.
+// fc2(gelu_tanh(fc1(x))): C -> F -> C, computed as one fused op (gelu_mlp) on fc1's and fc2's
+// parameters. Under Precision::BF16Mixed its operands are rounded to bf16, as in Linear.
 class MLP : public Module {
  public:
   MLP(int64_t channels, int64_t hidden, Generator& gen, LinearInit init = LinearInit::PyTorch,

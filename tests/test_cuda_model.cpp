@@ -103,4 +103,24 @@ TEST_SUITE("cuda") {
     }
   }
 
+  CUDA_TEST_CASE("cuda: a training step after the first asks cuBLASLt's heuristic nothing") {
+    // Every GEMM of the forward and backward (attention's projections, the fused MLP, the head)
+    // reuses the plan its first step made; dropout on, as in training.
+    const ModelConfig cfg = tiny_config();
+    Generator gen(42), data_gen(8);
+    BTCTransformer model(cfg, gen, kFloat32);
+    model.to(Device::cuda());
+    model.train();
+    const Tensor x = Tensor::randn({4, 29, cfg.input_dim()}, data_gen, kFloat32);
+    const Tensor y = Tensor::randn({4, 29, cfg.n_features}, data_gen, kFloat64);
+    for (Precision p : {Precision::Float32, Precision::BF16Mixed}) {
+      INFO(precision_name(p));
+      model.set_model_precision(p);
+      run_step(model, x, y, Device::cuda());
+      const int64_t after_first = cuda::gemm_heuristic_queries();
+      for (int step = 0; step < 3; ++step) run_step(model, x, y, Device::cuda());
+      CHECK(cuda::gemm_heuristic_queries() == after_first);
+    }
+  }
+
 }  // TEST_SUITE

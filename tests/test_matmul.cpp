@@ -2,10 +2,13 @@
 // cross the GEMM's MR/NR/MC/KC/NC block edges), transposed operands, broadcast batches, bf16,
 // error paths, and float64 gradchecks.
 #include <cmath>
+#include <optional>
 
 #include "autograd/functions_basic.h"
 #include "autograd/gradcheck.h"
+#include "cuda/debug.h"
 #include "ops/matmul.h"
+#include "ops/reduce.h"
 #include "tensor/random.h"
 #include "tests/test_util.h"
 
@@ -146,6 +149,96 @@ TEST_SUITE("matmul") {
     // x . x^T: the same input on both sides of the product.
     gradcheck([](const std::vector<Var>& v) { return matmul(v[0], transpose(v[0], 0, 1)); },
               {rnd({3, 2}, 85)});
+  }
+
+  TEST_CASE("linear_weight_grad: dw = dy^T . x and db = column sums of dy, as matmul and sum") {
+    // dy [2, 3] = [[1, 2, 3], [4, 5, 6]], x [2, 2] = [[1, -1], [2, 0.5]]:
+    // dw = dy^T . x = [[1 + 8, -1 + 2], [2 + 10, -2 + 2.5], [3 + 12, -3 + 3]]; db = [5, 7, 9].
+    const Tensor dy = Tensor::from_doubles({1, 2, 3, 4, 5, 6}, {2, 3}, kFloat64);
+    const Tensor x = Tensor::from_doubles({1, -1, 2, 0.5}, {2, 2}, kFloat64);
+    Tensor db;
+    const Tensor dw = ops::linear_weight_grad(dy, x, &db);
+    CHECK(dw.to_vector<double>() == std::vector<double>{9, 1, 12, 0.5, 15, 0});
+    CHECK(db.to_vector<double>() == std::vector<double>{5, 7, 9});
+    CHECK(ops::linear_weight_grad(dy, x).shape() == Shape{3, 2});
+    // Leading dims [2, 3] flatten to 6 rows; float32 and bf16 are exactly the two ops (the CPU
+    // backward of linear computes what it did before this function existed).
+    for (DType dtype : {kFloat32, kBFloat16}) {
+      const Tensor g = rnd({2, 3, 7}, 90, dtype), a = rnd({2, 3, 5}, 91, dtype);
+      Tensor db2;
+      const Tensor dw2 = ops::linear_weight_grad(g, a, &db2);
+      CHECK(testing::max_abs_diff(
+                dw2, ops::matmul(g.reshape({6, 7}).transpose(0, 1), a.reshape({6, 5}))) == 0);
+      CHECK(testing::max_abs_diff(db2, ops::sum(g.reshape({6, 7}), {0})) == 0);
+    }
+    CHECK_THROWS_WITH_TEXT(ops::linear_weight_grad(rnd({2, 3}, 92), rnd({3, 3}, 93)),
+                           "got dy [2, 3] and x [3, 3]");
+  }
+
+  CUDA_TEST_CASE("cuda: linear_weight_grad, dw and db from one GEMM, against the CPU") {
+    // rows = 1, primes, a large prime; out and in not multiples of 8 or 16.
+    const std::vector<std::array<int64_t, 3>> cases = {
+        {1, 1, 1}, {1, 13, 5}, {17, 8, 3}, {101, 96, 64}, {1031, 37, 7}, {4099, 256, 64}};
+    auto dw_op = [](auto& t) { return ops::linear_weight_grad(t[0], t[1]); };
+    auto db_op = [](auto& t) {
+      Tensor db;
+      ops::linear_weight_grad(t[0], t[1], &db);
+      return db;
+    };
+    auto dw_with_db_op = [](auto& t) {
+      Tensor db;
+      return ops::linear_weight_grad(t[0], t[1], &db);
+    };
+    uint64_t seed = 700;
+    for (bool epilogues : {true, false}) {
+      // Off: the plain GEMM and a column sum.
+      std::optional<testing::GemmEpiloguesOff> off;
+      if (!epilogues) off.emplace();
+      for (const auto& [rows, out, in] : cases) {
+        INFO("rows=" << rows << " out=" << out << " in=" << in << " epilogues " << epilogues);
+        const std::vector<Tensor> t = {testing::random_uniform({rows, out}, seed++),
+                                       testing::random_uniform({rows, in}, seed++)};
+        testing::check_cuda_vs_cpu_float_types(dw_op, t, "dw alone");
+        testing::check_cuda_vs_cpu_float_types(dw_with_db_op, t, "dw with db");
+        testing::check_cuda_vs_cpu_float_types(db_op, t, "db");
+      }
+    }
+    // The model's shape takes the epilogue in bf16 and float32; float64 falls back.
+    const Tensor dy = testing::random_uniform({4099, 64}, 800).cuda();
+    const Tensor x = testing::random_uniform({4099, 256}, 801).cuda();
+    for (DType dtype : {kBFloat16, kFloat32}) {
+      const int64_t before = cuda::gemm_epilogue_fallbacks();
+      Tensor db;
+      ops::linear_weight_grad(dy.to(dtype), x.to(dtype), &db);
+      CHECK(cuda::gemm_epilogue_fallbacks() == before);
+    }
+  }
+
+  CUDA_TEST_CASE("cuda: a GEMM asks cuBLASLt's heuristic once, then reuses its plan") {
+    // Sizes no other test uses, so the first call is the first of its problem.
+    const Tensor x = testing::random_uniform({211, 89}, 810).to(kBFloat16).cuda();
+    const Tensor w = testing::random_uniform({97, 89}, 811).to(kBFloat16).cuda();
+    const Tensor b = testing::random_uniform({97}, 812).to(kBFloat16).cuda();
+    const int64_t before = cuda::gemm_heuristic_queries();
+    const Tensor first = ops::linear(x, w, b);
+    CHECK(cuda::gemm_heuristic_queries() == before + 1);
+    Tensor db_first;
+    const Tensor dw_first = ops::linear_weight_grad(first, x, &db_first);
+    const int64_t after_first = cuda::gemm_heuristic_queries();
+    for (int i = 0; i < 5; ++i) {
+      // The same problems again, in freshly allocated tensors: plans, not pointers, are kept.
+      const Tensor y = ops::linear(x.contiguous().clone(), w, b);
+      Tensor db;
+      const Tensor dw = ops::linear_weight_grad(y, x, &db);
+      CHECK(testing::max_abs_diff(y.cpu(), first.cpu()) == 0);  // the same algorithm
+      CHECK(testing::max_abs_diff(dw.cpu(), dw_first.cpu()) == 0);
+      CHECK(testing::max_abs_diff(db.cpu(), db_first.cpu()) == 0);
+    }
+    CHECK(cuda::gemm_heuristic_queries() == after_first);
+    // A view with another row stride, 2 bytes off alignment, is another problem: its own plan.
+    const Tensor x_odd = testing::random_uniform({211, 90}, 813).to(kBFloat16).cuda();
+    ops::linear(x_odd.narrow(1, 1, 89), w, b);
+    CHECK(cuda::gemm_heuristic_queries() == after_first + 1);
   }
 
   CUDA_TEST_CASE("cuda: matmul, bmm and linear through cuBLASLt") {

@@ -49,6 +49,8 @@ Tensor random_uniform(const Shape& shape, uint64_t seed, double lo, double hi) {
 
 PoisonAllocations::PoisonAllocations() { cuda::set_poison_allocations(true); }
 PoisonAllocations::~PoisonAllocations() { cuda::set_poison_allocations(false); }
+GemmEpiloguesOff::GemmEpiloguesOff() { cuda::set_gemm_epilogues(false); }
+GemmEpiloguesOff::~GemmEpiloguesOff() { cuda::set_gemm_epilogues(true); }
 
 namespace {
 

@@ -55,6 +55,13 @@ struct PoisonAllocations {
   ~PoisonAllocations();
 };
 
+// While alive, the GEMM's fused epilogues (bias gradient, GELU) are switched off, so every op
+// that uses one runs its fallback (cuda/debug.h: set_gemm_epilogues).
+struct GemmEpiloguesOff {
+  GemmEpiloguesOff();
+  ~GemmEpiloguesOff();
+};
+
 // An op under test: its inputs in, one tensor out.
 using TensorOp = std::function<Tensor(const std::vector<Tensor>&)>;
 
