@@ -68,8 +68,8 @@ void check_profiled_run(const std::string& device, Device data_device, int64_t s
                                   "step/forward/rmsnorm",
                                   "step/forward/scaled_dot_product_attention",
                                   "step/backward/linear",
-                                  "step/backward/gelu",
-                                  "step/backward/linear/gelu"};  // fc2's input, recomputed
+                                  "step/backward/gelu_mlp",
+                                  "step/backward/gelu_mlp/rmsnorm"};  // its input, recomputed
   ops.insert(ops.end(), extra.begin(), extra.end());
   for (const std::string& path : ops) {
     CAPTURE(path);
