@@ -300,7 +300,10 @@ TEST_SUITE("linear_gelu") {
     }
     const Tensor want = doubles(tanh_form, {N, M}), erf = doubles(erf_form, {N, M});
     const double naive = testing::rel_error(want.to(kBFloat16), want);  // one bf16 rounding
-    REQUIRE(testing::rel_error(erf, want) > 20 * naive);  // the test tells the forms apart
+    // The test tells the forms apart: with err <= 2 naive (checked below), a separation of more
+    // than 12 naive leaves err_erf > 10 naive >= 5 err, so the two checks cannot both pass for
+    // the erf form. (Over this range the separation is about 19.5 naive.)
+    REQUIRE(testing::rel_error(erf, want) > 12 * naive);
     const int64_t before = cuda::gemm_epilogue_fallbacks();
     Tensor pre;
     const Tensor h =
