@@ -79,16 +79,15 @@ Var linear(const Var& x, const Var& w, const Var& b) {
                       x_saved = gw ? save(x) : SavedTensor(),
                       w_saved = gx ? save(w) : SavedTensor()](const Tensor& dy) {
                        // y = x . w^T + b  =>  dx = dy . w, dw = dy^T . x, db = sum of dy over all
-                       // rows (dw and db in one GEMM on the GPU: ops::linear_weight_grad)
+                       // rows. A plain GEMM and a column sum: the bias-gradient epilogue
+                       // (ops::linear_weight_grad) ran these tall, narrow dW GEMMs an order of
+                       // magnitude slower (docs/benchmarks.md, "The training step").
                        const Tensor dy2 = dy.reshape({-1, out_f});
                        Tensor dx, dw, db;
                        // dw first: a recomputed x (recompute.h) is then freed before dx exists.
-                       if (gw) {
-                         dw = ops::linear_weight_grad(dy2, x_saved.get().reshape({-1, in}),
-                                                      gb ? &db : nullptr);
-                       }
+                       if (gw) dw = ops::matmul(mT(dy2), x_saved.get().reshape({-1, in}));
                        if (gx) dx = ops::matmul(dy2, w_saved.get()).reshape(sx);
-                       if (gb && !gw) db = ops::sum(dy2, {0});
+                       if (gb) db = ops::sum(dy2, {0});
                        return Grads{dx, dw, db};
                      });
 }

@@ -40,6 +40,7 @@ Var gelu(const Var& x, ops::GeluApprox approx) {
 }
 
 Var gelu_mlp(const Var& x, const Var& w1, const Var& b1, const Var& w2, const Var& b2) {
+  cuda::NvtxRange range("gelu_mlp");
   CHECK(x.defined() && w1.defined() && b1.defined() && w2.defined() && b2.defined(),
         "gelu_mlp: x, w1, b1, w2 and b2 must all be defined");
   CHECK(x.dim() >= 1 && w1.dim() == 2 && w2.dim() == 2 && x.size(-1) == w1.size(1) &&
@@ -51,38 +52,38 @@ Var gelu_mlp(const Var& x, const Var& w1, const Var& b1, const Var& w2, const Va
   const bool g_w2 = w2.requires_grad(), g_b2 = b2.requires_grad();
   const bool recording = grad_enabled() && (g_x || g_w1 || g_b1 || g_w2 || g_b2);
   Tensor pre;
-  const Tensor h =
-      ops::linear_gelu_forward(x2, w1.value(), b1.value(), recording ? &pre : nullptr);
+  const Tensor h = ops::linear_gelu_forward(x2, w1.value(), b1.value(), recording ? &pre : nullptr);
   Shape y_shape = x.shape();
   y_shape.back() = w2.size(0);
   const Tensor y = ops::linear(h, w2.value(), b2.value()).view(y_shape);
   // Saved: the pre-activation (the GELU's derivative needs it), x and w1 for dw1 and dx, w2 for
   // h's gradient. Not h = gelu(pre): dw2 recomputes it, one elementwise pass instead of a
   // [N, F] tensor kept per layer.
-  return make_result(
-      y, {x, w1, b1, w2, b2}, "gelu_mlp",
-      [x_saved = save(x), w1_saved = save(w1), w2_saved = save(w2), pre, x_shape = x.shape(), g_x,
-       g_w1, g_b1, g_w2, g_b2](const Tensor& dy) {
-        // y = h . w2^T + b2  =>  dw2 = dy^T . h, db2 = sum of dy over rows (one GEMM);
-        // h = gelu(x . w1^T + b1)  =>  dx, dw1, db1 by ops::linear_gelu_backward, which forms
-        // h's gradient dy . w2 with the GELU's derivative in the same GEMM.
-        const Tensor w2v = w2_saved.get();
-        const Tensor dy2 = dy.reshape({-1, w2v.size(0)});
-        Tensor dx, dw1, db1, dw2, db2;
-        if (g_w2) {
-          const Tensor h = ops::gelu(pre, ops::GeluApprox::kTanh);
-          dw2 = ops::linear_weight_grad(dy2, h, g_b2 ? &db2 : nullptr);
-        } else if (g_b2) {
-          db2 = ops::sum(dy2, {0});
-        }
-        if (g_x || g_w1 || g_b1) {
-          const Tensor x2 = x_saved.get().reshape({-1, x_shape.back()});
-          ops::linear_gelu_backward(dy2, w2v, x2, w1_saved.get(), pre, g_x ? &dx : nullptr,
-                                    g_w1 ? &dw1 : nullptr, g_b1 ? &db1 : nullptr);
-        }
-        if (dx.defined()) dx = dx.reshape(x_shape);
-        return std::vector<Tensor>{dx, dw1, db1, dw2, db2};
-      });
+  return make_result(y, {x, w1, b1, w2, b2}, "gelu_mlp",
+                     [x_saved = save(x), w1_saved = save(w1), w2_saved = save(w2), pre,
+                      x_shape = x.shape(), g_x, g_w1, g_b1, g_w2, g_b2](const Tensor& dy) {
+                       // y = h . w2^T + b2  =>  dw2 = dy^T . h, db2 = sum of dy over rows (one
+                       // GEMM); h = gelu(x . w1^T + b1)  =>  dx, dw1, db1 by
+                       // ops::linear_gelu_backward, which forms h's gradient dy . w2 with the
+                       // GELU's derivative in the same GEMM.
+                       const Tensor w2v = w2_saved.get();
+                       const Tensor dy2 = dy.reshape({-1, w2v.size(0)});
+                       Tensor dx, dw1, db1, dw2, db2;
+                       if (g_w2) {
+                         const Tensor h = ops::gelu(pre, ops::GeluApprox::kTanh);
+                         dw2 = ops::linear_weight_grad(dy2, h, g_b2 ? &db2 : nullptr);
+                       } else if (g_b2) {
+                         db2 = ops::sum(dy2, {0});
+                       }
+                       if (g_x || g_w1 || g_b1) {
+                         const Tensor x2 = x_saved.get().reshape({-1, x_shape.back()});
+                         ops::linear_gelu_backward(dy2, w2v, x2, w1_saved.get(), pre,
+                                                   g_x ? &dx : nullptr, g_w1 ? &dw1 : nullptr,
+                                                   g_b1 ? &db1 : nullptr);
+                       }
+                       if (dx.defined()) dx = dx.reshape(x_shape);
+                       return std::vector<Tensor>{dx, dw1, db1, dw2, db2};
+                     });
 }
 
 Var rmsnorm(const Var& x, const Var& w, float eps) {

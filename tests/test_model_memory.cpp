@@ -54,7 +54,8 @@ int64_t saved_float32(const Dims& d) {
 //   attention: its bf16 q, k, v and out, and the log-sum-exp; out_proj keeps the recipe
 //     cast(reshape(cast(out))), which is out again
 //   norm2: h and rstd
-//   fc1's bf16 output [N, F]: gelu's float32 input and fc2's bf16 input are recomputed from it
+//   gelu_mlp: fc1's bf16 pre-activation [N, F] (h = gelu(pre) is recomputed for dw2), and the
+//     norm's output kept as its recipe
 //   each Linear's bf16 weight copy, for dx
 // and for the model: fc_out's bf16 input and weight copy, fc_out's bf16 output (the loss's
 // float32 prediction is recomputed from it), input_proj's bf16 copy of the input (for dW), the
@@ -68,12 +69,18 @@ int64_t saved_bf16_mixed(const Dims& d) {
   return d.L * block + head - bf16 * N * C;
 }
 
-// The MLP's backward is the largest working set: the residual stream's pending gradient [N, C],
-// the gradient arriving at gelu and the one gelu returns ([N, F] each), and in bf16-mixed gelu's
-// float32 input recomputed from fc1's bf16 output (one more [N, F]).
-int64_t mlp_working_set(const Dims& d, Precision p) {
-  const int64_t f32 = 4, nf = p == Precision::BF16Mixed ? 3 : 2;
-  return f32 * (d.N() * d.C + nf * d.N() * d.F);
+// The backward's largest working set, beside S.
+//   float32, the MLP: the residual stream's pending gradient [N, C], the gradients of
+//     h = gelu(pre) and of pre ([N, F] each).
+//   bf16-mixed, the attention's way back to the fused QKV output (float32 outside the GEMMs and
+//     the attention kernel): the stream's pending gradient [N, C]; q's, k's and v's float32
+//     gradients [N, C], two still pending while the first is scattered; each select's backward
+//     scatters into a zero [N, 3C] float32 tensor that the engine adds to QKV's pending gradient,
+//     so the running sum, the new scatter and their sum coexist (3 x [N, 3C]).
+int64_t working_set(const Dims& d, Precision p) {
+  const int64_t N = d.N(), C = d.C, f32 = 4;
+  if (p == Precision::Float32) return f32 * (N * C + 2 * N * d.F);
+  return f32 * (N * C + 2 * N * C + 3 * 3 * N * C);
 }
 
 struct Measured {
@@ -101,15 +108,18 @@ Measured measure(BTCTransformer& model, const Dims& d, Device device, Live live,
   return m;
 }
 
-void check_bounds(const Measured& m, const Dims& d, Precision p, int64_t params_bytes) {
+// `tight`: the peak also reaches the working set (the CPU, whose ops make exactly the tensors
+// derived above). The GPU's fused kernels make fewer (its peak on an H200: S + 192,700 B for
+// this model in bf16-mixed): there only the bound from above is stated.
+void check_bounds(const Measured& m, const Dims& d, Precision p, int64_t params_bytes, bool tight) {
   const int64_t S = p == Precision::BF16Mixed ? saved_bf16_mixed(d) : saved_float32(d);
-  const int64_t W = mlp_working_set(d, p);
+  const int64_t W = working_set(d, p);
   INFO("after forward " << m.after_forward << " B, peak " << m.peak << " B; S = " << S
-                        << ", MLP working set " << W << ", parameter gradients " << params_bytes);
+                        << ", working set " << W << ", parameter gradients " << params_bytes);
   CHECK(m.after_forward == S);
-  // The MLP's [N, F] gradients coexist with all of S but the head's few [N, C]; at most all
-  // the parameter gradients exist beside them.
-  CHECK(m.peak >= S + W - 4 * d.N() * d.C - 4 * d.N() * d.Fin);
+  // The working set coexists with all of S but the head's few tensors; at most all the
+  // parameter gradients exist beside them.
+  if (tight) CHECK(m.peak >= S + W - 4 * d.N() * d.C - 4 * d.N() * d.Fin);
   CHECK(m.peak <= S + W + params_bytes);
 }
 
@@ -127,7 +137,7 @@ TEST_SUITE("autograd") {
       CAPTURE(std::string(precision_name(p)));
       model.set_model_precision(p);
       check_bounds(measure(model, d, Device::cpu(), live, peak, reset_host_peak_memory), d, p,
-                   params_bytes);
+                   params_bytes, /*tight=*/true);
     }
   }
 
@@ -143,6 +153,6 @@ TEST_SUITE("autograd") {
     // A first pass, so that anything an op makes once and keeps is in the baseline.
     measure(model, d, Device::cuda(), live, peak, cuda::reset_peak_memory);
     check_bounds(measure(model, d, Device::cuda(), live, peak, cuda::reset_peak_memory), d,
-                 Precision::BF16Mixed, params_bytes);
+                 Precision::BF16Mixed, params_bytes, /*tight=*/false);
   }
 }
