@@ -76,6 +76,7 @@ void DirectionAccumulator::add(double current, double predicted_next, double act
   }
   const double predicted = predicted_next - current;
   ++count_;
+  if (predicted == 0.0) ++no_move_;
   if ((predicted > 0 && actual > 0) || (predicted < 0 && actual < 0)) ++correct_;
 }
 

@@ -56,9 +56,12 @@ class DirectionAccumulator {
   double accuracy() const;  // in [0, 1]; 0 when nothing was counted
   int64_t count() const { return count_; }
   int64_t flat() const { return flat_; }
+  // Counted moves for which no move was predicted (wrong by the rule above): a forecast that
+  // keeps the close (persistence, or a blend that keeps the rule's) has accuracy 0.
+  int64_t predicted_no_move() const { return no_move_; }
 
  private:
-  int64_t count_ = 0, correct_ = 0, flat_ = 0;
+  int64_t count_ = 0, correct_ = 0, flat_ = 0, no_move_ = 0;
 };
 
 // Skill of a model over a baseline for an error metric (lower is better): 1 - model / baseline.

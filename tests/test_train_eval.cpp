@@ -56,6 +56,7 @@ TEST_SUITE("train") {
     d.add(10, 11, 10);  // actual flat: not counted
     CHECK(d.count() == 4);
     CHECK(d.flat() == 1);
+    CHECK(d.predicted_no_move() == 1);  // the fourth
     CHECK(d.accuracy() == doctest::Approx(0.5));
   }
 
@@ -104,6 +105,7 @@ TEST_SUITE("train") {
     CHECK(md.find("| open | 0.2 |") != std::string::npos);
     CHECK(md.find("| naive_rule | +0.9600 | +0.8400 | +0.8400 |") != std::string::npos);
     CHECK(md.find("100.00 % of 1 moves") != std::string::npos);
+    CHECK(r["directional_accuracy"]["predicted_no_move"] == 0);
     const std::vector<std::string> lines = ev.summary_lines();
     REQUIRE(lines.size() == 5);
     CHECK(lines[4].find("volume RMSE model") == 0);

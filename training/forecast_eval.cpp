@@ -97,7 +97,8 @@ json ForecastEvaluator::report() const {
                {{"feature", "close"},
                 {"accuracy", direction_.accuracy()},
                 {"counted", direction_.count()},
-                {"flat_excluded", direction_.flat()}}}};
+                {"flat_excluded", direction_.flat()},
+                {"predicted_no_move", direction_.predicted_no_move()}}}};
 }
 
 std::string ForecastEvaluator::markdown(const std::string& title) const {
@@ -113,8 +114,10 @@ std::string ForecastEvaluator::markdown(const std::string& title) const {
   s += "\n## Prices (USD; volume in BTC)\n\n" + space_table(price_);
   s += fmt::format(
       "\n## Direction\n\nDirectional accuracy of the predicted close: {:.2f} % of {} moves ({} "
-      "unchanged minutes left out).\n",
-      100.0 * direction_.accuracy(), direction_.count(), direction_.flat());
+      "unchanged minutes left out; the forecast predicted no move for {} of them, which count "
+      "as wrong).\n",
+      100.0 * direction_.accuracy(), direction_.count(), direction_.flat(),
+      direction_.predicted_no_move());
   return s;
 }
 
