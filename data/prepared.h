@@ -65,6 +65,18 @@ void read_prepared_file(const std::string& dir, const nlohmann::json& manifest,
 // The shape of a file as the manifest lists it.
 std::vector<int64_t> prepared_shape(const nlohmann::json& manifest, const std::string& key);
 
+// A whole file of a prepared folder as a vector of T (its element type as written), checked as
+// read_prepared_file checks it.
+template <typename T>
+std::vector<T> read_prepared_array(const std::string& dir, const nlohmann::json& manifest,
+                                   const std::string& key) {
+  int64_t n = 1;
+  for (int64_t d : prepared_shape(manifest, key)) n *= d;
+  std::vector<T> out(static_cast<size_t>(n));
+  read_prepared_file(dir, manifest, key, out.data(), out.size() * sizeof(T));
+  return out;
+}
+
 // The standardization of every stored column (inputs, then targets).
 FeatureStats stats_from_manifest(const nlohmann::json& manifest);
 // The representation a folder was prepared in ("level" for a manifest that names none).

@@ -12,15 +12,6 @@ using nlohmann::json;
 
 namespace {
 
-template <typename T>
-std::vector<T> read_array(const std::string& dir, const json& manifest, const std::string& key) {
-  int64_t n = 1;
-  for (int64_t d : data::prepared_shape(manifest, key)) n *= d;
-  std::vector<T> out(static_cast<size_t>(n));
-  data::read_prepared_file(dir, manifest, key, out.data(), out.size() * sizeof(T));
-  return out;
-}
-
 int64_t columns_of(data::Representation r) {
   return data::input_count(r) + data::stored_target_count(r);
 }
@@ -74,9 +65,9 @@ EvalSeries eval_series_from_prepared(const std::string& dir, data::Split split, 
   CHECK(shape.size() == 2 && shape[1] == F, "'{}': series shape {} is not [N, {}]", dir,
         shape_str(shape), F);
   const int64_t n = shape[0];
-  e.columns = Tensor::from_vector(read_array<float>(dir, manifest, "series"), {n, F});
-  const std::vector<double> candles = read_array<double>(dir, manifest, "candles");
-  const std::vector<int64_t> ts = read_array<int64_t>(dir, manifest, "timestamps");
+  e.columns = Tensor::from_vector(data::read_prepared_array<float>(dir, manifest, "series"), {n, F});
+  const std::vector<double> candles = data::read_prepared_array<double>(dir, manifest, "candles");
+  const std::vector<int64_t> ts = data::read_prepared_array<int64_t>(dir, manifest, "timestamps");
   CHECK(static_cast<int64_t>(candles.size()) == n * data::kFeatures &&
             static_cast<int64_t>(ts.size()) == n,
         "'{}': series, candles and timestamps disagree on the number of rows", dir);
@@ -90,7 +81,7 @@ EvalSeries eval_series_from_prepared(const std::string& dir, data::Split split, 
   const std::string name = data::split_name(split);
   if (manifest.at("window").get<int64_t>() == window &&
       manifest.at("stride").get<int64_t>() == stride) {
-    e.starts = read_array<int64_t>(dir, manifest, std::string("windows_") + name);
+    e.starts = data::read_prepared_array<int64_t>(dir, manifest, std::string("windows_") + name);
   } else {
     const json& sp = manifest.at("split");
     CHECK(sp.contains("rows"),

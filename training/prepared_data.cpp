@@ -14,15 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-template <typename T>
-std::vector<T> read_array(const std::string& dir, const json& manifest, const std::string& key) {
-  int64_t n = 1;
-  for (int64_t d : data::prepared_shape(manifest, key)) n *= d;
-  std::vector<T> out(static_cast<size_t>(n));
-  data::read_prepared_file(dir, manifest, key, out.data(), out.size() * sizeof(T));
-  return out;
-}
-
 // The data layer's BatchLoader behind the trainer's interface: on the GPU it gathers each batch
 // on the device from a series uploaded once (no host-to-device copy per step).
 class BatchLoaderSplit : public SplitLoader {
@@ -69,9 +60,9 @@ RunData open_prepared_data(const TrainerOptions& opts, Device device) {
           split.value("mode", "?"), opts.window, opts.stride);
     const int64_t rows = data::prepared_shape(manifest, "series").at(0);
     Tensor series =
-        Tensor::from_vector(read_array<float>(dir, manifest, "series"), {rows, columns});
+        Tensor::from_vector(data::read_prepared_array<float>(dir, manifest, "series"), {rows, columns});
     const int64_t max_gap = manifest.at("gaps").value("max_gap_minutes", int64_t{1});
-    const auto segs = data::segments_of(read_array<int64_t>(dir, manifest, "timestamps"), max_gap);
+    const auto segs = data::segments_of(data::read_prepared_array<int64_t>(dir, manifest, "timestamps"), max_gap);
     for (int k = 0; k < data::kSplits; ++k) {
       const json& r = split.at("rows").at(data::split_name(static_cast<data::Split>(k)));
       sets[k] = data::WindowDataset::from_series(
