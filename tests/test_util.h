@@ -18,6 +18,10 @@
 #define CUDA_TEST_CASE(name) \
   TEST_CASE(name* doctest::test_suite("cuda") * doctest::skip(!::mt::cuda::available()))
 
+// A data-parallel case that runs on the CPU (ranks simulated by threads, or launched as
+// processes): in the 'distributed' suite, `tests -ts=distributed`.
+#define DIST_TEST_CASE(name) TEST_CASE(name* doctest::test_suite("distributed"))
+
 // Checks that `expr` throws mt::Error whose message contains `needle`.
 #define CHECK_THROWS_WITH_TEXT(expr, needle)                             \
   do {                                                                   \
