@@ -65,7 +65,8 @@ EvalSeries eval_series_from_prepared(const std::string& dir, data::Split split, 
   CHECK(shape.size() == 2 && shape[1] == F, "'{}': series shape {} is not [N, {}]", dir,
         shape_str(shape), F);
   const int64_t n = shape[0];
-  e.columns = Tensor::from_vector(data::read_prepared_array<float>(dir, manifest, "series"), {n, F});
+  e.columns =
+      Tensor::from_vector(data::read_prepared_array<float>(dir, manifest, "series"), {n, F});
   const std::vector<double> candles = data::read_prepared_array<double>(dir, manifest, "candles");
   const std::vector<int64_t> ts = data::read_prepared_array<int64_t>(dir, manifest, "timestamps");
   CHECK(static_cast<int64_t>(candles.size()) == n * data::kFeatures &&

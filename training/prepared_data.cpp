@@ -59,10 +59,11 @@ RunData open_prepared_data(const TrainerOptions& opts, Device device) {
           dir, manifest.at("window").get<int64_t>(), manifest.at("stride").get<int64_t>(),
           split.value("mode", "?"), opts.window, opts.stride);
     const int64_t rows = data::prepared_shape(manifest, "series").at(0);
-    Tensor series =
-        Tensor::from_vector(data::read_prepared_array<float>(dir, manifest, "series"), {rows, columns});
+    Tensor series = Tensor::from_vector(data::read_prepared_array<float>(dir, manifest, "series"),
+                                        {rows, columns});
     const int64_t max_gap = manifest.at("gaps").value("max_gap_minutes", int64_t{1});
-    const auto segs = data::segments_of(data::read_prepared_array<int64_t>(dir, manifest, "timestamps"), max_gap);
+    const auto segs =
+        data::segments_of(data::read_prepared_array<int64_t>(dir, manifest, "timestamps"), max_gap);
     for (int k = 0; k < data::kSplits; ++k) {
       const json& r = split.at("rows").at(data::split_name(static_cast<data::Split>(k)));
       sets[k] = data::WindowDataset::from_series(
