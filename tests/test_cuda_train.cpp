@@ -66,12 +66,11 @@ TrainResult train_tiny(const TempDir& tmp, const std::string& device,
   REQUIRE(f.good());
   const json file = json::parse(f);
   const json config = run_schema().resolve(
-      file,
-      {"data.representation=level", "model.n_inputs=0",  // the synthetic series' five levels
-       "trainer.epochs=2", "trainer.device=" + device, "trainer.precision=" + precision,
-       "trainer.seed=7", "trainer.log_every=1", "trainer.evaluate=false", "trainer.blend=false",
-       "trainer.plots=false",
-       "trainer.progress=none", "trainer.out_dir=" + tmp.sub(device + "-" + precision)});
+      file, {"data.representation=level", "model.n_inputs=0",  // the synthetic series' five levels
+             "trainer.epochs=2", "trainer.device=" + device, "trainer.precision=" + precision,
+             "trainer.seed=7", "trainer.log_every=1", "trainer.evaluate=false",
+             "trainer.blend=false", "trainer.plots=false", "trainer.progress=none",
+             "trainer.out_dir=" + tmp.sub(device + "-" + precision)});
   REQUIRE(config["model"]["attn_dropout"].get<double>() > 0.0);  // dropout on: masks compared too
   auto trainer = Trainer::create(config, "tiny",
                                  synthetic_data(device == "cuda" ? Device::cuda() : Device::cpu()));

@@ -273,8 +273,8 @@ json evaluate_run(const EvalOptions& o, RunData* data) {
     check_same_data(o.run_dir, prepared_dataset_identity(data::read_manifest(opts.data_dir)));
   }
   check_representation(rep, *es);
-  CHECK(!es->starts.empty(), "the {} has no gap-free window of {} minutes",
-        es->description, opts.window);
+  CHECK(!es->starts.empty(), "the {} has no gap-free window of {} minutes", es->description,
+        opts.window);
   if (!o.out_dir.empty()) out_dir = o.out_dir;
   make_dirs(out_dir);
 
