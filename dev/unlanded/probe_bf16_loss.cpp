@@ -1,7 +1,11 @@
 // The probe behind dev/README.md, "Why the bf16 activations wait": the bf16-mixed loss error of
-// the CPU and the GPU against float64 over 12 data seeds. Copy it to tests/ to run it.
+// the CPU and the GPU against float64 over 12 data seeds, and the GPU's again with its bf16
+// attention computed by the exact float32 kernels instead of FlashAttention (MT_PROBE_EXACT_ATTN,
+// which only probe_exact_attention.diff reads; without that diff the two GPU runs are the same).
+// Copy it to tests/ on a tree with bf16_activations.patch applied to run it.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -48,6 +52,11 @@ TEST_SUITE("cuda") {
       const R r = step(ref, x, y, Device::cpu());
       const R c = step(cpu16, x.to(kFloat32), y, Device::cpu());
       const R g = step(gpu, x.to(kFloat32), y, Device::cuda());
+      setenv("MT_PROBE_EXACT_ATTN", "1", 1);
+      const R ge = step(gpu, x.to(kFloat32), y, Device::cuda());
+      unsetenv("MT_PROBE_EXACT_ATTN");
+      std::printf("seed %2d exact-attention GPU: e_gpu_exact %+.3e  pred rel %.3e  vs cpu16 %.3e\n", seed,
+                  ge.loss - r.loss, testing::rel_error(ge.pred, r.pred), testing::rel_error(ge.pred, c.pred));
       double worst = 0;
       for (const auto& [n, gr] : r.grads) {
         const double a = testing::rel_error(c.grads.at(n), gr), b = testing::rel_error(g.grads.at(n), gr);
