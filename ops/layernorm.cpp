@@ -7,32 +7,16 @@
 #include "base/compute_type.h"
 #include "cuda/layernorm.cuh"
 #include "ops/cuda_dispatch.h"
+#include "ops/norm_checks.h"
 
 namespace mt::ops {
 namespace {
 
-// Mean and rstd are kept in the compute type (base/compute_type.h): float32 for float32 and
-// bfloat16, float64 for float64.
-DType stat_dtype(DType x) { return x == kFloat64 ? kFloat64 : kFloat32; }
-
-// The shared checks; returns C (the normalized size).
-int64_t check_inputs(const Tensor& x, const Tensor& w, const char* op) {
-  CHECK(x.dim() >= 1, "{}: expected x of shape [..., C], got {}", op, x.describe());
-  CHECK(is_floating(x.dtype()) && is_floating(w.dtype()),
-        "{}: expected floating x and w, got x {} and w {}", op, x.describe(), w.describe());
-  const int64_t C = x.size(-1);
-  CHECK(w.dim() == 1 && w.size(0) == C, "{}: expected w of shape [{}] for x {}, got w {}", op, C,
-        x.describe(), w.describe());
-  CHECK(x.device() == w.device(), "{}: x on {} but w on {}", op, x.device().str(),
-        w.device().str());
-  return C;
-}
-
 // A saved statistic (mean or rstd) of the forward for x: [N] in the statistics' dtype.
 void check_stat(const Tensor& s, const Tensor& x, int64_t N, const char* what) {
-  CHECK(s.dim() == 1 && s.size(0) == N && s.dtype() == stat_dtype(x.dtype()),
+  CHECK(s.dim() == 1 && s.size(0) == N && s.dtype() == norm_stat_dtype(x.dtype()),
         "layernorm_backward: expected {} {}[{}] for x {}, got {}", what,
-        dtype_name(stat_dtype(x.dtype())), N, x.describe(), s.describe());
+        dtype_name(norm_stat_dtype(x.dtype())), N, x.describe(), s.describe());
   CHECK(s.device() == x.device(), "layernorm_backward: {} on {} but x on {}", what,
         s.device().str(), x.device().str());
 }
@@ -141,8 +125,8 @@ Tensor layernorm_forward_cuda(const Tensor& x_in, const Tensor& w_in, const Tens
   const Tensor x = x_in.contiguous(), w = w_in.contiguous(), b = b_in.contiguous();
   const int64_t C = x.size(-1), N = C == 0 ? 0 : x.numel() / C;
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  Tensor mean = Tensor::empty({N}, stat_dtype(x.dtype()), x.device());
-  Tensor rstd = Tensor::empty({N}, stat_dtype(x.dtype()), x.device());
+  Tensor mean = Tensor::empty({N}, norm_stat_dtype(x.dtype()), x.device());
+  Tensor rstd = Tensor::empty({N}, norm_stat_dtype(x.dtype()), x.device());
   cuda::launch_layernorm_forward(to_elem_type(x.dtype()), to_elem_type(w.dtype()), y.raw_data(),
                                  mean.raw_data(), rstd.raw_data(), x.raw_data(), w.raw_data(),
                                  b.raw_data(), N, C, eps);
@@ -171,7 +155,7 @@ void layernorm_backward_cuda(const Tensor& dy_in, const Tensor& x_in, const Tens
 
 Tensor layernorm_forward(const Tensor& x_in, const Tensor& w, const Tensor& b, float eps,
                          Tensor* mean_out, Tensor* rstd_out) {
-  const int64_t C = check_inputs(x_in, w, "layernorm_forward");
+  const int64_t C = check_norm_inputs(x_in, w, "layernorm_forward");
   CHECK(b.dim() == 1 && b.size(0) == C && b.dtype() == w.dtype() && b.device() == w.device(),
         "layernorm_forward: expected b like w {}, got b {}", w.describe(), b.describe());
   CHECK(eps >= 0, "layernorm_forward: eps must be >= 0, got {}", eps);
@@ -179,8 +163,8 @@ Tensor layernorm_forward(const Tensor& x_in, const Tensor& w, const Tensor& b, f
   const Tensor x = x_in.contiguous();
   const int64_t N = C == 0 ? 0 : x.numel() / C;
   Tensor y = Tensor::empty(x.shape(), x.dtype());
-  Tensor mean = Tensor::empty({N}, stat_dtype(x.dtype()));
-  Tensor rstd = Tensor::empty({N}, stat_dtype(x.dtype()));
+  Tensor mean = Tensor::empty({N}, norm_stat_dtype(x.dtype()));
+  Tensor rstd = Tensor::empty({N}, norm_stat_dtype(x.dtype()));
   MT_DISPATCH_FLOAT(x.dtype(), "layernorm_forward",
                     [&] { layernorm_forward_cpu<scalar_t>(x, w, b, eps, y, mean, rstd); });
   if (mean_out) *mean_out = mean;
@@ -191,7 +175,7 @@ Tensor layernorm_forward(const Tensor& x_in, const Tensor& w, const Tensor& b, f
 void layernorm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& w,
                         const Tensor& mean_in, const Tensor& rstd_in, Tensor* dx, Tensor* dw,
                         Tensor* db) {
-  const int64_t C = check_inputs(x_in, w, "layernorm_backward");
+  const int64_t C = check_norm_inputs(x_in, w, "layernorm_backward");
   const int64_t N = C == 0 ? 0 : x_in.numel() / C;
   CHECK(dy_in.shape() == x_in.shape() && dy_in.dtype() == x_in.dtype(),
         "layernorm_backward: dy and x must have the same shape and dtype, got dy {} and x {}",

@@ -7,24 +7,10 @@
 #include "base/compute_type.h"
 #include "cuda/rmsnorm.cuh"
 #include "ops/cuda_dispatch.h"
+#include "ops/norm_checks.h"
 
 namespace mt::ops {
 namespace {
-
-DType stat_dtype(DType x) { return x == kFloat64 ? kFloat64 : kFloat32; }
-
-// The shared checks; returns C (the normalized size).
-int64_t check_inputs(const Tensor& x, const Tensor& w, const char* op) {
-  CHECK(x.dim() >= 1, "{}: expected x of shape [..., C], got {}", op, x.describe());
-  CHECK(is_floating(x.dtype()) && is_floating(w.dtype()),
-        "{}: expected floating x and w, got x {} and w {}", op, x.describe(), w.describe());
-  const int64_t C = x.size(-1);
-  CHECK(w.dim() == 1 && w.size(0) == C, "{}: expected w of shape [{}] for x {}, got w {}", op, C,
-        x.describe(), w.describe());
-  CHECK(x.device() == w.device(), "{}: x on {} but w on {}", op, x.device().str(),
-        w.device().str());
-  return C;
-}
 
 template <typename acc>
 std::vector<acc> weights_as(const Tensor& w) {
@@ -112,7 +98,7 @@ Tensor rmsnorm_forward_cuda(const Tensor& x_in, const Tensor& w_in, float eps, T
   const Tensor x = x_in.contiguous(), w = w_in.contiguous();
   const int64_t C = x.size(-1), N = C == 0 ? 0 : x.numel() / C;
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  Tensor rstd = Tensor::empty({N}, stat_dtype(x.dtype()), x.device());
+  Tensor rstd = Tensor::empty({N}, norm_stat_dtype(x.dtype()), x.device());
   cuda::launch_rmsnorm_forward(to_elem_type(x.dtype()), to_elem_type(w.dtype()), y.raw_data(),
                                rstd.raw_data(), x.raw_data(), w.raw_data(), N, C, eps);
   if (rstd_out) *rstd_out = rstd;
@@ -135,13 +121,13 @@ void rmsnorm_backward_cuda(const Tensor& dy_in, const Tensor& x_in, const Tensor
 }  // namespace
 
 Tensor rmsnorm_forward(const Tensor& x_in, const Tensor& w, float eps, Tensor* rstd_out) {
-  const int64_t C = check_inputs(x_in, w, "rmsnorm_forward");
+  const int64_t C = check_norm_inputs(x_in, w, "rmsnorm_forward");
   CHECK(eps >= 0, "rmsnorm_forward: eps must be >= 0, got {}", eps);
   MT_RETURN_IF_CUDA(x_in.is_cuda(), rmsnorm_forward_cuda(x_in, w, eps, rstd_out));
   const Tensor x = x_in.contiguous();
   const int64_t N = C == 0 ? 0 : x.numel() / C;
   Tensor y = Tensor::empty(x.shape(), x.dtype());
-  Tensor rstd = Tensor::empty({N}, stat_dtype(x.dtype()));
+  Tensor rstd = Tensor::empty({N}, norm_stat_dtype(x.dtype()));
   MT_DISPATCH_FLOAT(x.dtype(), "rmsnorm_forward",
                     [&] { rmsnorm_forward_cpu<scalar_t>(x, w, eps, y, rstd); });
   if (rstd_out) *rstd_out = rstd;
@@ -150,14 +136,15 @@ Tensor rmsnorm_forward(const Tensor& x_in, const Tensor& w, float eps, Tensor* r
 
 void rmsnorm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& w,
                       const Tensor& rstd_in, Tensor* dx, Tensor* dw) {
-  const int64_t C = check_inputs(x_in, w, "rmsnorm_backward");
+  const int64_t C = check_norm_inputs(x_in, w, "rmsnorm_backward");
   const int64_t N = C == 0 ? 0 : x_in.numel() / C;
   CHECK(dy_in.shape() == x_in.shape() && dy_in.dtype() == x_in.dtype(),
         "rmsnorm_backward: dy and x must have the same shape and dtype, got dy {} and x {}",
         dy_in.describe(), x_in.describe());
-  CHECK(rstd_in.dim() == 1 && rstd_in.size(0) == N && rstd_in.dtype() == stat_dtype(x_in.dtype()),
+  CHECK(rstd_in.dim() == 1 && rstd_in.size(0) == N &&
+            rstd_in.dtype() == norm_stat_dtype(x_in.dtype()),
         "rmsnorm_backward: expected rstd {}[{}] for x {}, got {}",
-        dtype_name(stat_dtype(x_in.dtype())), N, x_in.describe(), rstd_in.describe());
+        dtype_name(norm_stat_dtype(x_in.dtype())), N, x_in.describe(), rstd_in.describe());
   CHECK(dy_in.device() == x_in.device() && rstd_in.device() == x_in.device(),
         "rmsnorm_backward: dy on {}, x on {}, rstd on {}: expected one device",
         dy_in.device().str(), x_in.device().str(), rstd_in.device().str());
