@@ -85,32 +85,29 @@ Args parse_args(int argc, char** argv) {
   EvalOptions& o = a.eval;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    auto value = [&](const char* flag) {
-      CHECK(i + 1 < argc, "{} needs a value (see --help)", flag);
-      return std::string(argv[++i]);
-    };
+    auto value = [&] { return next_flag_value(argc, argv, i); };
     if (arg == "--help" || arg == "-h") {
       std::printf("%s", kUsage);
       std::exit(0);
     } else if (arg == "--run") {
-      o.run_dir = value("--run");
+      o.run_dir = value();
     } else if (arg == "--latest-run") {
-      a.latest_under = value("--latest-run");
+      a.latest_under = value();
     } else if (arg == "--data") {
-      o.csv.push_back(value("--data"));
+      o.csv.push_back(value());
     } else if (arg == "--out") {
-      o.out_dir = value("--out");
+      o.out_dir = value();
     } else if (arg == "--from") {
-      o.read.from_ts = mt::data::parse_utc_date(value("--from"));
+      o.read.from_ts = mt::data::parse_utc_date(value());
     } else if (arg == "--until") {
-      o.read.until_ts = mt::data::parse_utc_date(value("--until"));
+      o.read.until_ts = mt::data::parse_utc_date(value());
     } else if (arg == "--checkpoint") {
-      o.checkpoint = value("--checkpoint");
+      o.checkpoint = value();
     } else if (arg == "--max-windows") {
-      o.max_windows = parse_int_flag("--max-windows", value("--max-windows"));
+      o.max_windows = parse_int_flag("--max-windows", value());
       CHECK(o.max_windows >= 1, "--max-windows: expected a count >= 1, got {}", o.max_windows);
     } else if (arg == "--device") {
-      o.device = value("--device");
+      o.device = value();
     } else if (arg == "--no-plots") {
       a.plots = false;
     } else if (arg == "--plots-only") {

@@ -4,12 +4,12 @@
 //   build/bin/forecast --run runs/btc-... --csv latest.csv --json --device cpu
 //
 // docs/forecasting.md explains what it prints and how it relates to `evaluate`.
-#include "training/forecast.h"
-
 #include <cstdio>
 #include <string>
 
 #include "base/error.h"
+#include "training/cli.h"
+#include "training/forecast.h"
 
 namespace {
 
@@ -30,25 +30,22 @@ int run(int argc, char** argv) {
   bool as_json = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    auto value = [&](const char* flag) {
-      CHECK(i + 1 < argc, "{} needs a value (see --help)", flag);
-      return std::string(argv[++i]);
-    };
+    auto value = [&] { return mt::training::next_flag_value(argc, argv, i); };
     if (arg == "--help" || arg == "-h") {
       std::printf("%s", kUsage);
       return 0;
     } else if (arg == "--run") {
-      o.run_dir = value("--run");
+      o.run_dir = value();
     } else if (arg == "--csv") {
       while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0)
         o.csv.push_back(argv[++i]);
       CHECK(!o.csv.empty(), "--csv needs at least one file");
     } else if (arg == "--until") {
-      o.read.until_ts = mt::data::parse_utc_date(value("--until"));
+      o.read.until_ts = mt::data::parse_utc_date(value());
     } else if (arg == "--checkpoint") {
-      o.checkpoint = value("--checkpoint");
+      o.checkpoint = value();
     } else if (arg == "--device") {
-      o.device = value("--device");
+      o.device = value();
     } else if (arg == "--json") {
       as_json = true;
     } else {

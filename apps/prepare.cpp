@@ -92,10 +92,7 @@ void parse_fractions(const std::string& v, double out[3]) {
 
 Args parse_args(int argc, char** argv) {
   Args a;
-  auto value = [&](int& i) -> std::string {
-    CHECK(i + 1 < argc, "{} needs a value (see --help)", argv[i]);
-    return argv[++i];
-  };
+  auto value = [&](int& i) { return mt::training::next_flag_value(argc, argv, i); };
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {

@@ -52,22 +52,19 @@ Args parse_args(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    auto value = [&](const char* flag) {
-      CHECK(i + 1 < argc, "{} needs a value (see --help)", flag);
-      return std::string(argv[++i]);
-    };
+    auto value = [&] { return mt::training::next_flag_value(argc, argv, i); };
     if (arg == "--help" || arg == "-h") {
       std::printf("%s\nconfig keys (default, help):\n%s", kUsage,
                   mt::training::run_schema().help_text().c_str());
       std::exit(0);
     } else if (arg == "--config") {
-      a.config = value("--config");
+      a.config = value();
     } else if (arg == "--set") {
-      a.sets.push_back(value("--set"));
+      a.sets.push_back(value());
     } else if (arg.rfind("--set=", 0) == 0) {
       a.sets.push_back(arg.substr(6));
     } else if (arg == "--resume") {
-      a.resume = value("--resume");
+      a.resume = value();
     } else if (arg == "--switch-data") {
       a.switch_data = true;
     } else {

@@ -6,6 +6,14 @@
 
 namespace mt::training {
 
+std::string next_flag_value(int argc, char** argv, int& i) {
+  if (i + 1 >= argc) {
+    throw UsageError(
+        Error(fmt::format("{} needs a value (see --help)", argv[i]), __FILE__, __LINE__));
+  }
+  return argv[++i];
+}
+
 int64_t parse_int_flag(const std::string& flag, const std::string& value) {
   try {
     size_t used = 0;

@@ -1,5 +1,5 @@
 // What every app (apps/*.cpp) shares on its command line: the exit codes, the error line and
-// the parsing of numeric flags.
+// the parsing of flag values.
 //
 // Exit codes, the same for prepare, train, evaluate and the benchmarks:
 //   0    success; a training run stopped by trainer.max_steps, as it was asked to, included
@@ -38,6 +38,10 @@ auto usage_phase(F&& f) -> decltype(f()) {
     throw UsageError(e);
   }
 }
+
+// The value that follows the flag at argv[i] ("--run", "DIR" -> "DIR"), with i moved onto it;
+// a flag given last, with nothing after it, is a UsageError that names the flag.
+std::string next_flag_value(int argc, char** argv, int& i);
 
 // "--max-windows", "12" -> 12; "abc", "12x" or out of range: a UsageError that names the flag.
 int64_t parse_int_flag(const std::string& flag, const std::string& value);
