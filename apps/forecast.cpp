@@ -4,12 +4,16 @@
 //   build/bin/forecast --run runs/btc-... --csv latest.csv --json --device cpu
 //
 // docs/forecasting.md explains what it prints and how it relates to `evaluate`.
+// Exit codes (training/cli.h): 0 done, 1 a failure at run time (a run without a checkpoint, too
+// few or gapped minutes), 2 a bad flag.
+#include "training/forecast.h"
+
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "base/error.h"
 #include "training/cli.h"
-#include "training/forecast.h"
 
 namespace {
 
@@ -23,17 +27,24 @@ constexpr const char* kUsage =
     "  --until DATE       forecast as of DATE: only minutes before it (YYYY-MM-DD[ HH:MM], UTC)\n"
     "  --checkpoint NAME  best (default; falls back to last) or last\n"
     "  --device D         override the run's trainer.device\n"
-    "  --json             one JSON object on stdout, for programs\n";
+    "  --json             one JSON object on stdout, for programs\n"
+    "\n"
+    "Exit codes: 0 done, 1 failure, 2 bad flag.\n";
 
-int run(int argc, char** argv) {
-  mt::training::ForecastOptions o;
+struct Args {
+  mt::training::ForecastOptions options;
   bool as_json = false;
+};
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  mt::training::ForecastOptions& o = a.options;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&] { return mt::training::next_flag_value(argc, argv, i); };
     if (arg == "--help" || arg == "-h") {
       std::printf("%s", kUsage);
-      return 0;
+      std::exit(0);
     } else if (arg == "--run") {
       o.run_dir = value();
     } else if (arg == "--csv") {
@@ -47,15 +58,20 @@ int run(int argc, char** argv) {
     } else if (arg == "--device") {
       o.device = value();
     } else if (arg == "--json") {
-      as_json = true;
+      a.as_json = true;
     } else {
       FAIL("unknown argument '{}' (see --help)", arg);
     }
   }
   CHECK(!o.run_dir.empty(), "--run DIR is required (see --help)");
   CHECK(!o.csv.empty(), "--csv FILE is required (see --help)");
-  const mt::training::Forecast f = mt::training::forecast_next(o);
-  if (as_json) {
+  return a;
+}
+
+int run(int argc, char** argv) {
+  const Args a = mt::training::usage_phase([&] { return parse_args(argc, argv); });
+  const mt::training::Forecast f = mt::training::forecast_next(a.options);
+  if (a.as_json) {
     std::printf("%s\n", f.to_json().dump(2).c_str());
   } else {
     std::printf("%s", f.table().c_str());
@@ -65,11 +81,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "forecast: error: %s\n", e.what());
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return mt::training::run_app("forecast", run, argc, argv); }

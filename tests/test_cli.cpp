@@ -1,6 +1,6 @@
-// The apps as a user runs them: prepare, train and evaluate started as processes in a scratch
-// folder, their exit codes (training/cli.h), their messages and the files they leave. The apps
-// are found beside this test binary (`make test` builds them first); a missing one skips the
+// The apps as a user runs them: prepare, train, evaluate and forecast started as processes in a
+// scratch folder, their exit codes (training/cli.h), their messages and the files they leave. The
+// apps are found beside this test binary (`make test` builds them first); a missing one skips the
 // case with a message.
 #include <sys/wait.h>
 
@@ -25,7 +25,7 @@ std::string app(const char* name) {
 }
 
 bool have_apps() {
-  for (const char* name : {"prepare", "train", "evaluate"}) {
+  for (const char* name : {"prepare", "train", "evaluate", "forecast"}) {
     if (app(name).empty()) {
       MESSAGE("build/bin/" << name << " is not built: command-line case skipped");
       return false;
@@ -108,6 +108,13 @@ TEST_SUITE("cli") {
     CHECK(has(r.out, "did you mean 'trainer.epochs'"));
     r = sh(train + " --set trainer.device=gpu", log);
     CHECK(r.code == 2);
+    r = sh(app("train") + " --config", log);  // a flag with no value
+    CHECK(r.code == 2);
+    CHECK(has(r.out, "train: error: --config needs a value"));
+    r = sh(app("forecast") + " --csv " + tmp.sub("x.csv") + " --run", log);
+    CHECK(r.code == 2);
+    CHECK(has(r.out, "forecast: error: --run needs a value"));
+    CHECK(count_of(r.out, "error:") == 1);
     r = sh(app("prepare") + " --synthetic --out " + tmp.sub("d") + " --window x", log);
     CHECK(r.code == 2);
     CHECK(has(r.out, "prepare: error: --window: expected an integer, got 'x'"));
@@ -135,6 +142,10 @@ TEST_SUITE("cli") {
     CHECK(r.code == 1);
     CHECK(has(r.out, "holds no checkpoint"));
     CHECK(count_of(r.out, "evaluate:") == 1);
+    r = sh(app("forecast") + " --run " + tmp.sub("early") + " --csv " + tmp.sub("bad.csv"), log);
+    CHECK(r.code == 1);
+    CHECK(has(r.out, "holds no checkpoint"));
+    CHECK(count_of(r.out, "forecast:") == 1);
   }
 
   TEST_CASE("cli: a max_steps stop exits 0 with test metrics; SIGTERM exits 130 after saving") {

@@ -1,7 +1,7 @@
 // What every app (apps/*.cpp) shares on its command line: the exit codes, the error line and
 // the parsing of flag values.
 //
-// Exit codes, the same for prepare, train, evaluate and the benchmarks:
+// Exit codes, the same for prepare, train, evaluate, forecast and the benchmarks:
 //   0    success; a training run stopped by trainer.max_steps, as it was asked to, included
 //   1    a failure at run time: a missing or corrupt file, a CSV row that does not parse, no GPU
 //        for device cuda, a run stopped by non-finite losses

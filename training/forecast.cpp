@@ -50,13 +50,14 @@ Forecast forecast_next(const ForecastOptions& o) {
   if (!o.device.empty()) opts.device = o.device;
   const Device device = Device::parse(opts.device);
   const data::Representation rep = data::parse_representation(opts.representation);
+  // The checkpoint first: a run that stopped before its first one is told so, as evaluate does.
+  Forecast out;
+  std::unique_ptr<BTCTransformer> model =
+      load_run_model(o.run_dir, o.checkpoint, device, &out.checkpoint);
   const Normalization norm = read_normalization(o.run_dir);
   CHECK(norm.representation == rep,
         "forecast: '{}' was trained on the {} representation but its normalization.json is for {}",
         o.run_dir, data::representation_name(rep), data::representation_name(norm.representation));
-  Forecast out;
-  std::unique_ptr<BTCTransformer> model =
-      load_run_model(o.run_dir, o.checkpoint, device, &out.checkpoint);
   const bool delta = config.at("model").at("target") == "delta";
   const int64_t T = opts.window;
 
