@@ -9,19 +9,18 @@
 // generator hands out the same streams in the same order. What differs is arithmetic only.
 //
 //   fp32: within 1e-4 relative, the bound. Both runs are float32 end to end (attention
-//   too: CUDA float32 inputs go to cuda/attention_exact.cu, no longer to the bf16 kernel); they
+//   too: CUDA float32 inputs go to cuda/attention_exact.cu, not to the bf16 kernel); they
 //   differ by the order of float32 sums (cuBLASLt against the CPU GEMM, reductions), about 1e-7
 //   relative per op, and 24 Adam steps at lr 1e-3 with clipping do not amplify that to 1e-4
-//   (measured on an H200: 1.1e-7 at worst). With bf16 attention on the GPU (what float32 inputs
-//   got before) the curves part by ~1e-3.
+//   (docs/cuda_backend.md, Tests, has the measured margin). With bf16 attention on the GPU the
+//   curves would part by ~1e-3.
 //
 //   bf16-mixed: the runs round differently (the GPU's FlashAttention also rounds P, dP and dS to
 //   bf16; cuBLASLt's bf16 GEMMs sum in another order than the CPU's emulation), 2^-9 = 2e-3
 //   relative a rounding, and Adam amplifies it: its first updates are about lr sign(g) a weight,
 //   so a gradient component whose sign the rounding flips sets the two runs' weights 2 lr apart.
-//   Measured on an H200: 8e-3 at worst on the step losses, 1.1e-2 on the first validation loss
-//   (the CPU's bf16 run is itself 8e-3 from its fp32 run there). Bound: 2e-2 relative, ten bf16
-//   roundings. This is the bf16 path's end-to-end smoke test; its kernels' arithmetic and dropout
+//   Bound: 2e-2 relative, ten bf16 roundings (docs/cuda_backend.md, Tests, has the measured
+//   margin). This is the bf16 path's end-to-end smoke test; its kernels' arithmetic and dropout
 //   mask are checked tightly in tests/test_cuda_attention.cpp and tests/test_cuda_model.cpp.
 #include <algorithm>
 #include <cmath>
