@@ -43,7 +43,9 @@ TEST_SUITE("cuda") {
       BTCTransformer ref(cfg, g1, kFloat64), gpu(cfg, g2, kFloat32), cpu16(cfg, g3, kFloat32);
       ref.load_state_dict(gpu.state_dict());
       cpu16.load_state_dict(gpu.state_dict());
-      ref.eval(); gpu.eval(); cpu16.eval();
+      ref.eval();
+      gpu.eval();
+      cpu16.eval();
       gpu.to(Device::cuda());
       gpu.set_model_precision(Precision::BF16Mixed);
       cpu16.set_model_precision(Precision::BF16Mixed);
@@ -55,18 +57,21 @@ TEST_SUITE("cuda") {
       setenv("MT_PROBE_EXACT_ATTN", "1", 1);
       const R ge = step(gpu, x.to(kFloat32), y, Device::cuda());
       unsetenv("MT_PROBE_EXACT_ATTN");
-      std::printf("seed %2d exact-attention GPU: e_gpu_exact %+.3e  pred rel %.3e  vs cpu16 %.3e\n", seed,
-                  ge.loss - r.loss, testing::rel_error(ge.pred, r.pred), testing::rel_error(ge.pred, c.pred));
+      std::printf("seed %2d exact-attention GPU: e_gpu_exact %+.3e  pred rel %.3e  vs cpu16 %.3e\n",
+                  seed, ge.loss - r.loss, testing::rel_error(ge.pred, r.pred),
+                  testing::rel_error(ge.pred, c.pred));
       double worst = 0;
       for (const auto& [n, gr] : r.grads) {
-        const double a = testing::rel_error(c.grads.at(n), gr), b = testing::rel_error(g.grads.at(n), gr);
+        const double a = testing::rel_error(c.grads.at(n), gr),
+                     b = testing::rel_error(g.grads.at(n), gr);
         worst = std::max(worst, b / a);
       }
-      std::printf("seed %2d loss %.6f  e_cpu %+.3e  e_gpu %+.3e  ratio %.2f | pred rel cpu %.3e gpu %.3e gpu-cpu %.3e | worst grad ratio %.2f\n",
-                  seed, r.loss, c.loss - r.loss, g.loss - r.loss,
-                  std::abs(g.loss - r.loss) / std::abs(c.loss - r.loss),
-                  testing::rel_error(c.pred, r.pred), testing::rel_error(g.pred, r.pred),
-                  testing::rel_error(g.pred, c.pred), worst);
+      std::printf(
+          "seed %2d loss %.6f  e_cpu %+.3e  e_gpu %+.3e  ratio %.2f | pred rel cpu %.3e gpu %.3e "
+          "gpu-cpu %.3e | worst grad ratio %.2f\n",
+          seed, r.loss, c.loss - r.loss, g.loss - r.loss,
+          std::abs(g.loss - r.loss) / std::abs(c.loss - r.loss), testing::rel_error(c.pred, r.pred),
+          testing::rel_error(g.pred, r.pred), testing::rel_error(g.pred, c.pred), worst);
     }
   }
 }
