@@ -10,7 +10,10 @@
 // gradients: ~1e-5 at worst. Bounds: 1e-5 on the loss, 1e-4 (the issue's) on every gradient
 // (docs/cuda_backend.md, Tests, has the measured margin).
 // bf16-mixed: docs/design.md's rule: the GPU may be at most twice (loss) or three times (gradients)
-// as far from the float64 reference as the CPU's own bf16-mixed run.
+// as far from the float64 reference as the CPU's own bf16-mixed run. The loss is one number, and
+// its bf16 error on one batch is a single random draw that any change of rounding order redraws
+// (dev/README.md measured it), so the loss rule compares the RMS of the errors over twelve data
+// batches; the gradients, each a sum of thousands of elements, are held to theirs batch by batch.
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -52,7 +55,8 @@ StepResult run_step(BTCTransformer& model, const Tensor& x, const Tensor& y, Dev
 }  // namespace
 
 TEST_SUITE("cuda") {
-  CUDA_TEST_CASE("cuda: tiny transformer forward/backward on the GPU matches float64 on the CPU") {
+  CUDA_TEST_CASE(
+      "cuda: tiny transformer forward/backward in float32 on the GPU matches float64 on the CPU") {
     const ModelConfig cfg = tiny_config();
     Generator gen_ref(42), gen_gpu(42), data_gen(7);
     BTCTransformer ref(cfg, gen_ref, kFloat64);
@@ -70,15 +74,6 @@ TEST_SUITE("cuda") {
     const StepResult r_ref = run_step(ref, x, y, Device::cpu());
     const StepResult r_gpu = run_step(gpu, x.to(kFloat32), y, Device::cuda());
 
-    // bf16-mixed: float32 master weights, bf16 GEMM operands.
-    Generator gen_cpu16(42);
-    BTCTransformer cpu16(cfg, gen_cpu16, kFloat32);
-    cpu16.load_state_dict(gpu.state_dict());
-    cpu16.eval();
-    cpu16.set_model_precision(Precision::BF16Mixed);
-    gpu.set_model_precision(Precision::BF16Mixed);
-    const StepResult r_cpu16 = run_step(cpu16, x.to(kFloat32), y, Device::cpu());
-    const StepResult r_gpu16 = run_step(gpu, x.to(kFloat32), y, Device::cuda());
     cuda::set_poison_allocations(false);
     // float32 on the GPU: the loss to 1e-5, every gradient to 1e-4 (see the top).
     CHECK(r_gpu.loss == doctest::Approx(r_ref.loss).epsilon(1e-5));
@@ -93,14 +88,49 @@ TEST_SUITE("cuda") {
       worst = std::max(worst, err);
     }
     MESSAGE("float32 GPU vs float64 CPU: largest gradient error " << worst);
+  }
 
-    const double naive_loss = std::abs(r_cpu16.loss - r_ref.loss);
-    CHECK(std::abs(r_gpu16.loss - r_ref.loss) <= 2 * naive_loss + 1e-6 * std::abs(r_ref.loss));
-    for (const auto& [name, g_ref] : r_ref.grads) {
-      INFO(name);
-      const double naive = testing::rel_error(r_cpu16.grads.at(name), g_ref);
-      CHECK(testing::rel_error(r_gpu16.grads.at(name), g_ref) <= 3 * naive + 1e-6);
+  CUDA_TEST_CASE(
+      "cuda: tiny transformer in bf16-mixed on the GPU is as close to float64 as the CPU's") {
+    const ModelConfig cfg = tiny_config();
+    Generator gen_ref(42), gen_gpu(42), gen_cpu16(42);
+    BTCTransformer ref(cfg, gen_ref, kFloat64);
+    BTCTransformer gpu(cfg, gen_gpu, kFloat32);
+    BTCTransformer cpu16(cfg, gen_cpu16, kFloat32);
+    ref.load_state_dict(gpu.state_dict());  // all three on the same float32-rounded weights
+    cpu16.load_state_dict(gpu.state_dict());
+    for (BTCTransformer* m : {&ref, &gpu, &cpu16}) m->eval();
+    gpu.to(Device::cuda());
+    gpu.set_model_precision(Precision::BF16Mixed);  // float32 master weights, bf16 GEMM operands
+    cpu16.set_model_precision(Precision::BF16Mixed);
+
+    constexpr int kBatches = 12;
+    double sq_cpu = 0, sq_gpu = 0;
+    cuda::set_poison_allocations(true);
+    for (uint64_t data_seed = 1; data_seed <= kBatches; ++data_seed) {
+      CAPTURE(data_seed);
+      Generator data_gen(data_seed);
+      const Tensor x = Tensor::randn({3, 37, cfg.input_dim()}, data_gen, kFloat64);
+      const Tensor y = Tensor::randn({3, 37, cfg.n_features}, data_gen, kFloat64);
+      const StepResult r_ref = run_step(ref, x, y, Device::cpu());
+      const StepResult r_cpu16 = run_step(cpu16, x.to(kFloat32), y, Device::cpu());
+      const StepResult r_gpu16 = run_step(gpu, x.to(kFloat32), y, Device::cuda());
+      sq_cpu += (r_cpu16.loss - r_ref.loss) * (r_cpu16.loss - r_ref.loss);
+      sq_gpu += (r_gpu16.loss - r_ref.loss) * (r_gpu16.loss - r_ref.loss);
+      REQUIRE(r_gpu16.grads.size() == r_ref.grads.size());
+      for (const auto& [name, g_ref] : r_ref.grads) {
+        INFO(name);
+        CHECK(testing::all_written(r_gpu16.grads.at(name)));
+        const double naive = testing::rel_error(r_cpu16.grads.at(name), g_ref);
+        CHECK(testing::rel_error(r_gpu16.grads.at(name), g_ref) <= 3 * naive + 1e-6);
+      }
     }
+    cuda::set_poison_allocations(false);
+    const double rms_cpu = std::sqrt(sq_cpu / kBatches), rms_gpu = std::sqrt(sq_gpu / kBatches);
+    MESSAGE("bf16-mixed loss error against float64, RMS over " << kBatches << " batches: CPU "
+                                                               << rms_cpu << ", GPU " << rms_gpu);
+    CHECK(rms_cpu > 0);  // the CPU run really rounded to bf16
+    CHECK(rms_gpu <= 2 * rms_cpu);
   }
 
   CUDA_TEST_CASE("cuda: a training step after the first asks cuBLASLt's heuristic nothing") {
