@@ -85,6 +85,7 @@ std::string bench_one(const Shape4& s, int iters) {
   p.out = out.raw_data(), p.lse = lse.data<float>();
   p.dout = dout.raw_data();
   p.dq = dq.raw_data(), p.dk = dk.raw_data(), p.dv = dv.raw_data();
+  p.dq_strides = p.dk_strides = p.dv_strides = st;
   p.delta = delta.data<float>();
   const double fwd = time_ms([&] { cuda::flash_attention_forward(p); }, iters);
   // The deterministic backward (no dQ accumulator: delta, dK/dV, dQ kernels) ...

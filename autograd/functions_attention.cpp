@@ -22,4 +22,25 @@ Var scaled_dot_product_attention(const Var& q, const Var& k, const Var& v,
                      });
 }
 
+Var packed_attention(const Var& qkv, const ops::RotaryOptions& rope,
+                     const AttentionOptions& options) {
+  cuda::NvtxRange range("packed_attention");
+  const Tensor rotated = ops::rotary_qkv_forward(qkv.value(), rope);  // q, k rotated; v copied
+  Tensor lse;
+  const Tensor out = ops::attention_forward(rotated.select(2, 0), rotated.select(2, 1),
+                                            rotated.select(2, 2), options, &lse);
+  return make_result(
+      out, {qkv}, "packed_attention", [rotated, out, lse, rope, options](const Tensor& dout) {
+        // out = attention(rope(q), rope(k), v)  =>  the attention backward gives d rope(q),
+        // d rope(k) and dv, written into one packed gradient; then dq = Rot(-theta) d rope(q)
+        // and dk likewise, in place (ops/rotary.h)
+        Tensor dqkv = Tensor::empty(rotated.shape(), rotated.dtype(), rotated.device());
+        ops::attention_backward_into(rotated.select(2, 0), rotated.select(2, 1),
+                                     rotated.select(2, 2), out, lse, dout, options,
+                                     {dqkv.select(2, 0), dqkv.select(2, 1), dqkv.select(2, 2)});
+        ops::rotary_qkv_backward_(dqkv, rope);
+        return std::vector<Tensor>{dqkv};
+      });
+}
+
 }  // namespace mt

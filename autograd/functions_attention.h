@@ -3,6 +3,7 @@
 
 #include "autograd/var.h"
 #include "ops/attention.h"
+#include "ops/rotary.h"
 
 namespace mt {
 
@@ -15,5 +16,16 @@ using AttentionOptions = ops::AttentionOptions;
 // (seed, offset).
 Var scaled_dot_product_attention(const Var& q, const Var& k, const Var& v,
                                  const AttentionOptions& options = {});
+
+// The attention of a fused QKV projection: qkv [B, T, 3, H, D] (a view of Wqkv's output; parts
+// q, k, v), rotary embedding on q and k, then scaled_dot_product_attention; returns
+// [B, T, H, D]. The same function as rotary(select(qkv, 2, 0)), rotary(select(qkv, 2, 1)),
+// select(qkv, 2, 2) into scaled_dot_product_attention, in fewer passes: the forward rotates the
+// packed tensor in one kernel (ops::rotary_qkv_forward), and the backward writes dq, dk, dv
+// into one packed gradient, rotates its q and k parts back in place and returns it, with no
+// zero fill, scatter or sum. Saves: the rotated packed tensor [B, T, 3, H, D] (what the
+// attention read), out and the row log-sum-exp; the dropout mask is regenerated.
+Var packed_attention(const Var& qkv, const ops::RotaryOptions& rope,
+                     const AttentionOptions& options = {});
 
 }  // namespace mt

@@ -81,6 +81,10 @@ std::vector<Var> chunk(const Var& x, int64_t chunks, int dim);
 // x converted to dtype; the gradient is cast back to x's dtype. Saves nothing; the output is
 // recomputable when x is, and always when the cast widens (bf16 to float32: recompute.h).
 Var cast(const Var& x, DType dtype);
+// cast(x, copy.dtype()) whose converted value is given: `copy` holds x.value() converted, made
+// ahead of time (bf16-mixed's weight copies, made once per optimizer step: models/layers.h), so
+// nothing is converted here; the gradient is cast back to x's dtype as in cast(). Saves nothing.
+Var cast_cached(const Var& x, const Tensor& copy);
 
 // ---- operators --------------------------------------------------------------------------
 inline Var operator+(const Var& a, const Var& b) { return add(a, b); }

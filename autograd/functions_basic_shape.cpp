@@ -225,4 +225,13 @@ Var cast(const Var& x, DType dtype) {
   return y;
 }
 
+Var cast_cached(const Var& x, const Tensor& copy) {
+  CHECK(copy.defined() && copy.shape() == x.shape() && copy.device() == x.device(),
+        "cast_cached: expected a converted copy of {}, got {}", x.value().describe(),
+        copy.defined() ? copy.describe() : std::string("an undefined tensor"));
+  return make_result(copy, {x}, "cast", [from = x.dtype()](const Tensor& dy) {
+    return Grads{dy.to(from)};  // y = x.to(dtype)  =>  dx = dy.to(x.dtype)
+  });
+}
+
 }  // namespace mt

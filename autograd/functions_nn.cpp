@@ -86,21 +86,41 @@ Var gelu_mlp(const Var& x, const Var& w1, const Var& b1, const Var& w2, const Va
                      });
 }
 
-Var rmsnorm(const Var& x, const Var& w, float eps) {
-  cuda::NvtxRange range("rmsnorm");
-  Tensor rstd;
-  Tensor y = ops::rmsnorm_forward(x.value(), w.value(), eps, &rstd);
+namespace {
+
+// The rmsnorm Node of y = rmsnorm(x, w) (rstd from the forward): shared by rmsnorm and the
+// norm half of add_rmsnorm.
+Var rmsnorm_result(const Tensor& y, const Var& x, const Var& w, const Tensor& rstd) {
   const bool need_dx = x.requires_grad(), need_dw = w.requires_grad();
   return make_result(
       y, {x, w}, "rmsnorm",
       [x_saved = save(x), w_saved = save(w), rstd, need_dx, need_dw](const Tensor& dy) {
         // y = x * rstd * w  =>  dx = rstd (dy w - x rstd^2 mean(dy w x)),
-        //                       dw = sum_n dy x rstd
+        // dw = sum_n dy x rstd
         Tensor dx, dw;
         ops::rmsnorm_backward(dy, x_saved.get(), w_saved.get(), rstd, need_dx ? &dx : nullptr,
                               need_dw ? &dw : nullptr);
         return std::vector<Tensor>{dx, dw};
       });
+}
+
+}  // namespace
+
+Var rmsnorm(const Var& x, const Var& w, float eps) {
+  cuda::NvtxRange range("rmsnorm");
+  Tensor rstd;
+  Tensor y = ops::rmsnorm_forward(x.value(), w.value(), eps, &rstd);
+  return rmsnorm_result(y, x, w, rstd);
+}
+
+std::pair<Var, Var> add_rmsnorm(const Var& x, const Var& r, const Var& w, float eps) {
+  cuda::NvtxRange range("add_rmsnorm");
+  Tensor hv, rstd;
+  Tensor y = ops::add_rmsnorm_forward(x.value(), r.value(), w.value(), eps, &hv, &rstd);
+  Var h = make_result(hv, {x, r}, "add", [](const Tensor& dh) {
+    return std::vector<Tensor>{dh, dh};  // h = x + r (one shape)  =>  dx = dr = dh
+  });
+  return {h, rmsnorm_result(y, h, w, rstd)};
 }
 
 Var layernorm(const Var& x, const Var& w, const Var& b, float eps) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
 #include "autograd/var.h"
 #include "ops/activation.h"
@@ -31,6 +32,13 @@ Var gelu_mlp(const Var& x, const Var& w1, const Var& b1, const Var& w2, const Va
 
 // RMSNorm over the last dim: x [..., C], w [C]. Saves: x, w and rstd [N].
 Var rmsnorm(const Var& x, const Var& w, float eps);
+// The pre-norm block's residual add and the RMSNorm after it: {h = x + r, rmsnorm(h, w)}, the
+// forward fused (ops::add_rmsnorm_forward, one pass). Recorded as the two ops it fuses, an add
+// Node making h and an rmsnorm Node on h: the engine records one Node per output Var and sums the
+// gradient h receives from its consumers (this norm and the next residual add) itself, so the
+// backward is the unfused one (rmsnorm's dx, then that sum, then dx = dr = dh). x and r have one
+// shape and dtype. Saves: h, w and rstd [N] (the norm's; the add saves nothing).
+std::pair<Var, Var> add_rmsnorm(const Var& x, const Var& r, const Var& w, float eps);
 // LayerNorm over the last dim: x [..., C], w [C], b [C]. Saves: x, w, mean [N] and rstd [N].
 Var layernorm(const Var& x, const Var& w, const Var& b, float eps);
 

@@ -128,12 +128,10 @@ __device__ __forceinline__ void store_slice(scalar_t* row, const double (&x)[kCh
   }
 }
 
-// The slot's row of a contiguous [B, T, H, D] output (dq, dk, dv).
+// The slot's row of a [B, T, H, D] gradient (dq, dk, dv) with strides st.
 template <typename scalar_t>
-__device__ __forceinline__ scalar_t* grad_row(void* base, const ExactAttentionParams& p,
-                                              const Slot& s) {
-  return static_cast<scalar_t*>(base) +
-         ((static_cast<int64_t>(s.b) * p.T + s.row) * p.H + s.h) * p.D;
+__device__ __forceinline__ scalar_t* grad_row(void* base, const AttnStrides& st, const Slot& s) {
+  return static_cast<scalar_t*>(base) + s.b * st.b + s.row * st.t + s.h * st.h;
 }
 
 // The keep factors of one query row while its keys go by in order 0, 1, 2, ...: one draw per
@@ -245,7 +243,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       for (int c = 0; c < kChunks; ++c) dq[c] += ds * kj[c];
     }
   }
-  if (s.valid) store_slice(grad_row<scalar_t>(p.dq, p, s), dq, s.lane, G, D, scale);
+  if (s.valid) store_slice(grad_row<scalar_t>(p.dq, p.dq_strides, s), dq, s.lane, G, D, scale);
 }
 
 // dk, dv: one group per key row j, queries in order (from j on when causal):
@@ -285,8 +283,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
   }
   if (!s.valid) return;
-  store_slice(grad_row<scalar_t>(p.dk, p, s), dk, s.lane, G, D, scale);
-  store_slice(grad_row<scalar_t>(p.dv, p, s), dv, s.lane, G, D, 1.0);
+  store_slice(grad_row<scalar_t>(p.dk, p.dk_strides, s), dk, s.lane, G, D, scale);
+  store_slice(grad_row<scalar_t>(p.dv, p.dv_strides, s), dv, s.lane, G, D, 1.0);
 }
 
 Geometry geometry_of(const ExactAttentionParams& p, const char* op) {
@@ -330,6 +328,9 @@ void exact_attention_forward(const ExactAttentionParams& p) {
 void exact_attention_backward(const ExactAttentionParams& p) {
   NvtxRange range("attention_bwd_exact");
   const Geometry g = geometry_of(p, "exact_attention_backward");
+  CHECK(grad_strides_set(p),
+        "exact_attention_backward: dq_strides, dk_strides and dv_strides must be set "
+        "(AttentionArgs)");
   if (p.elem == ExactElem::F32) {
     launch(exact_delta_kernel<float>, p, g);
     launch(exact_backward_q_kernel<float>, p, g);

@@ -2,8 +2,9 @@
 // inputs, computed in float64, the same function as the CPU reference (ops/attention.cpp). The
 // bf16/fp16 inputs go to FlashAttention (cuda/flash_attention.cuh) instead.
 //
-// Layout [B, T, H, D] for q, k, v, out and dout, read through their batch/time/head strides
-// (the head dim has stride 1); dq, dk, dv are written contiguous. lse is [B, H, T] contiguous,
+// Layout [B, T, H, D] for q, k, v, out and dout, read through their batch/time/head strides,
+// and for dq, dk, dv, written through theirs (the head dim has stride 1 in all). lse is
+// [B, H, T] contiguous,
 // in the inputs' type (float32 for float32, float64 for float64), as on the CPU.
 #pragma once
 

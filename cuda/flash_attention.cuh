@@ -2,13 +2,16 @@
 // cuda/flash_attention_bwd_q.cu): raw pointers, sizes and strides, no CUDA types, so that
 // ops/attention.cpp calls them from plain C++.
 //
-// Layout [B, T, H, D] for every tensor; q, k, v, out and dout may be strided views (the head
-// dim contiguous, every stride and the base a multiple of 8 elements, i.e. 16-byte aligned
-// rows); dq, dk, dv are written contiguous. lse is [B, H, T] float32.
+// Layout [B, T, H, D] for every tensor; q, k, v, out, dout and the gradients dq, dk, dv may be
+// strided views (the head dim contiguous, every stride and the base a multiple of 8 elements,
+// i.e. 16-byte aligned rows): the model's q, k, v are views of one packed [B, T, 3, H, D]
+// projection, and dq, dk, dv are written straight into the same views of one packed gradient.
+// lse is [B, H, T] float32.
 // docs/flash_attention.md explains the algorithm; cuda/README.md lists the kernel files.
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 
 #include "cuda/attention_dropout.h"
 
@@ -40,8 +43,20 @@ struct AttentionArgs {
   // Backward only.
   const void* dout = nullptr;
   AttnStrides dout_strides;
-  void *dq = nullptr, *dk = nullptr, *dv = nullptr;  // contiguous [B, T, H, D]
+  void *dq = nullptr, *dk = nullptr, *dv = nullptr;
+  // Set them even for contiguous gradients ({T H D, H D, D}): a zero stride is accepted only on
+  // a dim of size 1 (the launchers check), so a caller that forgot them gets an error, not every
+  // row written to one place.
+  AttnStrides dq_strides, dk_strides, dv_strides;
 };
+
+// Whether the gradients' strides were set (see AttentionArgs): zero only on dims of size 1.
+inline bool grad_strides_set(const AttentionArgs& p) {
+  for (const AttnStrides* s : {&p.dq_strides, &p.dk_strides, &p.dv_strides}) {
+    if ((s->b == 0 && p.B > 1) || (s->t == 0 && p.T > 1) || (s->h == 0 && p.H > 1)) return false;
+  }
+  return true;
+}
 
 struct FlashAttentionParams : AttentionArgs {
   AttnElem elem = AttnElem::BF16;  // D in {8, 16, 32, 64, 128}

@@ -344,8 +344,8 @@ __global__ void __launch_bounds__(BwdKVTraits<D>::kThreads, BwdKVTraits<D>::kMin
   }
   fold_acc<D>(dk);
   fold_acc<D>(dv);
-  store_grad_rows<E, D>(p.dk, p, dk, ds_scale(p), b, h, k0, lane);
-  store_grad_rows<E, D>(p.dv, p, dv, keep_scale(p), b, h, k0, lane);
+  store_grad_rows<E, D>(p.dk, p.dk_strides, p, dk, ds_scale(p), b, h, k0, lane);
+  store_grad_rows<E, D>(p.dv, p.dv_strides, p, dv, keep_scale(p), b, h, k0, lane);
 }
 
 template <typename E, int D>

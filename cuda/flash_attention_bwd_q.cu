@@ -89,16 +89,28 @@ __global__ void __launch_bounds__(kDeltaThreads)
 }
 
 // Single pass, last step: dq = dq_accum rounded to E (the scale is already in), 8 elements a
-// thread (two 16-byte loads, one 16-byte store).
+// thread (two 16-byte loads, one 16-byte store). The accumulator is contiguous [B, T, H, D];
+// dq is written through its strides. Thread c takes the accumulator's chunk c, so a warp's
+// loads are contiguous, and so are its stores wherever dq's H x D elements of one (b, t) are
+// (a contiguous dq, or the q part of a packed [B, T, 3, H, D] gradient). Index is uint32_t when
+// the chunks fit (32-bit division is a few instructions, 64-bit a software routine).
 constexpr int kConvertThreads = 256;
-template <typename E>
+template <typename E, typename Index>
 __global__ void __launch_bounds__(kConvertThreads)
-    flash_bwd_dq_convert_kernel(const float* acc, E* dq, int64_t chunks) {
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * kConvertThreads + threadIdx.x;
+    flash_bwd_dq_convert_kernel(const float* acc, E* dq, AttnStrides st, Index T, Index H,
+                                Index row_chunks, Index chunks, bool dense) {
+  const Index c = static_cast<Index>(blockIdx.x) * kConvertThreads + threadIdx.x;
   if (c >= chunks) return;
-  const float4 lo = reinterpret_cast<const float4*>(acc)[2 * c];
-  const float4 hi = reinterpret_cast<const float4*>(acc)[2 * c + 1];
-  reinterpret_cast<uint4*>(dq)[c] =
+  const float4* chunk = reinterpret_cast<const float4*>(acc) + 2 * static_cast<int64_t>(c);
+  const float4 lo = chunk[0], hi = chunk[1];
+  int64_t at = static_cast<int64_t>(c) * 8;  // dense: dq has the accumulator's layout
+  if (!dense) {
+    const Index row = c / row_chunks, part = c - row * row_chunks;  // row = (b T + t) H + h
+    const Index bt = row / H, h = row - bt * H;
+    const Index b = bt / T, t = bt - b * T;
+    at = b * st.b + t * st.t + h * st.h + static_cast<int64_t>(part) * 8;
+  }
+  *reinterpret_cast<uint4*>(dq + at) =
       make_uint4(Elem<E>::pack(lo.x, lo.y), Elem<E>::pack(lo.z, lo.w), Elem<E>::pack(hi.x, hi.y),
                  Elem<E>::pack(hi.z, hi.w));
 }
@@ -187,7 +199,7 @@ __global__ void __launch_bounds__(BwdQTraits<D>::kThreads)
     __syncthreads();
   }
   fold_acc<D>(dq);
-  store_grad_rows<E, D>(p.dq, p, dq, p.scale, tile.b, tile.h, r0, lane);
+  store_grad_rows<E, D>(p.dq, p.dq_strides, p, dq, p.scale, tile.b, tile.h, r0, lane);
 }
 
 template <typename E, int D>
@@ -211,8 +223,21 @@ void launch_convert(const FlashAttentionParams& p) {
   const int64_t chunks = static_cast<int64_t>(p.B) * p.T * p.H * p.D / 8;
   const int64_t blocks = (chunks + kConvertThreads - 1) / kConvertThreads;
   CHECK(blocks < (int64_t(1) << 31), "flash_attention_backward: {} dQ chunks is too many", chunks);
-  flash_bwd_dq_convert_kernel<E><<<static_cast<unsigned>(blocks), kConvertThreads, 0, stream()>>>(
-      p.dq_accum, static_cast<E*>(p.dq), chunks);
+  const AttnStrides& st = p.dq_strides;
+  const bool dense = (st.h == p.D || p.H == 1) && (st.t == int64_t(p.H) * p.D || p.T == 1) &&
+                     (st.b == int64_t(p.T) * p.H * p.D || p.B == 1);
+  auto launch = [&](auto index) {
+    using Index = decltype(index);
+    flash_bwd_dq_convert_kernel<E, Index>
+        <<<static_cast<unsigned>(blocks), kConvertThreads, 0, stream()>>>(
+            p.dq_accum, static_cast<E*>(p.dq), st, static_cast<Index>(p.T), static_cast<Index>(p.H),
+            static_cast<Index>(p.D / 8), static_cast<Index>(chunks), dense);
+  };
+  if (blocks * kConvertThreads < (int64_t(1) << 32)) {
+    launch(uint32_t{});
+  } else {
+    launch(int64_t{});
+  }
   LAUNCH_CHECK();
 }
 
@@ -270,6 +295,9 @@ void flash_attention_backward(const FlashAttentionParams& p) {
         "flash_attention_backward: dropout threshold {} is over 255 "
         "(AttentionDropout::threshold_for)",
         p.dropout_threshold);
+  CHECK(grad_strides_set(p),
+        "flash_attention_backward: dq_strides, dk_strides and dv_strides must be set "
+        "(AttentionArgs)");
   fa::launch_backward_delta(p);  // also zeroes p.dq_accum for the single pass
   // dK, dV (and, single pass, dQ into p.dq_accum): the wgmma kernel where it applies (it declines
   // the deterministic backward, dropout, head dims other than 64 and 128, and non-sm_90 devices).

@@ -433,8 +433,8 @@ __global__ void __launch_bounds__(Sm90BwdTraits<D>::kThreads, 1)
     tile_scores<E, D>(p, blk, st, i, w, key0, lane);
     tile_grads<E, D>(p, blk, st, i, w, warp_row, lane);
   }
-  fa::store_grad_rows<E, D>(p.dk, p, st.dk, p.scale, blk.b, blk.h, key0, lane);
-  fa::store_grad_rows<E, D>(p.dv, p, st.dv, 1.0f, blk.b, blk.h, key0, lane);
+  fa::store_grad_rows<E, D>(p.dk, p.dk_strides, p, st.dk, p.scale, blk.b, blk.h, key0, lane);
+  fa::store_grad_rows<E, D>(p.dv, p.dv_strides, p, st.dv, 1.0f, blk.b, blk.h, key0, lane);
 }
 
 template <typename E, int D>

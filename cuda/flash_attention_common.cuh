@@ -452,10 +452,12 @@ __device__ __forceinline__ void store_output(const FlashAttentionParams& p, floa
   }
 }
 
-// Writes a warp's 16 rows (row0 ..) of a contiguous [B, T, H, D] gradient (dQ, dK or dV, from
-// the warp's 16 x D accumulator in C-fragment layout), times factor; rows past T are skipped.
+// Writes a warp's 16 rows (row0 ..) of a [B, T, H, D] gradient (dQ, dK or dV, from the warp's
+// 16 x D accumulator in C-fragment layout) through its strides st, times factor; rows past T
+// are skipped.
 template <typename E, int D>
-__device__ __forceinline__ void store_grad_rows(void* dst, const FlashAttentionParams& p,
+__device__ __forceinline__ void store_grad_rows(void* dst, const AttnStrides& st,
+                                                const FlashAttentionParams& p,
                                                 const float (*acc)[4], float factor, int b, int h,
                                                 int row0, int lane) {
   const int g = lane / 4, t = lane % 4;
@@ -463,7 +465,7 @@ __device__ __forceinline__ void store_grad_rows(void* dst, const FlashAttentionP
   for (int r = 0; r < 2; ++r) {
     const int row = row0 + g + 8 * r;
     if (row >= p.T) continue;
-    E* out = static_cast<E*>(dst) + ((static_cast<int64_t>(b) * p.T + row) * p.H + h) * D;
+    E* out = static_cast<E*>(dst) + b * st.b + row * st.t + h * st.h;
 #pragma unroll
     for (int dt = 0; dt < D / 8; ++dt) {
       *reinterpret_cast<uint32_t*>(out + dt * 8 + 2 * t) =

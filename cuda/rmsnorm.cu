@@ -37,6 +37,27 @@ __global__ void rmsnorm_fwd_kernel(T* y, compute_t<T>* rstd, const T* x, const W
   }
 }
 
+// h = x + r, rounded to T as the elementwise add stores it, then rmsnorm_fwd_kernel's math on
+// the rounded h. Each thread reads back only the h elements it wrote itself.
+template <typename T, typename W>
+__global__ void add_rmsnorm_fwd_kernel(T* y, T* h, compute_t<T>* rstd, const T* x, const T* r,
+                                       const W* w, int64_t C, float eps) {
+  using A = compute_t<T>;
+  const int64_t base = blockIdx.x * C;
+  double sum_sq = 0;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    store(h, base + c, load(x, base + c) + load(r, base + c));
+    const double v = load(h, base + c);
+    sum_sq += v * v;
+  }
+  sum_sq = block_sum(sum_sq);
+  const A rs = A(1.0 / ::sqrt(sum_sq / double(C) + double(eps)));
+  if (threadIdx.x == 0) rstd[blockIdx.x] = rs;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    store(y, base + c, load(h, base + c) * rs * A(load(w, c)));
+  }
+}
+
 // dx = rstd (dy w) - x rstd^3 / C * sum_k dy w x
 template <typename T, typename W>
 __global__ void rmsnorm_dx_kernel(T* dx, const T* dy, const T* x, const W* w,
@@ -134,6 +155,21 @@ void launch_rmsnorm_forward(ElemType x_type, ElemType w_type, void* y, void* rst
     rmsnorm_fwd_kernel<T, W><<<unsigned(N), kRowThreads, 0, stream()>>>(
         static_cast<T*>(y), static_cast<compute_t<T>*>(rstd), static_cast<const T*>(x),
         static_cast<const W*>(w), C, eps);
+    LAUNCH_CHECK();
+  });
+}
+
+void launch_add_rmsnorm_forward(ElemType x_type, ElemType w_type, void* y, void* h, void* rstd,
+                                const void* x, const void* r, const void* w, int64_t N, int64_t C,
+                                float eps) {
+  if (N == 0 || C == 0) return;
+  NvtxRange range("add_rmsnorm_fwd");
+  dispatch_norm_types(x_type, w_type, [&](auto xt, auto wt) {
+    using T = typename decltype(xt)::type;
+    using W = typename decltype(wt)::type;
+    add_rmsnorm_fwd_kernel<T, W><<<unsigned(N), kRowThreads, 0, stream()>>>(
+        static_cast<T*>(y), static_cast<T*>(h), static_cast<compute_t<T>*>(rstd),
+        static_cast<const T*>(x), static_cast<const T*>(r), static_cast<const W*>(w), C, eps);
     LAUNCH_CHECK();
   });
 }

@@ -13,6 +13,11 @@ namespace mt::cuda {
 // else float32. w may have its own floating type (float32 with bf16 x: bf16-mixed).
 void launch_rmsnorm_forward(ElemType x_type, ElemType w_type, void* y, void* rstd, const void* x,
                             const void* w, int64_t N, int64_t C, float eps);
+// h = x + r (rounded to x's type), y = rmsnorm(h) as launch_rmsnorm_forward computes it from h:
+// the residual add and the norm after it in one pass. h, x, r [N, C] of x_type.
+void launch_add_rmsnorm_forward(ElemType x_type, ElemType w_type, void* y, void* h, void* rstd,
+                                const void* x, const void* r, const void* w, int64_t N, int64_t C,
+                                float eps);
 // dx (x's type) and dw (w's type) may each be null. dw is reduced deterministically: fixed
 // row chunks, then a fixed-order sum of the chunk partials.
 void launch_rmsnorm_backward(ElemType x_type, ElemType w_type, void* dx, void* dw, const void* dy,

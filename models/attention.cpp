@@ -30,14 +30,12 @@ Var MultiHeadAttention::forward(const Var& x) {
         "MultiHeadAttention: expected x [B, T, {}], got {}", cfg_.d_model, x.value().describe());
   const int64_t B = x.size(0), T = x.size(1), C = cfg_.d_model, H = cfg_.n_heads, D = C / H;
   // [B, T, 3C] viewed as [B, T, 3, H, D]: the fused projection's rows are q, k, v, each
-  // head-major, so q/k/v are strided views with no copy.
+  // head-major. packed_attention rotates q and k and attends in one differentiable step whose
+  // backward returns one packed gradient (autograd/functions_attention.h).
   Var qkv = view(Wqkv->forward(x), {B, T, 3, H, D});
   ops::RotaryOptions rope;
   rope.rotary_dim = cfg_.rotary_dim > 0 ? cfg_.rotary_dim : -1;
   rope.base = cfg_.rotary_base;
-  Var q = rotary(select(qkv, 2, 0), rope);
-  Var k = rotary(select(qkv, 2, 1), rope);
-  Var v = select(qkv, 2, 2);
 
   AttentionOptions opt;
   opt.causal = cfg_.causal;
@@ -49,15 +47,9 @@ Var MultiHeadAttention::forward(const Var& x) {
     opt.seed = gen.seed();
     opt.offset = gen.next_stream();
   }
-  Var y;
-  if (precision() == Precision::BF16Mixed && x.dtype() == kFloat32) {
-    // Autocast: attention reads bf16 q, k, v (float32 softmax statistics inside the kernel).
-    y = cast(scaled_dot_product_attention(cast(q, kBFloat16), cast(k, kBFloat16),
-                                          cast(v, kBFloat16), opt),
-             kFloat32);
-  } else {
-    y = scaled_dot_product_attention(q, k, v, opt);
-  }
+  // bf16-mixed: qkv is bf16 (Wqkv's output), and so is y (float32 softmax statistics inside the
+  // kernel).
+  Var y = packed_attention(qkv, rope, opt);
   return out_proj->forward(reshape(y, {B, T, C}));
 }
 

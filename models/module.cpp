@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "autograd/parameter_version.h"
 #include "base/error.h"
 
 namespace mt {
@@ -75,6 +76,7 @@ std::map<std::string, Tensor> Module::state_dict() const {
 }
 
 void Module::load_state_dict(const std::map<std::string, Tensor>& tensors, bool strict) {
+  parameters_changed();  // first: also when a check below stops a partial load
   std::set<std::string> used;
   for (auto& p : named_parameters()) {
     auto it = tensors.find(p.first);
@@ -99,6 +101,7 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& tensors, bool 
 }
 
 void Module::to(Device device) {
+  parameters_changed();
   for (auto& p : named_parameters()) {
     p.second.zero_grad();
     p.second.mutable_value() = p.second.value().to(device);
@@ -106,6 +109,7 @@ void Module::to(Device device) {
 }
 
 void Module::to(DType dtype) {
+  parameters_changed();
   for (auto& p : named_parameters()) {
     p.second.zero_grad();
     p.second.mutable_value() = p.second.value().to(dtype);

@@ -22,8 +22,11 @@ namespace mt {
 
 // The autocast policy, in one place. Float32: everything in float32 (or float64 for gradchecks:
 // modules follow their parameters' dtype). BF16Mixed (the seed's "bf16-mixed"): float32 master
-// weights; Linear casts x and W to bfloat16 for the GEMM (float32 accumulation, float32 output);
-// attention gets bfloat16 q/k/v on the GPU; norms, softmax statistics and losses stay float32.
+// weights and optimizer state; every Linear reads bf16 (its input cast once if it came in
+// float32, its weights from bf16 copies made once per optimizer step) and writes bf16, so the
+// norms, GELU, rotary, attention and residual adds run on bf16 activations, each accumulating in
+// float32; norm and softmax statistics stay float32, and BTCTransformer widens its output to
+// float32 for the loss (models/layers.h, models/transformer.h).
 enum class Precision { Float32, BF16Mixed };
 // "fp32" / "32" / "float32" and "bf16-mixed" / "bf16"; anything else is an Error.
 Precision parse_precision(const std::string& name);

@@ -1,7 +1,8 @@
 #include "models/transformer.h"
 
+#include <tuple>
+
 #include "autograd/functions_basic.h"
-#include "autograd/recompute.h"
 #include "base/error.h"
 
 namespace mt {
@@ -26,14 +27,15 @@ TransformerBlock::TransformerBlock(const ModelConfig& cfg, Generator& gen, DType
 }
 
 Var TransformerBlock::forward(const Var& x) {
-  // Each norm's output feeds a Linear, whose backward needs it for dW: the Linear keeps the
-  // recipe (norm, x) instead, and x is what the norm's own backward keeps anyway: one [B, T, C]
-  // tensor less per norm (autograd/recompute.h).
-  auto norm = [](const std::shared_ptr<Module>& n) {
-    return [n](const Var& v) { return n->forward(v); };
-  };
-  const Var h = add(x, attn->forward(recomputable(norm(norm1), x)));
-  return add(h, mlp->forward(recomputable(norm(norm2), h)));
+  return forward_normed(x, norm1->forward(x), nullptr).first;
+}
+
+std::pair<Var, Var> TransformerBlock::forward_normed(const Var& x, const Var& x_normed,
+                                                     Module* next_norm) {
+  auto [h, h_normed] = add_then_norm(*norm2, x, attn->forward(x_normed));
+  Var m = mlp->forward(h_normed);
+  if (next_norm == nullptr) return {add(h, m), Var()};
+  return add_then_norm(*next_norm, h, m);
 }
 
 BTCTransformer::BTCTransformer(const ModelConfig& cfg, Generator& gen, DType dtype)
@@ -53,9 +55,18 @@ BTCTransformer::BTCTransformer(const ModelConfig& cfg, Generator& gen, DType dty
 Var BTCTransformer::forward(const Var& x) {
   CHECK(x.dim() == 3 && x.size(2) == cfg_.input_dim(),
         "BTCTransformer: expected x [B, T, {}], got {}", cfg_.input_dim(), x.value().describe());
+  if (precision() == Precision::BF16Mixed) refresh_bf16_weights(*this);  // one launch, if stale
+  // Block i hands block i + 1 its output and that output's norm1, made by one fused pass.
   Var h = input_proj->forward(x);
-  for (auto& layer : layers) h = layer->forward(h);
-  return fc_out->forward(h);
+  Var h_normed = layers.empty() ? Var() : layers[0]->norm1->forward(h);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    Module* next = i + 1 < layers.size() ? layers[i + 1]->norm1.get() : nullptr;
+    std::tie(h, h_normed) = layers[i]->forward_normed(h, h_normed, next);
+  }
+  // The head's output, and so the loss, in float32 (docs/design.md, Numerics): under bf16-mixed
+  // the head's bf16 GEMM output is widened here, as autocast hands PyTorch's loss a float32 input.
+  const Var y = fc_out->forward(h);
+  return y.dtype() == kBFloat16 ? cast(y, kFloat32) : y;
 }
 
 void BTCTransformer::set_model_precision(Precision p) {

@@ -315,9 +315,31 @@ Tensor forward_exact(const Tensor& q0, const Tensor& k0, const Tensor& v0,
   return out;
 }
 
-AttentionGrads backward_exact(const Tensor& q0, const Tensor& k0, const Tensor& v0,
-                              const Tensor& out0, const Tensor& lse0, const Tensor& dout0,
-                              const AttentionOptions& options) {
+// The gradient tensor a kernel writes: the caller's own when the kernel can write its layout
+// (`writable`), else a new contiguous one that finish_grad copies into the caller's.
+Tensor grad_target(const Tensor& grad, bool writable) {
+  return writable ? grad : Tensor::empty(grad.shape(), grad.dtype(), grad.device());
+}
+
+void finish_grad(const Tensor& written, const Tensor& grad) {
+  if (written.storage() == grad.storage()) return;
+  Tensor dst = grad;
+  dst.copy_(written);
+}
+
+void set_grads(cuda::AttentionArgs& p, const AttentionGrads& g) {
+  p.dq = g.dq.raw_data();
+  p.dk = g.dk.raw_data();
+  p.dv = g.dv.raw_data();
+  p.dq_strides = strides_of(g.dq);
+  p.dk_strides = strides_of(g.dk);
+  p.dv_strides = strides_of(g.dv);
+}
+
+// dq, dk, dv in the inputs' dtype; the kernels write any layout with a contiguous head dim.
+void backward_exact(const Tensor& q0, const Tensor& k0, const Tensor& v0, const Tensor& out0,
+                    const Tensor& lse0, const Tensor& dout0, const AttentionOptions& options,
+                    const AttentionGrads& grads) {
   const DType dt = q0.dtype();
   CHECK(lse0.dtype() == dt,
         "attention_backward: expected the forward's {} lse for {} inputs, got {}", dtype_name(dt),
@@ -325,32 +347,36 @@ AttentionGrads backward_exact(const Tensor& q0, const Tensor& k0, const Tensor& 
   Tensor q = exact_layout(q0, dt), k = exact_layout(k0, dt), v = exact_layout(v0, dt);
   Tensor out = exact_layout(out0, dt), dout = exact_layout(dout0, dt), lse = lse0.contiguous();
   cuda::ExactAttentionParams p = exact_params(q, k, v, options);
-  AttentionGrads g{Tensor::empty(q.shape(), dt, q.device()),
-                   Tensor::empty(q.shape(), dt, q.device()),
-                   Tensor::empty(q.shape(), dt, q.device())};
+  auto target = [](const Tensor& g) { return grad_target(g, g.stride(3) == 1 || g.size(3) == 1); };
+  const AttentionGrads g{target(grads.dq), target(grads.dk), target(grads.dv)};
   Tensor delta = Tensor::empty({q.size(0), q.size(2), q.size(1)}, kFloat64, q.device());
   p.out = out.raw_data();
   p.out_strides = strides_of(out);
   p.lse = lse.raw_data();
   p.dout = dout.raw_data();
   p.dout_strides = strides_of(dout);
-  p.dq = g.dq.raw_data();
-  p.dk = g.dk.raw_data();
-  p.dv = g.dv.raw_data();
+  set_grads(p, g);
   p.delta = delta.data<double>();
   cuda::exact_attention_backward(p);
-  return g;
+  finish_grad(g.dq, grads.dq);
+  finish_grad(g.dk, grads.dk);
+  finish_grad(g.dv, grads.dv);
 }
 
 // ---- bf16: FlashAttention (cuda/flash_attention_*.cu) -----------------------------------------
 
-// The kernels read rows of D elements with 16-byte loads: the head dim contiguous and every
-// stride and the base a multiple of 8 bf16 elements. Anything else is copied to contiguous.
+// The kernels read and write rows of D elements with 16-byte accesses: the head dim contiguous
+// and every stride and the base a multiple of 8 bf16 elements.
+bool kernel_can_access(const Tensor& x) {
+  bool ok = x.dtype() == kBFloat16 && x.stride(3) == 1 && x.offset() % 8 == 0;
+  for (int d = 0; d < 3; ++d) ok = ok && x.stride(d) % 8 == 0;
+  return ok;
+}
+
+// An input in that layout; anything else is copied to contiguous.
 Tensor kernel_layout(const Tensor& t) {
   Tensor x = t.to(kBFloat16);
-  bool ok = x.stride(3) == 1 && x.offset() % 8 == 0;
-  for (int d = 0; d < 3; ++d) ok = ok && x.stride(d) % 8 == 0;
-  return ok ? x : x.contiguous();
+  return kernel_can_access(x) ? x : x.contiguous();
 }
 
 cuda::FlashAttentionParams cuda_params(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -375,17 +401,18 @@ Tensor forward_flash(const Tensor& q0, const Tensor& k0, const Tensor& v0,
   return out;
 }
 
-AttentionGrads backward_flash(const Tensor& q0, const Tensor& k0, const Tensor& v0,
-                              const Tensor& out0, const Tensor& lse, const Tensor& dout0,
-                              const AttentionOptions& options) {
+// dq, dk, dv (bf16) written in place where kernel_can_access allows: the packed gradient's
+// views are, so the model's backward writes one [B, T, 3, H, D] buffer and nothing else.
+void backward_flash(const Tensor& q0, const Tensor& k0, const Tensor& v0, const Tensor& out0,
+                    const Tensor& lse, const Tensor& dout0, const AttentionOptions& options,
+                    const AttentionGrads& grads) {
   Tensor q = kernel_layout(q0), k = kernel_layout(k0), v = kernel_layout(v0);
   Tensor out = kernel_layout(out0), dout = kernel_layout(dout0);
   CHECK(lse.dtype() == kFloat32 && lse.is_contiguous(),
         "attention_backward: expected the forward's float32 lse, got {}", lse.describe());
   cuda::FlashAttentionParams p = cuda_params(q, k, v, options);
-  AttentionGrads g{Tensor::empty(q.shape(), kBFloat16, q.device()),
-                   Tensor::empty(q.shape(), kBFloat16, q.device()),
-                   Tensor::empty(q.shape(), kBFloat16, q.device())};
+  auto target = [](const Tensor& g) { return grad_target(g, kernel_can_access(g)); };
+  const AttentionGrads g{target(grads.dq), target(grads.dk), target(grads.dv)};
   Tensor delta = Tensor::empty({2, q.size(0), q.size(2), q.size(1)}, kFloat32, q.device());
   // The single pass accumulates dQ in float32 (zeroed by the backward itself). At D = 128 the
   // mma.sync single pass is slower than the two-kernel backward (zeroing and rounding the 4-byte
@@ -402,12 +429,12 @@ AttentionGrads backward_flash(const Tensor& q0, const Tensor& k0, const Tensor& 
   p.lse = lse.data<float>();
   p.dout = dout.raw_data();
   p.dout_strides = strides_of(dout);
-  p.dq = g.dq.raw_data();
-  p.dk = g.dk.raw_data();
-  p.dv = g.dv.raw_data();
+  set_grads(p, g);
   p.delta = delta.data<float>();
   cuda::flash_attention_backward(p);
-  return g;
+  finish_grad(g.dq, grads.dq);
+  finish_grad(g.dk, grads.dk);
+  finish_grad(g.dv, grads.dv);
 }
 
 // CUDA inputs: float32 and float64 go to the exact kernels, computed in float64 (the "fp32"
@@ -421,11 +448,14 @@ Tensor forward_cuda(const Tensor& q, const Tensor& k, const Tensor& v,
                                   : forward_flash(q, k, v, options, lse);
 }
 
-AttentionGrads backward_cuda(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                             const Tensor& lse, const Tensor& dout,
-                             const AttentionOptions& options) {
-  return exact_on_cuda(q.dtype()) ? backward_exact(q, k, v, out, lse, dout, options)
-                                  : backward_flash(q, k, v, out, lse, dout, options);
+void backward_cuda(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                   const Tensor& lse, const Tensor& dout, const AttentionOptions& options,
+                   const AttentionGrads& grads) {
+  if (exact_on_cuda(q.dtype())) {
+    backward_exact(q, k, v, out, lse, dout, options, grads);
+  } else {
+    backward_flash(q, k, v, out, lse, dout, options, grads);
+  }
 }
 #endif  // MT_WITH_CUDA
 
@@ -456,32 +486,79 @@ Tensor attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
   return out.to(q.dtype());
 }
 
-AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
-                                  const Tensor& out, const Tensor& lse, const Tensor& dout,
-                                  const AttentionOptions& options) {
-  const Dims s = check_qkv(q, k, v, "attention_backward");
-  check_options(options, "attention_backward");
+namespace {
+
+Dims check_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                    const Tensor& lse, const Tensor& dout, const AttentionOptions& options,
+                    const char* op) {
+  const Dims s = check_qkv(q, k, v, op);
+  check_options(options, op);
   CHECK(out.shape() == q.shape() && dout.shape() == q.shape(),
-        "attention_backward: out and dout must match q {}, got out {}, dout {}", q.describe(),
-        out.describe(), dout.describe());
-  CHECK(lse.shape() == Shape({s.B, s.H, s.T}),
-        "attention_backward: expected lse of shape {}, got {}", shape_str({s.B, s.H, s.T}),
-        lse.describe());
+        "{}: out and dout must match q {}, got out {}, dout {}", op, q.describe(), out.describe(),
+        dout.describe());
+  CHECK(lse.shape() == Shape({s.B, s.H, s.T}), "{}: expected lse of shape {}, got {}", op,
+        shape_str({s.B, s.H, s.T}), lse.describe());
   CHECK(out.device() == q.device() && dout.device() == q.device() && lse.device() == q.device(),
-        "attention_backward: all inputs must be on {}, got out {}, dout {}, lse {}",
-        q.device().str(), out.describe(), dout.describe(), lse.describe());
-  MT_RETURN_IF_CUDA(q.is_cuda(), backward_cuda(q, k, v, out, lse, dout, options));
+        "{}: all inputs must be on {}, got out {}, dout {}, lse {}", op, q.device().str(),
+        out.describe(), dout.describe(), lse.describe());
+  return s;
+}
+
+// The tiled CPU backward: contiguous gradients in the compute dtype (float32 for bf16 inputs).
+AttentionGrads backward_cpu(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                            const Tensor& lse, const Tensor& dout, const AttentionOptions& options,
+                            const Dims& s) {
   const DType ct = cpu_compute_dtype(q.dtype());
   auto prep = [&](const Tensor& t) { return t.to(ct).contiguous(); };
   const double scale = attention_scale(options, s.D);
-  AttentionGrads g = MT_DISPATCH_FLOAT(ct, "attention_backward", [&] {
+  return MT_DISPATCH_FLOAT(ct, "attention_backward", [&] {
     if constexpr (!std::is_same_v<scalar_t, bf16>) {
       return backward_tiled<scalar_t>(prep(q), prep(k), prep(v), prep(out), prep(lse), prep(dout),
                                       s, scale, options.causal, make_dropout(options));
     }
     return AttentionGrads{};
   });
+}
+
+#ifdef MT_WITH_CUDA
+AttentionGrads backward_cuda_contiguous(const Tensor& q, const Tensor& k, const Tensor& v,
+                                        const Tensor& out, const Tensor& lse, const Tensor& dout,
+                                        const AttentionOptions& options) {
+  AttentionGrads g{Tensor::empty(q.shape(), q.dtype(), q.device()),
+                   Tensor::empty(q.shape(), q.dtype(), q.device()),
+                   Tensor::empty(q.shape(), q.dtype(), q.device())};
+  backward_cuda(q, k, v, out, lse, dout, options, g);
+  return g;
+}
+#endif  // MT_WITH_CUDA
+
+}  // namespace
+
+AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const Tensor& out, const Tensor& lse, const Tensor& dout,
+                                  const AttentionOptions& options) {
+  const Dims s = check_backward(q, k, v, out, lse, dout, options, "attention_backward");
+  MT_RETURN_IF_CUDA(q.is_cuda(), backward_cuda_contiguous(q, k, v, out, lse, dout, options));
+  const AttentionGrads g = backward_cpu(q, k, v, out, lse, dout, options, s);
   return {g.dq.to(q.dtype()), g.dk.to(q.dtype()), g.dv.to(q.dtype())};
+}
+
+void attention_backward_into(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                             const Tensor& lse, const Tensor& dout, const AttentionOptions& options,
+                             const AttentionGrads& grads) {
+  const Dims s = check_backward(q, k, v, out, lse, dout, options, "attention_backward_into");
+  for (const Tensor* g : {&grads.dq, &grads.dk, &grads.dv}) {
+    CHECK(g->defined() && g->shape() == q.shape() && g->dtype() == q.dtype() &&
+              g->device() == q.device(),
+          "attention_backward_into: expected dq, dk, dv like q {}, got {}", q.describe(),
+          g->defined() ? g->describe() : std::string("an undefined tensor"));
+  }
+  MT_RETURN_IF_CUDA(q.is_cuda(), backward_cuda(q, k, v, out, lse, dout, options, grads));
+  const AttentionGrads g = backward_cpu(q, k, v, out, lse, dout, options, s);
+  Tensor dq = grads.dq, dk = grads.dk, dv = grads.dv;
+  dq.copy_(g.dq);
+  dk.copy_(g.dk);
+  dv.copy_(g.dv);
 }
 
 }  // namespace mt::ops

@@ -36,7 +36,7 @@ struct AttentionOptions {
 };
 
 struct AttentionGrads {
-  Tensor dq, dk, dv;  // [B, T, H, D] each, contiguous, in the inputs' dtype
+  Tensor dq, dk, dv;  // [B, T, H, D] each, in the inputs' dtype (attention_backward: contiguous)
 };
 
 // The forward: out [B, T, H, D] in q's dtype; *lse (if not null) gets the row log-sum-exp
@@ -49,6 +49,15 @@ Tensor attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
 AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
                                   const Tensor& out, const Tensor& lse, const Tensor& dout,
                                   const AttentionOptions& options);
+
+// The same backward, writing into the given dq, dk, dv: [B, T, H, D] tensors of q's dtype and
+// device in any layout (the model passes the q, k, v views of one packed [B, T, 3, H, D]
+// gradient, so that no scatter or sum is needed). The CUDA kernels write them in place when the
+// head dim is contiguous (and, for bf16, every stride and the offset are multiples of 8);
+// anything else, and the CPU, goes through a contiguous gradient and a copy.
+void attention_backward_into(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                             const Tensor& lse, const Tensor& dout, const AttentionOptions& options,
+                             const AttentionGrads& grads);
 
 // The naive CPU reference (float32 or float64; bf16 is computed in float32). With emulate_bf16
 // every intermediate the kernel keeps in bf16 (Q K^T, the probabilities, P V, and in backward

@@ -7,6 +7,7 @@
 #include "base/compute_type.h"
 #include "cuda/rmsnorm.cuh"
 #include "ops/cuda_dispatch.h"
+#include "ops/elementwise.h"
 #include "ops/norm_checks.h"
 
 namespace mt::ops {
@@ -105,6 +106,21 @@ Tensor rmsnorm_forward_cuda(const Tensor& x_in, const Tensor& w_in, float eps, T
   return y;
 }
 
+Tensor add_rmsnorm_forward_cuda(const Tensor& x_in, const Tensor& r_in, const Tensor& w_in,
+                                float eps, Tensor* h_out, Tensor* rstd_out) {
+  const Tensor x = x_in.contiguous(), r = r_in.contiguous(), w = w_in.contiguous();
+  const int64_t C = x.size(-1), N = C == 0 ? 0 : x.numel() / C;
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor h = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor rstd = Tensor::empty({N}, norm_stat_dtype(x.dtype()), x.device());
+  cuda::launch_add_rmsnorm_forward(to_elem_type(x.dtype()), to_elem_type(w.dtype()), y.raw_data(),
+                                   h.raw_data(), rstd.raw_data(), x.raw_data(), r.raw_data(),
+                                   w.raw_data(), N, C, eps);
+  *h_out = h;
+  *rstd_out = rstd;
+  return y;
+}
+
 void rmsnorm_backward_cuda(const Tensor& dy_in, const Tensor& x_in, const Tensor& w_in,
                            const Tensor& rstd_in, Tensor* dx, Tensor* dw) {
   const Tensor dy = dy_in.contiguous(), x = x_in.contiguous(), w = w_in.contiguous(),
@@ -132,6 +148,18 @@ Tensor rmsnorm_forward(const Tensor& x_in, const Tensor& w, float eps, Tensor* r
                     [&] { rmsnorm_forward_cpu<scalar_t>(x, w, eps, y, rstd); });
   if (rstd_out) *rstd_out = rstd;
   return y;
+}
+
+Tensor add_rmsnorm_forward(const Tensor& x, const Tensor& r, const Tensor& w, float eps, Tensor* h,
+                           Tensor* rstd) {
+  check_norm_inputs(x, w, "add_rmsnorm_forward");
+  CHECK(r.shape() == x.shape() && r.dtype() == x.dtype() && r.device() == x.device(),
+        "add_rmsnorm_forward: expected r like x {}, got r {}", x.describe(), r.describe());
+  CHECK(h != nullptr && rstd != nullptr, "add_rmsnorm_forward: h and rstd must be given");
+  CHECK(eps >= 0, "add_rmsnorm_forward: eps must be >= 0, got {}", eps);
+  MT_RETURN_IF_CUDA(x.is_cuda(), add_rmsnorm_forward_cuda(x, r, w, eps, h, rstd));
+  *h = ops::add(x, r);
+  return rmsnorm_forward(*h, w, eps, rstd);
 }
 
 void rmsnorm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& w,

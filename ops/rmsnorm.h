@@ -25,4 +25,13 @@ Tensor rmsnorm_forward(const Tensor& x /*[N,C]*/, const Tensor& w /*[C]*/, float
 void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd,
                       Tensor* dx, Tensor* dw);
 
+// The pre-norm block's residual add fused with the norm after it: *h = x + r (x, r [..., C] of
+// one shape and dtype; rounded to that dtype), y = rmsnorm(*h, w), *rstd as rmsnorm_forward's;
+// one pass over the rows (one kernel on the GPU), with the bits of ops::add followed by
+// rmsnorm_forward, which is the CPU reference. h and rstd must be non-null: the backward needs
+// them (autograd's add_rmsnorm).
+Tensor add_rmsnorm_forward(const Tensor& x /*[N,C]*/, const Tensor& r /*[N,C]*/,
+                           const Tensor& w /*[C]*/, float eps, Tensor* h /*[N,C]*/,
+                           Tensor* rstd /*[N]*/);
+
 }  // namespace mt::ops

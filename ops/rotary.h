@@ -11,11 +11,11 @@
 //   y[c]       = x[c] cos - x[c + R/2] sin
 //   y[c + R/2] = x[c + R/2] cos + x[c] sin
 //
-// Layout [B, T, H, D] (any strides: the model passes slices of the fused QKV output). The
-// angles, cos and sin are computed in float64 (for a long sequence, float32 angles would be off
-// by ~1e-4 rad at t = 2048); the products in x's compute type (float32 for bfloat16). The output
-// is contiguous with x's shape and dtype. Saved for backward: nothing but the options, since the
-// backward is the rotation by -theta.
+// Layout [B, T, H, D] (any strides), or the packed [B, T, 3, H, D] of the fused QKV projection
+// (rotary_qkv_*). The angles, cos and sin are computed in float64 (for a long sequence, float32
+// angles would be off by ~1e-4 rad at t = 2048); the products in x's compute type (float32 for
+// bfloat16). The output is contiguous with x's shape and dtype. Saved for backward: nothing but
+// the options, since the backward is the rotation by -theta.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +35,14 @@ Tensor rotary_forward(const Tensor& x, const RotaryOptions& options = {});
 // dx = the inverse rotation of dy:  dx[c] = dy[c] cos + dy[c+R/2] sin,
 //                                   dx[c+R/2] = dy[c+R/2] cos - dy[c] sin.
 Tensor rotary_backward(const Tensor& dy, const RotaryOptions& options = {});
+
+// The model's fused projection: qkv [B, T, 3, H, D] (parts q, k, v; any layout). Returns a new
+// contiguous [B, T, 3, H, D] with q and k rotated and v copied: one pass over the packed
+// tensor (one kernel on the GPU) in place of two rotations of strided views.
+Tensor rotary_qkv_forward(const Tensor& qkv, const RotaryOptions& options = {});
+// Its backward, in place on a packed gradient dqkv [B, T, 3, H, D]: the q and k parts rotated
+// by -theta (one kernel when q and k are adjacent as in a dense tensor), the v part untouched.
+void rotary_qkv_backward_(const Tensor& dqkv, const RotaryOptions& options = {});
 
 // The tables the op uses, [T, R/2] each, float64 on the CPU: cos(theta[t, i]), sin(theta[t, i])
 // for t in [0, T). For tests and for a CUDA launcher that wants to upload them.

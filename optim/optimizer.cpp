@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "autograd/parameter_version.h"
 #include "base/error.h"
 #include "ops/elementwise.h"
 #include "ops/optim_ops.h"
@@ -58,6 +59,7 @@ void Optimizer::step(const Tensor& grad_scale, const Tensor& nonfinite_guard) {
           device().str(), t->describe());
   }
   update(grad_scale, nonfinite_guard);
+  parameters_changed();  // caches of the parameters' values (bf16 weight copies) are stale
   // After every update kernel of the step: they read the count this advances.
   ops::optimizer_counters_advance_(counters_, nonfinite_guard);
 }

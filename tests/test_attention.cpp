@@ -176,6 +176,33 @@ TEST_CASE("attention: strided q, k, v views of a fused [B, T, 3, H, D] projectio
   CHECK(vv.grad().shape() == v.shape());
 }
 
+TEST_CASE("attention: the backward writes dq, dk, dv into views of one packed gradient") {
+  // attention_backward_into with the q, k, v views of a [B, T, 4, H, D] buffer (part 3 a
+  // sentinel that must survive): the same bits as attention_backward's contiguous gradients, in
+  // float64, float32 and bfloat16 (computed in float32, rounded once either way).
+  for (DType dt : {kFloat64, kFloat32, kBFloat16}) {
+    INFO(dtype_name(dt));
+    Tensor qkv = rnd({2, 19, 3, 2, 8}, 41).to(dt);
+    Tensor q = qkv.select(2, 0), k = qkv.select(2, 1), v = qkv.select(2, 2);
+    AttentionOptions o{true, 0.1f, 5, 3, 0.0f};
+    Tensor lse;
+    Tensor out = ops::attention_forward(q, k, v, o, &lse);
+    Tensor dout = rnd({2, 19, 2, 8}, 42).to(dt);
+    ops::AttentionGrads want = ops::attention_backward(q, k, v, out, lse, dout, o);
+    Tensor packed = Tensor::full({2, 19, 4, 2, 8}, 7.0, dt);
+    ops::attention_backward_into(q, k, v, out, lse, dout, o,
+                                 {packed.select(2, 0), packed.select(2, 1), packed.select(2, 2)});
+    CHECK(testing::max_abs_diff(packed.select(2, 0), want.dq) == 0.0);
+    CHECK(testing::max_abs_diff(packed.select(2, 1), want.dk) == 0.0);
+    CHECK(testing::max_abs_diff(packed.select(2, 2), want.dv) == 0.0);
+    CHECK(testing::max_abs_diff(packed.select(2, 3), Tensor::full({2, 19, 2, 8}, 7.0, dt)) == 0.0);
+    CHECK_THROWS_WITH_TEXT(
+        ops::attention_backward_into(q, k, v, out, lse, dout, o,
+                                     {packed.select(2, 0), packed.select(2, 1), Tensor()}),
+        "expected dq, dk, dv like q");
+  }
+}
+
 TEST_CASE("attention: the dropout mask drops p of the elements, reproducibly") {
   // tests/test_attention_dropout.cpp has the mask's statistics; here, what the op relies on.
   const DropoutMask d(AttentionDropout{123, 4, AttentionDropout::threshold_for(0.05f)});

@@ -62,6 +62,7 @@ GpuResult run_gpu(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
     testing::poison(dq), testing::poison(dk), testing::poison(dv);
     p.dout = dod.raw_data(), p.dout_strides = strides(dod);
     p.dq = dq.raw_data(), p.dk = dk.raw_data(), p.dv = dv.raw_data();
+    p.dq_strides = strides(dq), p.dk_strides = strides(dk), p.dv_strides = strides(dv);
     p.delta = delta.data<float>();
     // The single pass's float32 dQ accumulator, poisoned too: the backward must zero it.
     Tensor dq_accum;
@@ -187,6 +188,52 @@ void check_rising_scores(int64_t T, bool causal, float p) {
   CHECK(testing::max_abs_diff(g.lse, lse64) < 1e-3 * (1.0 + std::sqrt(double(T))));
 }
 
+// The backward writes dq, dk, dv through their strides. Into the q, k, v views of one packed
+// [B, T, 4, H, D] gradient (part 3 a sentinel that must survive; parts 0-2 poisoned) it gives
+// the bits of attention_backward's contiguous gradients: only the addresses change. The single
+// pass adds dQ atomically, in any order where several key blocks add to a row (T > 64), so
+// there dq is compared as the determinism test below does; everything else bit for bit.
+void check_packed_grads(int64_t B, int64_t T, int64_t H, int64_t D, DType dt, float p,
+                        bool deterministic) {
+  INFO("B=" << B << " T=" << T << " H=" << H << " D=" << D << " " << dtype_name(dt) << " p=" << p
+            << " deterministic=" << deterministic);
+  Tensor qkv = bf16_randn({B, T, 3, H, D}, uint64_t(T + D)).to(dt).cuda();
+  Tensor q = qkv.select(2, 0), k = qkv.select(2, 1), v = qkv.select(2, 2);
+  Tensor dout = bf16_randn({B, T, H, D}, uint64_t(T + D + 1)).to(dt).cuda();
+  AttentionOptions o{true, p, 77, 5, 0.0f};
+  o.deterministic = deterministic;
+  Tensor lse;
+  Tensor out = ops::attention_forward(q, k, v, o, &lse);
+  ops::AttentionGrads want = ops::attention_backward(q, k, v, out, lse, dout, o);
+  Tensor packed = Tensor::full({B, T, 4, H, D}, 7.0, dt, Device::cuda());
+  ops::AttentionGrads got{packed.select(2, 0), packed.select(2, 1), packed.select(2, 2)};
+  testing::poison(got.dq), testing::poison(got.dk), testing::poison(got.dv);
+  ops::attention_backward_into(q, k, v, out, lse, dout, o, got);
+  const Tensor gq = got.dq.cpu(), gk = got.dk.cpu(), gv = got.dv.cpu();
+  REQUIRE(testing::all_written(gq));
+  REQUIRE(testing::all_written(gk));
+  REQUIRE(testing::all_written(gv));
+  const bool dq_exact = deterministic || dt != kBFloat16 || T <= 64;
+  if (dq_exact) {
+    CHECK(testing::max_abs_diff(gq, want.dq.cpu()) == 0.0);
+  } else {
+    CHECK(testing::rel_error(gq, want.dq.cpu()) < 1e-2);
+  }
+  CHECK(testing::max_abs_diff(gk, want.dk.cpu()) == 0.0);
+  CHECK(testing::max_abs_diff(gv, want.dv.cpu()) == 0.0);
+  CHECK(testing::max_abs_diff(packed.select(2, 3).cpu(), Tensor::full({B, T, H, D}, 7.0, dt)) ==
+        0.0);
+  // A layout the kernels cannot write (rows 12 elements apart: not 16-byte aligned) goes through
+  // a contiguous gradient and a copy: the same values.
+  Tensor padded = Tensor::empty({B, T, H, D + 4}, dt, Device::cuda());
+  ops::AttentionGrads odd{padded.narrow(3, 0, D), Tensor::empty({B, T, H, D}, dt, Device::cuda()),
+                          Tensor::empty({B, T, H, D}, dt, Device::cuda())};
+  ops::attention_backward_into(q, k, v, out, lse, dout, o, odd);
+  CHECK(testing::max_abs_diff(odd.dk.cpu(), want.dk.cpu()) == 0.0);
+  CHECK(testing::max_abs_diff(odd.dv.cpu(), want.dv.cpu()) == 0.0);
+  if (dq_exact) CHECK(testing::max_abs_diff(odd.dq.cpu(), want.dq.cpu()) == 0.0);
+}
+
 }  // namespace
 
 CUDA_TEST_CASE("cuda: flash attention, short sequences, every head dim and flag") {
@@ -279,6 +326,17 @@ CUDA_TEST_CASE("cuda: scaled_dot_product_attention on strided views matches the 
         3.0 * testing::rel_error(n.dv, r.dv));
 }
 
+CUDA_TEST_CASE("cuda: attention backward into the views of one packed gradient") {
+  for (int64_t D : {8, 16, 32, 64, 128}) {
+    for (bool det : {false, true}) {
+      check_packed_grads(2, 17, 3, D, kBFloat16, 0.0f, det);
+      check_packed_grads(2, 130, 3, D, kBFloat16, 0.0f, det);  // sm90 at D = 64, 128 (single pass)
+      check_packed_grads(1, 130, 2, D, kBFloat16, 0.05f, det);
+    }
+  }
+  for (DType dt : {kFloat32, kFloat64}) check_packed_grads(2, 130, 3, 8, dt, 0.05f, true);
+}
+
 CUDA_TEST_CASE("cuda: flash attention rejects unsupported head dims") {
   Tensor q = Tensor::ones({1, 4, 1, 24}, kBFloat16, Device::cuda());
   CHECK_THROWS_WITH_TEXT(ops::attention_forward(q, q, q, {}, nullptr), "head dims");
@@ -328,6 +386,7 @@ CUDA_TEST_CASE("cuda: flash attention with fp16 inputs") {
     p.dropout_threshold = AttentionDropout::threshold_for(o.dropout_p);
     const cuda::AttnStrides st{300 * 3 * D, 3 * D, D};
     p.q_strides = p.k_strides = p.v_strides = p.out_strides = p.dout_strides = st;
+    p.dq_strides = p.dk_strides = p.dv_strides = st;
     p.q = qd.raw_data(), p.k = kd.raw_data(), p.v = vd.raw_data(), p.dout = dod.raw_data();
     p.out = out.raw_data(), p.lse = lse.data<float>(), p.delta = delta.data<float>();
     p.dq = dq.raw_data(), p.dk = dk.raw_data(), p.dv = dv.raw_data();

@@ -76,8 +76,9 @@ void check_against_reference(const Tensor& q, const Tensor& k, const Tensor& v,
 // A launcher may decline a case it handles only where the device is not compute capability 9.0;
 // on an H100 a decline is a failure, not a skip.
 void declined(const char* launcher) {
-  REQUIRE_FALSE_MESSAGE(cuda::fa::device_is_sm90(),
-                        launcher << " declined a case it handles on a compute capability 9.0 device");
+  REQUIRE_FALSE_MESSAGE(
+      cuda::fa::device_is_sm90(),
+      launcher << " declined a case it handles on a compute capability 9.0 device");
   MESSAGE(launcher << " declined (not a compute capability 9.0 device): not checked");
 }
 
@@ -184,6 +185,7 @@ bool check_backward(const BwdCase& c, bool causal) {
   testing::poison(dq), testing::poison(dk), testing::poison(dv), testing::poison(dq_accum);
   p.dout = c.dod.raw_data(), p.dout_strides = strides_of(c.dod);
   p.dq = dq.raw_data(), p.dk = dk.raw_data(), p.dv = dv.raw_data();
+  p.dq_strides = strides_of(dq), p.dk_strides = strides_of(dk), p.dv_strides = strides_of(dv);
   p.delta = delta.data<float>(), p.dq_accum = dq_accum.data<float>();
   cuda::fa::launch_backward_delta(p);
   if (!cuda::fa::launch_backward_sm90(p)) {
@@ -371,6 +373,7 @@ CUDA_TEST_CASE("cuda: sm90 flash attention backward declines what it does not ha
     cuda::FlashAttentionParams p = make_params(x, x, x, o, out, lse);
     p.dout = x.raw_data(), p.dout_strides = strides_of(x);
     p.dq = dq.raw_data(), p.dk = dk.raw_data(), p.dv = dv.raw_data();
+    p.dq_strides = strides_of(dq), p.dk_strides = strides_of(dk), p.dv_strides = strides_of(dv);
     p.delta = delta.data<float>(), p.dq_accum = dq_accum.data<float>();
     if (D == 32) {
       CHECK_FALSE(cuda::fa::launch_backward_sm90(p));

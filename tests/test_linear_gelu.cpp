@@ -195,7 +195,7 @@ TEST_SUITE("linear_gelu") {
         mlp.zero_grad();
         Var xv(x, true);
         const Var y = fused ? mlp.forward(xv) : mlp.fc2->forward(gelu_tanh(mlp.fc1->forward(xv)));
-        y.backward(u);
+        y.backward(u.to(y.dtype()));  // bf16-mixed: the MLP's output is bf16
         std::vector<Tensor> out = {y.value(), xv.grad()};
         for (const Var& param : mlp.parameters()) out.push_back(param.grad());
         return out;

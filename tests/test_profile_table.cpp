@@ -66,10 +66,12 @@ void check_profiled_run(const std::string& device, Device data_device, int64_t s
   // The ops inside them: autograd functions and backward nodes, per call of the model.
   std::vector<std::string> ops = {"step/forward/linear",
                                   "step/forward/rmsnorm",
-                                  "step/forward/scaled_dot_product_attention",
+                                  "step/forward/add_rmsnorm",
+                                  "step/forward/packed_attention",
+                                  "step/forward/gelu_mlp",
                                   "step/backward/linear",
-                                  "step/backward/gelu_mlp",
-                                  "step/backward/gelu_mlp/rmsnorm"};  // its input, recomputed
+                                  "step/backward/packed_attention",
+                                  "step/backward/gelu_mlp"};
   ops.insert(ops.end(), extra.begin(), extra.end());
   for (const std::string& path : ops) {
     CAPTURE(path);

@@ -1,9 +1,12 @@
-// RMSNorm: a literal, the saved rstd, leading dims and strides, mixed dtypes, gradcheck, errors.
+// RMSNorm: a literal, the saved rstd, leading dims and strides, mixed dtypes, gradcheck, errors;
+// and the residual add fused with it (add_rmsnorm).
 #include <cmath>
 #include <vector>
 
+#include "autograd/functions_basic.h"
 #include "autograd/functions_nn.h"
 #include "autograd/gradcheck.h"
+#include "ops/elementwise.h"
 #include "ops/rmsnorm.h"
 #include "tensor/random.h"
 #include "tests/test_util.h"
@@ -173,5 +176,129 @@ TEST_SUITE("rmsnorm") {
     const Tensor yg = ops::rmsnorm_forward(x.cuda(), w.cuda(), 1e-5f, &rstd_g);
     CHECK(testing::rel_error(yg.cpu(), yc) <= 1e-2);
     CHECK(testing::rel_error(rstd_g.cpu(), rstd_c) <= 1e-5);
+  }
+}  // TEST_SUITE
+
+TEST_SUITE("add_rmsnorm") {
+  TEST_CASE("add_rmsnorm: a literal") {
+    // x + r = [3, 4]: mean square 12.5, rstd = 1 / sqrt(12.5) = 0.28284271; times w = [1, 2]:
+    // y = [0.84852814, 2.26274170].
+    Tensor h, rstd;
+    const Tensor y = ops::add_rmsnorm_forward(Tensor::from_doubles({1, 2}, {1, 2}),
+                                              Tensor::from_doubles({2, 2}, {1, 2}),
+                                              Tensor::from_doubles({1, 2}, {2}), 0.0f, &h, &rstd);
+    CHECK(h.to_vector<double>() == std::vector<double>{3, 4});
+    CHECK(rstd.to_vector<double>()[0] == doctest::Approx(0.28284271247).epsilon(1e-7));
+    CHECK(y.to_vector<double>()[0] == doctest::Approx(0.84852813742).epsilon(1e-7));
+    CHECK(y.to_vector<double>()[1] == doctest::Approx(2.26274169980).epsilon(1e-7));
+  }
+
+  TEST_CASE("add_rmsnorm: the bits of add then rmsnorm, forward and backward") {
+    // In float64, float32 and bf16 activations with a float32 weight (bf16-mixed), with a
+    // second consumer of h as in the block (h also feeds the next residual add): outputs and
+    // every gradient bit for bit equal to the two ops unfused.
+    Generator gen(8);
+    for (DType dt : {kFloat64, kFloat32, kBFloat16}) {
+      INFO(dtype_name(dt));
+      const DType wt = dt == kBFloat16 ? kFloat32 : dt;
+      const Tensor x0 = Tensor::randn({3, 5, 24}, gen, kFloat64).to(dt);
+      const Tensor r0 = Tensor::randn({3, 5, 24}, gen, kFloat64).to(dt);
+      const Tensor w0 = Tensor::uniform({24}, 0.5, 1.5, gen, kFloat64).to(wt);
+      const Tensor u = Tensor::randn({3, 5, 24}, gen, kFloat64).to(dt);
+      auto run = [&](bool fused) {
+        Var x(x0, true), r(r0, true), w(w0, true);
+        Var h, n;
+        if (fused) {
+          std::tie(h, n) = add_rmsnorm(x, r, w, 1e-5f);
+        } else {
+          h = add(x, r);
+          n = rmsnorm(h, w, 1e-5f);
+        }
+        sum(add(mul(n, Var(u)), mul(h, Var(u)))).backward();
+        return std::vector<Tensor>{h.value(), n.value(), x.grad(), r.grad(), w.grad()};
+      };
+      const std::vector<Tensor> a = run(true), b = run(false);
+      for (size_t i = 0; i < a.size(); ++i) {
+        INFO("output " << i);
+        CHECK(a[i].dtype() == b[i].dtype());
+        CHECK(testing::max_abs_diff(a[i], b[i]) == 0.0);
+      }
+    }
+  }
+
+  TEST_CASE("add_rmsnorm float64 gradcheck (both outputs used)") {
+    Generator gen(9);
+    gradcheck(
+        [](const std::vector<Var>& v) {
+          auto [h, n] = add_rmsnorm(v[0], v[1], v[2], 0.1f);
+          return add(mul_scalar(h, 0.5), n);
+        },
+        {Tensor::randn({2, 3, 5}, gen, kFloat64), Tensor::randn({2, 3, 5}, gen, kFloat64),
+         Tensor::uniform({5}, 0.5, 1.5, gen, kFloat64)});
+  }
+
+  TEST_CASE("add_rmsnorm errors") {
+    Tensor h, rstd;
+    const Tensor x = Tensor::ones({2, 4});
+    CHECK_THROWS_WITH_TEXT(
+        ops::add_rmsnorm_forward(x, Tensor::ones({2, 3}), Tensor::ones({4}), 1e-5f, &h, &rstd),
+        "expected r like x float32[2, 4] cpu, got r float32[2, 3] cpu");
+    CHECK_THROWS_WITH_TEXT(
+        ops::add_rmsnorm_forward(x, x.to(kFloat64), Tensor::ones({4}), 1e-5f, &h, &rstd),
+        "expected r like x");
+    CHECK_THROWS_WITH_TEXT(ops::add_rmsnorm_forward(x, x, Tensor::ones({3}), 1e-5f, &h, &rstd),
+                           "expected w of shape [4]");
+    CHECK_THROWS_WITH_TEXT(ops::add_rmsnorm_forward(x, x, Tensor::ones({4}), 1e-5f, &h, nullptr),
+                           "h and rstd must be given");
+  }
+
+  CUDA_TEST_CASE("cuda: add_rmsnorm forward (y, h, rstd) against the CPU") {
+    for (const Shape& shape :
+         std::vector<Shape>{{1, 1}, {1, 3}, {3, 7, 129}, {4099, 64}, {5, 4099}}) {
+      const int64_t C = shape.back();
+      const Tensor x = testing::random_uniform(shape, 60), r = testing::random_uniform(shape, 61),
+                   w = testing::random_uniform({C}, 62, 0.5, 1.5);
+      auto fwd = [](const std::vector<Tensor>& t) {
+        Tensor h, rstd;
+        return ops::add_rmsnorm_forward(t[0], t[1], t[2], 1e-5f, &h, &rstd);
+      };
+      auto sum_h = [](const std::vector<Tensor>& t) {
+        Tensor h, rstd;
+        ops::add_rmsnorm_forward(t[0], t[1], t[2], 1e-5f, &h, &rstd);
+        return h;
+      };
+      auto rstd_of = [](const std::vector<Tensor>& t) {
+        Tensor h, rstd;
+        ops::add_rmsnorm_forward(t[0], t[1], t[2], 1e-5f, &h, &rstd);
+        return rstd;
+      };
+      testing::check_cuda_vs_cpu_float_types(fwd, {x, r, w}, "add_rmsnorm_forward y");
+      testing::check_cuda_vs_cpu_float_types(sum_h, {x, r, w}, "add_rmsnorm_forward h");
+      testing::check_cuda_vs_cpu_float_types(rstd_of, {x, r, w}, "add_rmsnorm_forward rstd",
+                                             /*bf16=*/false);
+    }
+  }
+
+  CUDA_TEST_CASE("cuda: add_rmsnorm bf16-mixed: the bits of add then rmsnorm on the GPU") {
+    // bf16 x and r with a float32 weight, as the bf16-mixed model runs it: the fused kernel
+    // against ops::add then rmsnorm_forward on the GPU (bit for bit), and h against the CPU's
+    // (the add rounds once, the same way on both).
+    testing::PoisonAllocations poison;
+    for (const Shape& shape : std::vector<Shape>{{37, 96}, {2, 300, 64}, {3, 4099}}) {
+      const Tensor x = testing::random_uniform(shape, 63).to(kBFloat16).cuda();
+      const Tensor r = testing::random_uniform(shape, 64).to(kBFloat16).cuda();
+      const Tensor w = testing::random_uniform({shape.back()}, 65, 0.5, 1.5).to(kFloat32).cuda();
+      Tensor h, rstd, rstd_ref;
+      const Tensor y = ops::add_rmsnorm_forward(x, r, w, 1e-5f, &h, &rstd);
+      const Tensor h_ref = ops::add(x, r);
+      const Tensor y_ref = ops::rmsnorm_forward(h_ref, w, 1e-5f, &rstd_ref);
+      REQUIRE(testing::all_written(y.cpu()));
+      CHECK(y.dtype() == kBFloat16);
+      CHECK(rstd.dtype() == kFloat32);
+      CHECK(testing::max_abs_diff(h.cpu(), h_ref.cpu()) == 0.0);
+      CHECK(testing::max_abs_diff(y.cpu(), y_ref.cpu()) == 0.0);
+      CHECK(testing::max_abs_diff(rstd.cpu(), rstd_ref.cpu()) == 0.0);
+      CHECK(testing::max_abs_diff(h.cpu(), ops::add(x.cpu(), r.cpu())) == 0.0);
+    }
   }
 }  // TEST_SUITE

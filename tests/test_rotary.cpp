@@ -112,6 +112,57 @@ TEST_SUITE("rotary") {
     CHECK(testing::max_abs_diff(ops::rotary_forward(k), ops::rotary_forward(k.contiguous())) == 0);
   }
 
+  TEST_CASE("rotary_qkv: the packed q, k, v in one pass, the same bits as each part alone") {
+    // rotary_qkv_forward rotates q and k of a packed [B, T, 3, H, D] and copies v;
+    // rotary_qkv_backward_ rotates the q and k parts of a packed gradient back in place and
+    // leaves its v part: each part must equal rotary_forward / rotary_backward of that part.
+    Generator gen(23);
+    for (DType dt : {kFloat64, kFloat32, kBFloat16}) {
+      for (int64_t R : {int64_t(-1), int64_t(2)}) {
+        INFO(dtype_name(dt) << " R=" << R);
+        ops::RotaryOptions o;
+        o.rotary_dim = R;
+        o.position_offset = 3;
+        const Tensor qkv = Tensor::randn({2, 5, 3, 3, 6}, gen, kFloat64).to(dt);
+        const Tensor y = ops::rotary_qkv_forward(qkv, o);
+        CHECK(y.is_contiguous());
+        CHECK(y.dtype() == dt);
+        for (int64_t part : {0, 1}) {
+          CHECK(testing::max_abs_diff(y.select(2, part),
+                                      ops::rotary_forward(qkv.select(2, part), o)) == 0.0);
+        }
+        CHECK(testing::max_abs_diff(y.select(2, 2), qkv.select(2, 2)) == 0.0);
+        Tensor d = qkv.clone();
+        ops::rotary_qkv_backward_(d, o);
+        for (int64_t part : {0, 1}) {
+          CHECK(testing::max_abs_diff(d.select(2, part),
+                                      ops::rotary_backward(qkv.select(2, part), o)) == 0.0);
+        }
+        CHECK(testing::max_abs_diff(d.select(2, 2), qkv.select(2, 2)) == 0.0);
+        // Backward after forward gives q and k back, to two roundings of elements under 6 in
+        // size (bf16: 2 x 6 x 2^-9 = 0.023), and v exactly.
+        Tensor back = y.clone();
+        ops::rotary_qkv_backward_(back, o);
+        const double tol = dt == kFloat64 ? 1e-14 : dt == kFloat32 ? 1e-5 : 0.025;
+        CHECK(testing::max_abs_diff(back, qkv) < tol);
+        CHECK(testing::max_abs_diff(back.select(2, 2), qkv.select(2, 2)) == 0.0);
+        // Parts that are not adjacent (a [B, T, H, 3, D] tensor seen as [B, T, 3, H, D]): the
+        // forward copies to contiguous first, the backward rotates q, then k.
+        const Tensor apart = qkv.permute({0, 1, 3, 2, 4}).contiguous().permute({0, 1, 3, 2, 4});
+        CHECK(testing::max_abs_diff(ops::rotary_qkv_forward(apart, o), y) == 0.0);
+        Tensor d_apart = qkv.permute({0, 1, 3, 2, 4}).contiguous().permute({0, 1, 3, 2, 4});
+        ops::rotary_qkv_backward_(d_apart, o);
+        CHECK(testing::max_abs_diff(d_apart, d) == 0.0);
+      }
+    }
+    CHECK_THROWS_WITH_TEXT(ops::rotary_qkv_forward(Tensor::ones({1, 2, 2, 1, 4})),
+                           "expected a packed q, k, v tensor of shape [B, T, 3, H, D]");
+    ops::RotaryOptions bad;
+    bad.rotary_dim = 6;
+    CHECK_THROWS_WITH_TEXT(ops::rotary_qkv_backward_(Tensor::ones({1, 2, 3, 1, 4}), bad),
+                           "rotary_qkv_backward_: rotary_dim must be even and <= D = 4");
+  }
+
   TEST_CASE("rotary backward is the inverse rotation and preserves norms") {
     Generator gen(12);
     Tensor x = Tensor::randn({3, 4, 2, 10}, gen, kFloat64);
@@ -170,6 +221,32 @@ TEST_SUITE("rotary") {
       };
       testing::check_cuda_vs_cpu_float_types(fwd, {qkv}, "rotary_forward");
       testing::check_cuda_vs_cpu_float_types(bwd, {qkv}, "rotary_backward");
+    }
+  }
+  CUDA_TEST_CASE("cuda: rotary_qkv forward and in-place backward on packed q, k, v") {
+    const Tensor qkv = testing::random_uniform({2, 37, 3, 3, 16}, 61);
+    for (int64_t R : {int64_t(-1), int64_t(8)}) {
+      ops::RotaryOptions o;
+      o.rotary_dim = R;
+      o.position_offset = 2;
+      auto fwd = [=](const std::vector<Tensor>& t) { return ops::rotary_qkv_forward(t[0], o); };
+      auto bwd = [=](const std::vector<Tensor>& t) {
+        Tensor d = t[0].clone();
+        ops::rotary_qkv_backward_(d, o);
+        return d;
+      };
+      // Parts apart in memory: the forward's contiguous copy, the backward's two launches.
+      auto apart = [](const Tensor& t) {
+        return t.permute({0, 1, 3, 2, 4}).contiguous().permute({0, 1, 3, 2, 4});
+      };
+      auto bwd_apart = [=](const std::vector<Tensor>& t) {
+        Tensor d = apart(t[0]);
+        ops::rotary_qkv_backward_(d, o);
+        return d.contiguous();
+      };
+      testing::check_cuda_vs_cpu_float_types(fwd, {qkv}, "rotary_qkv_forward");
+      testing::check_cuda_vs_cpu_float_types(bwd, {qkv}, "rotary_qkv_backward_");
+      testing::check_cuda_vs_cpu_float_types(bwd_apart, {qkv}, "rotary_qkv_backward_ (apart)");
     }
   }
 }  // TEST_SUITE
