@@ -1,5 +1,6 @@
 #include "autograd/functions_nn.h"
 
+#include "autograd/recompute.h"
 #include "cuda/nvtx.h"
 #include "ops/dropout.h"
 #include "ops/layernorm.h"
@@ -51,57 +52,75 @@ Var gelu_mlp(const Var& x, const Var& w1, const Var& b1, const Var& w2, const Va
   const bool g_x = x.requires_grad(), g_w1 = w1.requires_grad(), g_b1 = b1.requires_grad();
   const bool g_w2 = w2.requires_grad(), g_b2 = b2.requires_grad();
   const bool recording = grad_enabled() && (g_x || g_w1 || g_b1 || g_w2 || g_b2);
-  Tensor pre;
-  const Tensor h = ops::linear_gelu_forward(x2, w1.value(), b1.value(), recording ? &pre : nullptr);
+  // While recording, the forward asks for the pre-activation too (and drops it): the backward's
+  // recomputation asks for it, and the same epilogue (the same GEMM plan) gives the same h bits.
+  Tensor h;
+  {
+    Tensor pre_dropped;
+    h = ops::linear_gelu_forward(x2, w1.value(), b1.value(), recording ? &pre_dropped : nullptr);
+  }
   Shape y_shape = x.shape();
   y_shape.back() = w2.size(0);
   const Tensor y = ops::linear(h, w2.value(), b2.value()).view(y_shape);
-  // Saved: the pre-activation (the GELU's derivative needs it), x and w1 for dw1 and dx, w2 for
-  // h's gradient. Not h = gelu(pre): dw2 recomputes it, one elementwise pass instead of a
-  // [N, F] tensor kept per layer.
-  return make_result(y, {x, w1, b1, w2, b2}, "gelu_mlp",
-                     [x_saved = save(x), w1_saved = save(w1), w2_saved = save(w2), pre,
-                      x_shape = x.shape(), g_x, g_w1, g_b1, g_w2, g_b2](const Tensor& dy) {
-                       // y = h . w2^T + b2  =>  dw2 = dy^T . h, db2 = sum of dy over rows (one
-                       // GEMM); h = gelu(x . w1^T + b1)  =>  dx, dw1, db1 by
-                       // ops::linear_gelu_backward, which forms h's gradient dy . w2 with the
-                       // GELU's derivative in the same GEMM.
-                       const Tensor w2v = w2_saved.get();
-                       const Tensor dy2 = dy.reshape({-1, w2v.size(0)});
-                       Tensor dx, dw1, db1, dw2, db2;
-                       if (g_w2) {
-                         const Tensor h = ops::gelu(pre, ops::GeluApprox::kTanh);
-                         dw2 = ops::linear_weight_grad(dy2, h, g_b2 ? &db2 : nullptr);
-                       } else if (g_b2) {
-                         db2 = ops::sum(dy2, {0});
-                       }
-                       if (g_x || g_w1 || g_b1) {
-                         const Tensor x2 = x_saved.get().reshape({-1, x_shape.back()});
-                         ops::linear_gelu_backward(dy2, w2v, x2, w1_saved.get(), pre,
-                                                   g_x ? &dx : nullptr, g_w1 ? &dw1 : nullptr,
-                                                   g_b1 ? &db1 : nullptr);
-                       }
-                       if (dx.defined()) dx = dx.reshape(x_shape);
-                       return std::vector<Tensor>{dx, dw1, db1, dw2, db2};
-                     });
+  if (!recording) return Var(y);
+  // Saved: x (a norm's output: kept as its recipe, autograd/recompute.h) and the weights; no
+  // [N, F] tensor. The backward runs fc1's fused GEMM again for the pre-activation (the GELU's
+  // derivative needs it) and h = gelu(pre) (dw2 needs it): one GEMM with the GELU in its
+  // epilogue, about what an elementwise GELU pass over a kept pre-activation costs, instead of
+  // the pre-activation kept per layer from the forward to the backward.
+  return make_result(
+      y, {x, w1, b1, w2, b2}, "gelu_mlp",
+      [x_saved = save(x), w1_saved = save(w1), b1_saved = save(b1), w2_saved = save(w2),
+       x_shape = x.shape(), g_x, g_w1, g_b1, g_w2, g_b2](const Tensor& dy) {
+        // y = h . w2^T + b2  =>  dw2 = dy^T . h, db2 = sum of dy over rows (one
+        // GEMM); h = gelu(x . w1^T + b1)  =>  dx, dw1, db1 by
+        // ops::linear_gelu_backward, which forms h's gradient dy . w2 with the
+        // GELU's derivative in the same GEMM.
+        const Tensor w2v = w2_saved.get(), w1v = w1_saved.get();
+        const Tensor dy2 = dy.reshape({-1, w2v.size(0)});
+        const Tensor x2 = x_saved.get().reshape({-1, x_shape.back()});
+        Tensor pre, dx, dw1, db1, dw2, db2;
+        {
+          const Tensor h = ops::linear_gelu_forward(x2, w1v, b1_saved.get(), &pre);
+          if (g_w2) {
+            dw2 = ops::linear_weight_grad(dy2, h, g_b2 ? &db2 : nullptr);
+          } else if (g_b2) {
+            db2 = ops::sum(dy2, {0});
+          }
+        }  // h is freed before the hidden layer's gradient is formed
+        if (g_x || g_w1 || g_b1) {
+          ops::linear_gelu_backward(dy2, w2v, x2, w1v, pre, g_x ? &dx : nullptr,
+                                    g_w1 ? &dw1 : nullptr, g_b1 ? &db1 : nullptr);
+        }
+        if (dx.defined()) dx = dx.reshape(x_shape);
+        return std::vector<Tensor>{dx, dw1, db1, dw2, db2};
+      });
 }
 
 namespace {
 
 // The rmsnorm Node of y = rmsnorm(x, w) (rstd from the forward): shared by rmsnorm and the
-// norm half of add_rmsnorm.
-Var rmsnorm_result(const Tensor& y, const Var& x, const Var& w, const Tensor& rstd) {
+// norm half of add_rmsnorm. y is recomputable from x (autograd/recompute.h): the Linear after
+// the norm keeps x, which this backward keeps anyway, instead of a second [N, C] tensor, and
+// makes y again (the same kernel on the same x and w: the same bits) when its dW needs it.
+Var rmsnorm_result(const Tensor& y, const Var& x, const Var& w, const Tensor& rstd, float eps) {
   const bool need_dx = x.requires_grad(), need_dw = w.requires_grad();
-  return make_result(
-      y, {x, w}, "rmsnorm",
-      [x_saved = save(x), w_saved = save(w), rstd, need_dx, need_dw](const Tensor& dy) {
-        // y = x * rstd * w  =>  dx = rstd (dy w - x rstd^2 mean(dy w x)),
-        // dw = sum_n dy x rstd
-        Tensor dx, dw;
-        ops::rmsnorm_backward(dy, x_saved.get(), w_saved.get(), rstd, need_dx ? &dx : nullptr,
-                              need_dw ? &dw : nullptr);
-        return std::vector<Tensor>{dx, dw};
-      });
+  Var out =
+      make_result(y, {x, w}, "rmsnorm",
+                  [x_saved = save(x), w_saved = save(w), rstd, need_dx, need_dw](const Tensor& dy) {
+                    // y = x * rstd * w  =>  dx = rstd (dy w - x rstd^2 mean(dy w x)),
+                    // dw = sum_n dy x rstd
+                    Tensor dx, dw;
+                    ops::rmsnorm_backward(dy, x_saved.get(), w_saved.get(), rstd,
+                                          need_dx ? &dx : nullptr, need_dw ? &dw : nullptr);
+                    return std::vector<Tensor>{dx, dw};
+                  });
+  if (out.requires_grad()) {
+    set_recipe(out, x, [wv = w.value(), eps](const Tensor& xv) {
+      return ops::rmsnorm_forward(xv, wv, eps, nullptr);
+    });
+  }
+  return out;
 }
 
 }  // namespace
@@ -110,7 +129,7 @@ Var rmsnorm(const Var& x, const Var& w, float eps) {
   cuda::NvtxRange range("rmsnorm");
   Tensor rstd;
   Tensor y = ops::rmsnorm_forward(x.value(), w.value(), eps, &rstd);
-  return rmsnorm_result(y, x, w, rstd);
+  return rmsnorm_result(y, x, w, rstd, eps);
 }
 
 std::pair<Var, Var> add_rmsnorm(const Var& x, const Var& r, const Var& w, float eps) {
@@ -120,22 +139,29 @@ std::pair<Var, Var> add_rmsnorm(const Var& x, const Var& r, const Var& w, float 
   Var h = make_result(hv, {x, r}, "add", [](const Tensor& dh) {
     return std::vector<Tensor>{dh, dh};  // h = x + r (one shape)  =>  dx = dr = dh
   });
-  return {h, rmsnorm_result(y, h, w, rstd)};
+  return {h, rmsnorm_result(y, h, w, rstd, eps)};
 }
 
 Var layernorm(const Var& x, const Var& w, const Var& b, float eps) {
   Tensor xv = x.value(), wv = w.value(), mean, rstd;
   Tensor y = ops::layernorm_forward(xv, wv, b.value(), eps, &mean, &rstd);
   const bool need_dx = x.requires_grad(), need_dw = w.requires_grad(), need_db = b.requires_grad();
-  return make_result(y, {x, w, b}, "layernorm",
-                     [xv, wv, mean, rstd, need_dx, need_dw, need_db](const Tensor& dy) {
-                       // y = (x - mean) rstd w + b  =>  dx = rstd (g - mean(g) - xhat mean(g xhat))
-                       // with g = dy w;  dw = sum_n dy xhat,  db = sum_n dy
-                       Tensor dx, dw, db;
-                       ops::layernorm_backward(dy, xv, wv, mean, rstd, need_dx ? &dx : nullptr,
-                                               need_dw ? &dw : nullptr, need_db ? &db : nullptr);
-                       return std::vector<Tensor>{dx, dw, db};
-                     });
+  Var out = make_result(y, {x, w, b}, "layernorm",
+                        [xv, wv, mean, rstd, need_dx, need_dw, need_db](const Tensor& dy) {
+                          // y = (x - mean) rstd w + b  =>  dx = rstd (g - mean(g) - xhat mean(g
+                          // xhat)) with g = dy w;  dw = sum_n dy xhat,  db = sum_n dy
+                          Tensor dx, dw, db;
+                          ops::layernorm_backward(dy, xv, wv, mean, rstd, need_dx ? &dx : nullptr,
+                                                  need_dw ? &dw : nullptr, need_db ? &db : nullptr);
+                          return std::vector<Tensor>{dx, dw, db};
+                        });
+  // Recomputable from x, which this backward keeps anyway, as rmsnorm's output is.
+  if (out.requires_grad()) {
+    set_recipe(out, x, [wv, bv = b.value(), eps](const Tensor& v) {
+      return ops::layernorm_forward(v, wv, bv, eps, nullptr, nullptr);
+    });
+  }
+  return out;
 }
 
 Var rotary(const Var& x, const ops::RotaryOptions& options) {

@@ -209,6 +209,16 @@ __device__ A block_reduce(A value, Op op, A identity) {
   return partial[0];
 }
 
+// The sum of `value` over the 32 lanes of a full warp, returned to every lane (a butterfly: each
+// lane adds in the same order, so all lanes hold the same bits).
+template <typename A>
+__device__ __forceinline__ A warp_sum(A value) {
+  for (int offset = 16; offset > 0; offset /= 2) {
+    value += __shfl_xor_sync(0xffffffffu, value, offset);
+  }
+  return value;
+}
+
 template <typename A>
 __device__ __forceinline__ A block_sum(A value) {
   return block_reduce(value, SumOp{}, A(0));

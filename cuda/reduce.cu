@@ -11,6 +11,8 @@ struct Acc {
   double a, b;
 };
 
+constexpr int kColSlices = 8;  // slices of K (or of the chunks) a block, threadIdx.y
+
 __device__ __forceinline__ Acc acc_init(ReduceKind kind) {
   return {kind == ReduceKind::Max ? -INFINITY : 0.0, 0.0};
 }
@@ -20,7 +22,7 @@ __device__ __forceinline__ void acc_add(ReduceKind kind, Acc& s, double v) {
     s.a = MaxOp{}(s.a, v);
   } else {
     s.a += v;
-    s.b += v * v;
+    if (kind == ReduceKind::Var) s.b += v * v;
   }
 }
 
@@ -72,8 +74,7 @@ __global__ void reduce_rows_kernel(ReduceKind kind, T* out, Acc* partial, const 
 // (threadIdx.y); the 8 partial states are merged in a fixed order through shared memory. When
 // the outputs alone give too few blocks to fill the GPU (a bias gradient: [B*T, C] -> [C] is
 // C / 32 blocks), K is also split over gridDim.z chunks whose states go to `partial` and are
-// merged in chunk order by reduce_merge_kernel.
-constexpr int kColSlices = 8;
+// merged in a fixed order by reduce_merge_kernel.
 
 template <typename T>
 __global__ void reduce_cols_kernel(ReduceKind kind, T* out, Acc* partial, const T* x, int64_t K,
@@ -101,15 +102,35 @@ __global__ void reduce_cols_kernel(ReduceKind kind, T* out, Acc* partial, const 
   }
 }
 
+// Merges the chunk states of each of `outputs` outputs, 32 adjacent outputs a block: slice y
+// merges chunks y, y + kColSlices, ... in order, then the slices are merged in order. The order
+// is fixed, so the result has the same bits on every run.
 template <typename T>
 __global__ void reduce_merge_kernel(ReduceKind kind, T* out, const Acc* partial, int64_t chunks,
                                     int64_t outputs, int64_t K, double scale) {
-  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < outputs;
-       j += int64_t(gridDim.x) * blockDim.x) {
-    Acc s = partial[j];
-    for (int64_t c = 1; c < chunks; ++c) s = acc_merge(kind, s, partial[c * outputs + j]);
+  __shared__ Acc slice[kColSlices][32];
+  const int64_t j = blockIdx.x * int64_t(32) + threadIdx.x;
+  Acc s = acc_init(kind);
+  if (j < outputs) {
+    for (int64_t c = threadIdx.y; c < chunks; c += kColSlices) {
+      s = acc_merge(kind, s, partial[c * outputs + j]);
+    }
+  }
+  slice[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y == 0 && j < outputs) {
+    for (int y = 1; y < kColSlices; ++y) s = acc_merge(kind, s, slice[y][threadIdx.x]);
     store(out, j, acc_result(kind, s, K, scale));
   }
+}
+
+// Launches reduce_merge_kernel over `outputs` outputs.
+template <typename T>
+void merge_chunks(ReduceKind kind, T* out, const Acc* partial, int64_t chunks, int64_t outputs,
+                  int64_t K, double scale) {
+  reduce_merge_kernel<T><<<unsigned((outputs + 31) / 32), dim3(32, kColSlices), 0, stream()>>>(
+      kind, out, partial, chunks, outputs, K, scale);
+  LAUNCH_CHECK();
 }
 
 template <typename T>
@@ -153,9 +174,7 @@ void launch_reduce(ReduceKind kind, ElemType type, void* out, const void* x, int
           <<<grid, kThreads, 0, stream()>>>(kind, o, partial, in, K, k_chunk, scale);
       LAUNCH_CHECK();
       if (partial != nullptr) {
-        reduce_merge_kernel<T>
-            <<<grid_for(outer), kThreads, 0, stream()>>>(kind, o, partial, chunks, outer, K, scale);
-        LAUNCH_CHECK();
+        merge_chunks(kind, o, partial, chunks, outer, K, scale);
         release(partial);
       }
       return;
@@ -164,10 +183,11 @@ void launch_reduce(ReduceKind kind, ElemType type, void* out, const void* x, int
     for (int64_t o0 = 0; o0 < outer; o0 += 65535) {
       const int64_t rows = std::min<int64_t>(65535, outer - o0);
       const int64_t blocks = (inner + 31) / 32 * rows;
-      // Split K until there are ~2 blocks per SM (264 on an H100), keeping >= 256 rows of K
-      // per chunk so that each thread still loops 32+ times.
+      // Split K until there are ~8 blocks per SM (1056 on an H100), keeping >= 64 rows of K
+      // per chunk (8 a thread): a thread's rows are a chain of dependent float64 adds, so
+      // short chains on many SMs finish sooner than long ones on a few.
       const int64_t chunks =
-          std::max<int64_t>(1, std::min<int64_t>({(264 + blocks - 1) / blocks, K / 256, 65535}));
+          std::max<int64_t>(1, std::min<int64_t>({(1056 + blocks - 1) / blocks, K / 64, 65535}));
       const int64_t k_chunk = (K + chunks - 1) / chunks;
       Acc* partial =
           chunks > 1 ? static_cast<Acc*>(allocate(sizeof(Acc) * chunks * rows * inner)) : nullptr;
@@ -176,9 +196,7 @@ void launch_reduce(ReduceKind kind, ElemType type, void* out, const void* x, int
           kind, o + o0 * inner, partial, in + o0 * K * inner, K, inner, k_chunk, scale);
       LAUNCH_CHECK();
       if (partial != nullptr) {
-        reduce_merge_kernel<T><<<grid_for(rows * inner), kThreads, 0, stream()>>>(
-            kind, o + o0 * inner, partial, chunks, rows * inner, K, scale);
-        LAUNCH_CHECK();
+        merge_chunks(kind, o + o0 * inner, partial, chunks, rows * inner, K, scale);
         release(partial);  // stream-ordered: later users queue behind the merge
       }
     }

@@ -30,61 +30,56 @@ ModelConfig config_of(const Dims& d) {
 }
 
 // S in float32. Per block, what each backward keeps (x is the block's input, the residual
-// stream; h the stream after attention; u fc1's output):
-//   norm1: x and rstd [N]          Wqkv: the recipe (norm1, x): nothing more
-//   attention: q and k after RoPE, v, out and the row log-sum-exp [B, H, T]; v is a view of the
-//     fused QKV output, so all [N, 3C] of it stays
-//   out_proj: a view of attention's out: nothing more
-//   norm2: h and rstd              fc1: the recipe (norm2, h): nothing more
-//   gelu: u [N, F]                 fc2: the recipe (gelu, u): nothing more
+// stream; h the stream after attention):
+//   norm1: x and rstd [N]          Wqkv: the recipe (norm1, x) for its input: nothing more
+//   packed_attention: the rotated packed q, k, v [N, 3C], out [N, C] and the row log-sum-exp
+//     [B, H, T]; out_proj reads out itself
+//   norm2: h and rstd              gelu_mlp: the recipe (norm2, h) for its input and the
+//     weights: nothing more (its backward runs fc1 again for the pre-activation)
 // and for the model: fc_out keeps its input, the loss the prediction [N, Fin] (the target is
 // the caller's, input_proj keeps the caller's input), and the loss itself.
 int64_t saved_float32(const Dims& d) {
   const int64_t N = d.N(), C = d.C, f32 = 4;
   const int64_t block = f32 * (N * C + N                  // norm1
-                               + N * 3 * C + 2 * N * C    // QKV (v's base), q and k
+                               + N * 3 * C                // the packed q, k, v
                                + N * C + d.B * d.H * d.T  // out, log-sum-exp
-                               + N * C + N                // norm2
-                               + N * d.F);                // gelu
+                               + N * C + N);              // norm2
   return d.L * block + f32 * (N * C + N * d.Fin + 1);
 }
 
 // S in bf16-mixed: activations are bf16 end to end (the residual stream too), statistics
 // float32. The Linears' bf16 weight copies are model state, made once per step after the
-// optimizer (refresh_bf16_weights), and sit in the baseline like the parameters. Per block:
-//   norm1 (for block 0 a plain RMSNorm, later the previous block's fused add_rmsnorm): its input
-//     x [N, C] and rstd [N] (float32)
-//   Wqkv: its input, norm1's output [N, C], for dW
-//   packed_attention: the rotated packed q, k, v [N, 3C], out [N, C] and the log-sum-exp
-//     [B, H, T] (float32); out_proj reads out itself
-//   add_rmsnorm (h = x + attention, norm2): h [N, C] and rstd
-//   gelu_mlp: its input, norm2's output [N, C], and fc1's pre-activation [N, F] (h = gelu(pre)
-//     is recomputed for dw2)
-// and for the model: fc_out's input (the stream after the last block) [N, C], fc_out's bf16
-// output [N, Fin] (the loss's float32 prediction is recomputed from it), input_proj's bf16 copy
-// of the input [N, Fin] for its dW, the loss.
+// optimizer (refresh_bf16_weights), and sit in the baseline like the parameters. Per block the
+// same set as in float32: x [N, C] and rstd [N] (float32) for norm1 (for block 0 a plain
+// RMSNorm, later the previous block's fused add_rmsnorm); the rotated packed q, k, v [N, 3C],
+// out [N, C] and the log-sum-exp [B, H, T] (float32); h [N, C] and rstd for norm2; the norms'
+// outputs as recipes. For the model: fc_out's input (the stream after the last block) [N, C],
+// fc_out's bf16 output [N, Fin] (the loss's float32 prediction is recomputed from it),
+// input_proj's bf16 copy of the input [N, Fin] for its dW, the loss.
 int64_t saved_bf16_mixed(const Dims& d) {
-  const int64_t N = d.N(), C = d.C, F = d.F, f32 = 4, bf16 = 2;
-  const int64_t block = bf16 * (N * C + N * C + 3 * N * C + N * C + N * C + N * C + N * F) +
+  const int64_t N = d.N(), C = d.C, f32 = 4, bf16 = 2;
+  const int64_t block = bf16 * (N * C + 3 * N * C + N * C + N * C) +  // x, q k v, out, h
                         f32 * (N + N + d.B * d.H * d.T);
   return d.L * block + bf16 * (N * C + 2 * N * d.Fin) + f32;
 }
 
-// The backward's largest working set, beside S.
-//   float32, the MLP (CPU and GPU alike, unfused there): the residual stream's pending gradient
-//     [N, C], the gradient of h = gelu(pre) and of pre ([N, F] each).
-//   bf16-mixed on the CPU, the MLP: its incoming gradient (also the stream's pending one) and dx
-//     [N, C], dh and dpre [N, F] (linear_gelu_backward forms them in turn).
-//   bf16-mixed on the GPU, the attention: the stream's pending gradient and dout [N, C], the
-//     packed gradient [N, 3C], the float32 dQ accumulator [N, C] of the single-pass backward and
-//     its float32 workspace [2, B, H, T]. (The MLP's, with dpre straight out of the DGELU GEMM,
-//     is smaller: [N, C] twice and [N, F].)
+// The backward's largest working set, beside S: the MLP's. Its backward holds the incoming
+// gradient dy [N, C] (also the stream's pending one) and its recomputed input [N, C], runs fc1
+// again for the pre-activation pre [N, F] and h = gelu(pre) [N, F], forms dw2 from h, drops h,
+// and then forms the hidden layer's gradient:
+//   unfused (float32 anywhere, bf16-mixed on the CPU): dh = dy . w2 [N, F], then dpre [N, F]
+//     while dh and pre still exist: [N, C] twice and [N, F] three times;
+//   fused on the GPU (bf16-mixed): dpre [N, F] straight out of the DGELU GEMM beside pre, then
+//     dx [N, C]: [N, C] three times and [N, F] twice.
+// (The GPU attention's is smaller: the stream's pending gradient and dout [N, C], the packed
+// gradient [N, 3C], the float32 dQ accumulator [N, C] of the single-pass backward and its
+// float32 workspace [2, B, H, T].)
 int64_t working_set(const Dims& d, Precision p, Device device) {
   const int64_t N = d.N(), C = d.C, F = d.F, f32 = 4, bf16 = 2;
-  if (p == Precision::Float32) return f32 * (N * C + 2 * N * F);
-  if (device.is_cpu()) return bf16 * (2 * N * C + 2 * N * F);
+  if (p == Precision::Float32) return f32 * (2 * N * C + 3 * N * F);
+  if (device.is_cpu()) return bf16 * (2 * N * C + 3 * N * F);
   const int64_t attention = bf16 * (2 * N * C + 3 * N * C) + f32 * (N * C + 2 * d.B * d.H * d.T);
-  const int64_t mlp = bf16 * (2 * N * C + N * F);
+  const int64_t mlp = bf16 * (3 * N * C + 2 * N * F);
   return std::max(attention, mlp);
 }
 

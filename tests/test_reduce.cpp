@@ -145,10 +145,11 @@ TEST_SUITE("reduce") {
             [&](auto& t) { return ops::var(t[0], dims, true, keep); }, {x}, "var");
       }
     }
-    // Long reductions, split over K chunks and merged: a flat 2^21 + 3 (rows path) and a bias
-    // gradient's [4099, 70] -> [70] (columns path).
+    // Long reductions, split over K chunks and merged: a flat 2^21 + 3 (rows path), a bias
+    // gradient's [4099, 70] -> [70] (columns path), and [70001, 3] -> [3], whose thousand-odd
+    // chunks outnumber the merge's slices.
     for (const auto& [shape, dims] : std::vector<std::pair<Shape, std::vector<int>>>{
-             {{(1 << 21) + 3}, {}}, {{4099, 70}, {0}}, {{3, 40000}, {1}}}) {
+             {{(1 << 21) + 3}, {}}, {{4099, 70}, {0}}, {{3, 40000}, {1}}, {{70001, 3}, {0}}}) {
       const Tensor big = testing::random_uniform(shape, 11, -1.0, 3.0);
       const std::vector<int> d = dims;
       testing::check_cuda_vs_cpu_float_types([&](auto& t) { return ops::sum(t[0], d); }, {big},
