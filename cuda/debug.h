@@ -15,7 +15,7 @@ void set_poison_allocations(bool on);
 // How many times the GEMM has asked cuBLASLt's heuristic for an algorithm so far. A problem it
 // has seen before asks nothing, so a training step after the first leaves this unchanged.
 int64_t gemm_heuristic_queries();
-// How many GEMMs with a fused epilogue (bias gradient, GELU) fell back to the unfused ops so
+// How many GEMMs with a fused epilogue (bias and GELU) fell back to the unfused ops so
 // far: cuBLASLt refused the epilogue, its constraints were not met, or it was switched off.
 int64_t gemm_epilogue_fallbacks();
 // While off, every fused epilogue falls back (a plain bias add stays fused), so that tests run

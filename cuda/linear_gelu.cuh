@@ -1,12 +1,12 @@
-// Linear + tanh-GELU as fused cuBLASLt GEMMs (cuda/linear_gelu.cu): the GPU side of
-// ops/linear_gelu.cpp. All matrices dense and row-major, of one element type.
+// Linear + tanh-GELU as a fused cuBLASLt GEMM (cuda/linear_gelu.cu): the GPU side of
+// ops/linear_gelu.cpp's forward. All matrices dense and row-major, of one element type.
 //
-// Both launchers take bf16 only. cuBLASLt's GELU epilogue is the tanh form (tests/
+// The launcher takes bf16 only. cuBLASLt's GELU epilogue is the tanh form (tests/
 // test_linear_gelu.cpp checks it against the erf form), computed in float32, but its accuracy
 // is not documented and fast paths use an approximate tanh: bf16's rounding (2^-9) hides such
-// an error, float32's test bound (1e-5) may not. Each launcher returns false, having launched
-// nothing, for another type or where cuBLASLt refuses the epilogue (the GELU input's row stride,
-// M here, must be a multiple of 8); the caller then runs the unfused ops.
+// an error, float32's test bound (1e-5) may not. It returns false, having launched nothing, for
+// another type or where cuBLASLt refuses the epilogue (the GELU input's row stride, M here, must
+// be a multiple of 8); the caller then runs the unfused ops.
 #pragma once
 
 #include <cstdint>
@@ -19,13 +19,5 @@ namespace mt::cuda {
 // GELU_AUX_BIAS, or GELU_BIAS without pre). x [N, K], w [M, K], b [M], h and pre [N, M].
 bool launch_linear_gelu_forward(ElemType type, void* h, void* pre, const void* x, const void* w,
                                 const void* b, int64_t N, int64_t M, int64_t K);
-
-// The backward of h = gelu_tanh(x . w^T + b) when h feeds y = h . v^T + c, from y's gradient dy:
-//   dpre = (dy . v) * gelu_tanh'(pre) and db = dpre summed over rows, in one GEMM (DGELU_BGRAD);
-//   dx = dpre . w and dw = dpre^T . x, each skipped when its pointer is null.
-// dy [N, P], v [P, M], pre and dpre [N, M], db [M], x and dx [N, K], w and dw [M, K].
-bool launch_linear_gelu_backward(ElemType type, void* dpre, void* db, void* dx, void* dw,
-                                 const void* dy, const void* v, const void* pre, const void* x,
-                                 const void* w, int64_t N, int64_t M, int64_t K, int64_t P);
 
 }  // namespace mt::cuda

@@ -4,8 +4,7 @@
 // its N x M transpose with the same ld. So C = A B is computed as C^T = B^T A^T: cuBLASLt's
 // "A" is our B and its "B" is our A, with m = N and n = M, and nothing is copied. The epilogues
 // translate the same way: cuBLASLt's bias runs along the m rows of its D, which are our C's N
-// columns; its BGRADB sums its op(B) (our op(A)) over k into a vector of n = M; its DGELU_BGRAD
-// sums its D's rows over its n columns, which is our C summed over its M rows into [N].
+// columns, and its GELU's auxiliary output is our C's layout.
 //
 // A plan is what cublasLtMatmul needs besides the pointers: the operation descriptor (compute
 // type, transposes, epilogue), the three matrix layouts and the heuristic's algorithm. Asking
@@ -117,9 +116,7 @@ bool reads_bias(cublasLtEpilogue_t e) {
   return e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_GELU_BIAS ||
          e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
 }
-bool uses_aux(cublasLtEpilogue_t e) {
-  return e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS || e == CUBLASLT_EPILOGUE_DGELU_BGRAD;
-}
+bool uses_aux(cublasLtEpilogue_t e) { return e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS; }
 
 // The descriptors of one problem and, once the heuristic has answered, its algorithm.
 struct Plan {
@@ -205,10 +202,6 @@ cublasLtEpilogue_t lt_epilogue(const GemmEpilogue& e, bool f64) {
       return f64 ? CUBLASLT_EPILOGUE_DEFAULT : CUBLASLT_EPILOGUE_BIAS;
     case Epilogue::kBiasGelu:
       return e.aux != nullptr ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_BIAS;
-    case Epilogue::kBiasGradA:
-      return CUBLASLT_EPILOGUE_BGRADB;
-    case Epilogue::kDGeluBiasGrad:
-      return CUBLASLT_EPILOGUE_DGELU_BGRAD;
   }
   FAIL("gemm (cuda): unknown epilogue {}", int(e.kind));
 }

@@ -32,18 +32,18 @@ struct GemmOperand {
 // What the GEMM does after the product, in the row-major terms above (cuBLASLt's name after it).
 enum class Epilogue {
   kNone,
-  kBias,           // C += vec[n] on every row; vec [N], read (BIAS)
-  kBiasGelu,       // aux = A.B + vec[n]; C = gelu_tanh(aux); vec [N] read, aux written
-                   // (GELU_AUX_BIAS; GELU_BIAS when aux is null)
-  kBiasGradA,      // vec[i] = sum_k op(A)[i, k]; vec [M] written (BGRADB: the bias gradient
-                   // of a linear layer, from its weight-gradient GEMM dW = dy^T . x)
-  kDGeluBiasGrad,  // C = (A.B) * gelu_tanh'(aux); vec[n] = sum_i C[i, n]; aux read, vec [N]
-                   // written (DGELU_BGRAD)
+  kBias,      // C += vec[n] on every row; vec [N], read (BIAS)
+  kBiasGelu,  // aux = A.B + vec[n]; C = gelu_tanh(aux); vec [N] read, aux written
+              // (GELU_AUX_BIAS; GELU_BIAS when aux is null)
 };
+// (cuBLASLt's gradient epilogues, BGRADB for a bias gradient beside dW and DGELU_BGRAD for the
+// GELU's backward, are not used: at the model's shapes it runs each as a separate epilogue
+// kernel after the GEMM, several times slower than the GEMM itself (docs/benchmarks.md); a
+// column sum and the GELU's backward kernel do that work instead.)
 
 struct GemmEpilogue {
   Epilogue kind = Epilogue::kNone;
-  void* vec = nullptr;  // the bias (read) or bias gradient (written), dense
+  void* vec = nullptr;  // the bias (read), dense
   void* aux = nullptr;  // the GELU's input: an M x N matrix with row stride aux_ld
   int64_t aux_ld = 0;   // cuBLASLt needs it a multiple of 8 and >= N
 };

@@ -11,7 +11,7 @@ struct Acc {
   double a, b;
 };
 
-constexpr int kColSlices = 8;  // slices of K (or of the chunks) a block, threadIdx.y
+constexpr int kColSlices = 8;  // slices of K a block in reduce_cols_kernel, threadIdx.y
 
 __device__ __forceinline__ Acc acc_init(ReduceKind kind) {
   return {kind == ReduceKind::Max ? -INFINITY : 0.0, 0.0};
@@ -103,23 +103,35 @@ __global__ void reduce_cols_kernel(ReduceKind kind, T* out, Acc* partial, const 
 }
 
 // Merges the chunk states of each of `outputs` outputs, 32 adjacent outputs a block: slice y
-// merges chunks y, y + kColSlices, ... in order, then the slices are merged in order. The order
-// is fixed, so the result has the same bits on every run.
+// merges chunks y, y + kMergeSlices, ... in order, then the slices are merged in order. The
+// order is fixed, so the result has the same bits on every run. Each thread loads kMergeLoads
+// states before it merges any: the loads are independent, only the adds form a chain, and a
+// thousand chunks read one after another would wait on memory a thousand times.
+constexpr int kMergeSlices = 32;
+constexpr int kMergeLoads = 4;
+
 template <typename T>
 __global__ void reduce_merge_kernel(ReduceKind kind, T* out, const Acc* partial, int64_t chunks,
                                     int64_t outputs, int64_t K, double scale) {
-  __shared__ Acc slice[kColSlices][32];
+  __shared__ Acc slice[kMergeSlices][32];
   const int64_t j = blockIdx.x * int64_t(32) + threadIdx.x;
   Acc s = acc_init(kind);
   if (j < outputs) {
-    for (int64_t c = threadIdx.y; c < chunks; c += kColSlices) {
-      s = acc_merge(kind, s, partial[c * outputs + j]);
+    for (int64_t c0 = threadIdx.y; c0 < chunks; c0 += kMergeSlices * kMergeLoads) {
+      Acc v[kMergeLoads];
+#pragma unroll
+      for (int u = 0; u < kMergeLoads; ++u) {
+        const int64_t c = c0 + int64_t(u) * kMergeSlices;
+        v[u] = c < chunks ? partial[c * outputs + j] : acc_init(kind);
+      }
+#pragma unroll
+      for (int u = 0; u < kMergeLoads; ++u) s = acc_merge(kind, s, v[u]);
     }
   }
   slice[threadIdx.y][threadIdx.x] = s;
   __syncthreads();
   if (threadIdx.y == 0 && j < outputs) {
-    for (int y = 1; y < kColSlices; ++y) s = acc_merge(kind, s, slice[y][threadIdx.x]);
+    for (int y = 1; y < kMergeSlices; ++y) s = acc_merge(kind, s, slice[y][threadIdx.x]);
     store(out, j, acc_result(kind, s, K, scale));
   }
 }
@@ -128,7 +140,7 @@ __global__ void reduce_merge_kernel(ReduceKind kind, T* out, const Acc* partial,
 template <typename T>
 void merge_chunks(ReduceKind kind, T* out, const Acc* partial, int64_t chunks, int64_t outputs,
                   int64_t K, double scale) {
-  reduce_merge_kernel<T><<<unsigned((outputs + 31) / 32), dim3(32, kColSlices), 0, stream()>>>(
+  reduce_merge_kernel<T><<<unsigned((outputs + 31) / 32), dim3(32, kMergeSlices), 0, stream()>>>(
       kind, out, partial, chunks, outputs, K, scale);
   LAUNCH_CHECK();
 }

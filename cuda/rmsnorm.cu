@@ -8,8 +8,8 @@
 // dw[c] = sum_n dy[n,c] x[n,c] rstd[n] is a column reduction over N rows (65,536 rows for a
 // batch of 32 x 2048 tokens): stage 1 gives each of up to kMaxDwChunks row chunks its own
 // float64 partial per column (coalesced: 32 adjacent columns a block, kDwSlices rows at a
-// time), stage 2 adds the partials in chunk order, kDwSlices interleaved runs per column then
-// the runs in order. No atomics, so dw has the same bits on every run. Many short chunks keep
+// time), stage 2 adds the partials in a fixed order: interleaved runs per column, then the runs
+// in order. No atomics, so dw has the same bits on every run. Many short chunks keep
 // every SM busy: a thread's rows are a chain of dependent float64 adds.
 #include <type_traits>
 
@@ -122,20 +122,33 @@ __global__ void rmsnorm_dw_partial_kernel(double* partial, const T* dy, const T*
   }
 }
 
-// Stage 2: dw[c] = sum over chunks: slice y adds chunks y, y + kDwSlices, ... in order, then
-// the slices are added in order.
+// Stage 2: dw[c] = sum over chunks: slice y adds chunks y, y + kDwMergeSlices, ... in order
+// (kDwMergeLoads loads in flight per thread: only the adds form a chain), then the slices are
+// added in order.
+constexpr int kDwMergeSlices = 32;
+constexpr int kDwMergeLoads = 4;
+
 template <typename W>
 __global__ void rmsnorm_dw_final_kernel(W* dw, const double* partial, int64_t chunks, int64_t C) {
-  __shared__ double slice_sum[kDwSlices][32];
+  __shared__ double slice_sum[kDwMergeSlices][32];
   const int64_t c = blockIdx.x * int64_t(32) + threadIdx.x;
   double s = 0;
   if (c < C) {
-    for (int64_t j = threadIdx.y; j < chunks; j += kDwSlices) s += partial[j * C + c];
+    for (int64_t j0 = threadIdx.y; j0 < chunks; j0 += kDwMergeSlices * kDwMergeLoads) {
+      double v[kDwMergeLoads];
+#pragma unroll
+      for (int u = 0; u < kDwMergeLoads; ++u) {
+        const int64_t j = j0 + int64_t(u) * kDwMergeSlices;
+        v[u] = j < chunks ? partial[j * C + c] : 0.0;
+      }
+#pragma unroll
+      for (int u = 0; u < kDwMergeLoads; ++u) s += v[u];
+    }
   }
   slice_sum[threadIdx.y][threadIdx.x] = s;
   __syncthreads();
   if (threadIdx.y == 0 && c < C) {
-    for (int j = 1; j < kDwSlices; ++j) s += slice_sum[j][threadIdx.x];
+    for (int j = 1; j < kDwMergeSlices; ++j) s += slice_sum[j][threadIdx.x];
     store(dw, c, s);
   }
 }
@@ -167,7 +180,7 @@ void rmsnorm_dw(ElemType x_type, ElemType w_type, void* dw, const void* dy, cons
         partial, static_cast<const T*>(dy), static_cast<const T*>(x),
         static_cast<const compute_t<T>*>(rstd), N, C, rows_per_chunk);
     LAUNCH_CHECK();
-    rmsnorm_dw_final_kernel<W><<<unsigned((C + 31) / 32), dim3(32, kDwSlices), 0, stream()>>>(
+    rmsnorm_dw_final_kernel<W><<<unsigned((C + 31) / 32), dim3(32, kDwMergeSlices), 0, stream()>>>(
         static_cast<W*>(dw), partial, chunks, C);
     LAUNCH_CHECK();
   });

@@ -1,5 +1,5 @@
 // linear_gelu_forward and linear_gelu_backward (see linear_gelu.h): the checks, the unfused
-// reference and the CUDA glue that tries the fused GEMMs first.
+// reference and the CUDA glue that tries the fused forward GEMM first.
 #include "ops/linear_gelu.h"
 
 #include "cuda/linear_gelu.cuh"
@@ -11,7 +11,7 @@
 namespace mt::ops {
 namespace {
 
-// The reference, on the CPU and on the GPU where the fused GEMMs do not run: linear then gelu,
+// The reference, on the CPU and on the GPU where the fused GEMM does not run: linear then gelu,
 // the model's calls before the fusion.
 Tensor linear_gelu_forward_unfused(const Tensor& x, const Tensor& w, const Tensor& b,
                                    Tensor* pre_out) {
@@ -52,29 +52,6 @@ Tensor linear_gelu_forward_cuda(const Tensor& x_in, const Tensor& w_in, const Te
     return h;
   }
   return linear_gelu_forward_unfused(x_in, w_in, b_in, pre_out);
-}
-
-void linear_gelu_backward_cuda(const Tensor& dy_in, const Tensor& v_in, const Tensor& x_in,
-                               const Tensor& w_in, const Tensor& pre_in, Tensor* dx, Tensor* dw,
-                               Tensor* db) {
-  const Tensor dy = dy_in.contiguous(), v = v_in.contiguous(), x = x_in.contiguous();
-  const Tensor w = w_in.contiguous(), pre = pre_in.contiguous();
-  const int64_t N = dy.size(0), P = dy.size(1), M = v.size(1), K = x.size(1);
-  const Device dev = dy.device();
-  Tensor dpre = Tensor::empty({N, M}, dy.dtype(), dev);
-  Tensor bias_grad = Tensor::empty({M}, dy.dtype(), dev);  // the epilogue writes it regardless
-  Tensor dx_t = dx != nullptr ? Tensor::empty({N, K}, dy.dtype(), dev) : Tensor();
-  Tensor dw_t = dw != nullptr ? Tensor::empty({M, K}, dy.dtype(), dev) : Tensor();
-  if (cuda::launch_linear_gelu_backward(to_elem_type(dy.dtype()), dpre.raw_data(),
-                                        bias_grad.raw_data(), dx ? dx_t.raw_data() : nullptr,
-                                        dw ? dw_t.raw_data() : nullptr, dy.raw_data(), v.raw_data(),
-                                        pre.raw_data(), x.raw_data(), w.raw_data(), N, M, K, P)) {
-    if (dx != nullptr) *dx = dx_t;
-    if (dw != nullptr) *dw = dw_t;
-    if (db != nullptr) *db = bias_grad;
-    return;
-  }
-  linear_gelu_backward_unfused(dy_in, v_in, x_in, w_in, pre_in, dx, dw, db);
 }
 #endif  // MT_WITH_CUDA
 
@@ -118,7 +95,8 @@ void linear_gelu_backward(const Tensor& dy, const Tensor& v, const Tensor& x, co
         "{}, w {}, pre {}",
         op, shape_str(dy.shape()), shape_str(v.shape()), shape_str(x.shape()), shape_str(w.shape()),
         shape_str(pre.shape()));
-  MT_RETURN_IF_CUDA(x.is_cuda(), linear_gelu_backward_cuda(dy, v, x, w, pre, dx, dw, db));
+  // On every device: on the GPU each step is a cuBLASLt GEMM or one of our kernels (the GELU's
+  // backward, the column sum), faster there than cuBLASLt's DGELU_BGRAD epilogue (cuda/matmul.cuh).
   linear_gelu_backward_unfused(dy, v, x, w, pre, dx, dw, db);
 }
 

@@ -1,25 +1,25 @@
 // Linear followed by the tanh GELU, the first half of the model's MLP, as one op so that the GPU
-// runs it inside cuBLASLt's GEMMs (cuda/linear_gelu.cu):
+// runs its forward inside a cuBLASLt GEMM (cuda/linear_gelu.cu):
 //
 //   pre = x . w^T + b        x [N, K], w [M, K], b [M]  ->  pre [N, M]
 //   h   = gelu_tanh(pre)                                ->  h   [N, M]
 //
 // Forward: one GEMM whose epilogue adds the bias, applies the GELU to the float32 accumulator
-// and stores both h and pre, the GELU's input, which the backward needs (the only saved value).
+// and stores h, and pre too when asked (the GELU's input, which the backward needs).
 //
-// Backward: the GELU's derivative is applied where h's gradient is formed. h feeds a linear
-// layer y = h . v^T + c (v [P, M]: the MLP's second layer), so h's gradient is the product
-// dy . v of y's gradient dy [N, P], and one GEMM computes that product with the GELU's and the
-// bias's backward in its epilogue:
+// Backward: h feeds a linear layer y = h . v^T + c (v [P, M]: the MLP's second layer), so h's
+// gradient is the product dy . v of y's gradient dy [N, P], and the GELU's derivative follows:
 //
-//   dpre = (dy . v) * gelu_tanh'(pre)     db = sum over rows of dpre      (one GEMM)
-//   dx   = dpre . w                       dw = dpre^T . x                 (two more)
+//   dpre = (dy . v) * gelu_tanh'(pre)     db = sum over rows of dpre
+//   dx   = dpre . w                       dw = dpre^T . x
 //
-// The fused GEMMs run for bf16 on the GPU. Everywhere else (the CPU, float32 and float64,
-// M not a multiple of 8, an epilogue cuBLASLt refuses) the same results come from the unfused
-// ops: linear, gelu, matmul, gelu_backward, linear_weight_grad. On the CPU these are the very
-// calls, in the same dtypes, that the model made before this op existed, so its numbers are
-// unchanged to the bit (tests/test_train_golden.cpp's loss curve).
+// It runs as those ops (matmul, gelu_backward, linear_weight_grad, sum) on every device: on the
+// GPU cuBLASLt's epilogue for the first line (DGELU_BGRAD) was slower than a plain GEMM and our
+// kernels (cuda/matmul.cuh). The fused forward runs for bf16 on the GPU; everywhere else (the
+// CPU, float32 and float64, M not a multiple of 8, an epilogue cuBLASLt refuses) linear then
+// gelu give the same results. On the CPU these are the very calls, in the same dtypes, that the
+// model made before this op existed, so its numbers are unchanged to the bit
+// (tests/test_train_golden.cpp's loss curve).
 #pragma once
 
 #include "tensor/tensor.h"

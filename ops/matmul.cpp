@@ -282,9 +282,10 @@ void batched_gemm(const Tensor& a, const Tensor& b, Tensor& out) {
   }
 }
 
-// dw = dy^T . x and db = the column sums of dy, as two ops: the CPU's way, and the GPU's where
-// the fused epilogue is refused. dy [rows, out], x [rows, in].
-Tensor linear_weight_grad_unfused(const Tensor& dy, const Tensor& x, Tensor* db) {
+// dw = dy^T . x and db = the column sums of dy, as two ops on every device: on the GPU a plain
+// GEMM and our column sum beat cuBLASLt's BGRADB epilogue, which computes db in a separate
+// kernel after the GEMM (cuda/matmul.cuh). dy [rows, out], x [rows, in].
+Tensor linear_weight_grad_two_ops(const Tensor& dy, const Tensor& x, Tensor* db) {
   if (db != nullptr) *db = sum(dy, {0});
   return matmul(dy.transpose(0, 1), x);
 }
@@ -369,27 +370,6 @@ Tensor linear_cuda(const Tensor& x, const Tensor& w, const Tensor& bias) {
   cuda::launch_gemm(to_elem_type(x.dtype()), to_elem_type(x.dtype()), rows, out_f, in, 1, oa, ob,
                     y.raw_data(), out_f, 0, 1.0f, false, bias_add);
   return y.reshape(out_shape);
-}
-
-// dw = dy^T . x with db from the same GEMM: cuBLASLt's BGRADB sums our A = dy^T over K, the
-// rows, which is the bias gradient; it wants that operand transposed (a dense dy read as dy^T).
-Tensor linear_weight_grad_cuda(const Tensor& dy_in, const Tensor& x, Tensor* db) {
-  const int64_t rows = dy_in.size(0), out_f = dy_in.size(1), in = x.size(1);
-  if (db != nullptr && rows > 0 && out_f > 0 && in > 0) {
-    const Tensor dy = dy_in.contiguous();
-    Tensor dw = Tensor::empty({out_f, in}, dy.dtype(), dy.device());
-    Tensor bias_grad = Tensor::empty({out_f}, dy.dtype(), dy.device());
-    Tensor kx;
-    const cuda::GemmOperand a{dy.raw_data(), out_f, 0, true}, b = gemm_operand(x, kx);
-    const cuda::GemmEpilogue epilogue{cuda::Epilogue::kBiasGradA, bias_grad.raw_data()};
-    const cuda::ElemType type = to_elem_type(dy.dtype());
-    if (cuda::launch_gemm(type, type, out_f, in, rows, 1, a, b, dw.raw_data(), in, 0, 1.0f, false,
-                          epilogue)) {
-      *db = bias_grad;
-      return dw;
-    }
-  }
-  return linear_weight_grad_unfused(dy_in, x, db);
 }
 #endif  // MT_WITH_CUDA
 
@@ -487,8 +467,7 @@ Tensor linear_weight_grad(const Tensor& dy, const Tensor& x, Tensor* db) {
         shape_str(dy.shape()), shape_str(x.shape()));
   const int64_t rows = shape_numel(Shape(dy.shape().begin(), dy.shape().end() - 1));
   const Tensor dy2 = dy.reshape({rows, dy.size(-1)}), x2 = x.reshape({rows, x.size(-1)});
-  MT_RETURN_IF_CUDA(dy.is_cuda(), linear_weight_grad_cuda(dy2, x2, db));
-  return linear_weight_grad_unfused(dy2, x2, db);
+  return linear_weight_grad_two_ops(dy2, x2, db);
 }
 
 }  // namespace mt::ops

@@ -22,8 +22,7 @@ Tensor bmm(const Tensor& a, const Tensor& b);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor());
 // The weight and bias gradients of y = linear(x, w, b): dw = dy^T . x [out, in] over every row
 // of dy [..., out] and x [..., in], and, when db is given, *db = dy summed over its rows [out].
-// On the GPU in float32 and bf16, db comes out of the dW GEMM itself (cuBLASLt's bias-gradient
-// epilogue, float32 sums); elsewhere, or where cuBLASLt refuses it, from a column sum.
+// db is a column sum (float64 sums, a fixed order) on every device.
 Tensor linear_weight_grad(const Tensor& dy, const Tensor& x, Tensor* db = nullptr);
 
 // The CPU GEMM core: C = A . B (C += A . B when accumulate). A is M x K with element (i, k) at

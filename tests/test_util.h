@@ -59,7 +59,7 @@ struct PoisonAllocations {
   ~PoisonAllocations();
 };
 
-// While alive, the GEMM's fused epilogues (bias gradient, GELU) are switched off, so every op
+// While alive, the GEMM's fused epilogue (bias and GELU) is switched off, so every op
 // that uses one runs its fallback (cuda/debug.h: set_gemm_epilogues).
 struct GemmEpiloguesOff {
   GemmEpiloguesOff();
