@@ -72,16 +72,18 @@ Var gelu_mlp(const Var& x, const Var& w1, const Var& b1, const Var& w2, const Va
       y, {x, w1, b1, w2, b2}, "gelu_mlp",
       [x_saved = save(x), w1_saved = save(w1), b1_saved = save(b1), w2_saved = save(w2),
        x_shape = x.shape(), g_x, g_w1, g_b1, g_w2, g_b2](const Tensor& dy) {
-        // y = h . w2^T + b2  =>  dw2 = dy^T . h, db2 = sum of dy over rows (one
-        // GEMM); h = gelu(x . w1^T + b1)  =>  dx, dw1, db1 by
-        // ops::linear_gelu_backward, which forms h's gradient dy . w2 with the
-        // GELU's derivative in the same GEMM.
+        // y = h . w2^T + b2  =>  dw2 = dy^T . h, db2 = sum of dy over rows;
+        // h = gelu(x . w1^T + b1)  =>  dx, dw1, db1 by ops::linear_gelu_backward.
         const Tensor w2v = w2_saved.get(), w1v = w1_saved.get();
         const Tensor dy2 = dy.reshape({-1, w2v.size(0)});
         const Tensor x2 = x_saved.get().reshape({-1, x_shape.back()});
         Tensor pre, dx, dw1, db1, dw2, db2;
         {
-          const Tensor h = ops::linear_gelu_forward(x2, w1v, b1_saved.get(), &pre);
+          Tensor h;
+          {
+            cuda::NvtxRange range("linear_gelu");  // the recomputation, in the profile
+            h = ops::linear_gelu_forward(x2, w1v, b1_saved.get(), &pre);
+          }
           if (g_w2) {
             dw2 = ops::linear_weight_grad(dy2, h, g_b2 ? &db2 : nullptr);
           } else if (g_b2) {
@@ -117,6 +119,7 @@ Var rmsnorm_result(const Tensor& y, const Var& x, const Var& w, const Tensor& rs
                   });
   if (out.requires_grad()) {
     set_recipe(out, x, [wv = w.value(), eps](const Tensor& xv) {
+      cuda::NvtxRange range("rmsnorm");  // a recomputation shows in the profile under its reader
       return ops::rmsnorm_forward(xv, wv, eps, nullptr);
     });
   }

@@ -63,23 +63,20 @@ int64_t saved_bf16_mixed(const Dims& d) {
   return d.L * block + bf16 * (N * C + 2 * N * d.Fin) + f32;
 }
 
-// The backward's largest working set, beside S: the MLP's. Its backward holds the incoming
-// gradient dy [N, C] (also the stream's pending one) and its recomputed input [N, C], runs fc1
-// again for the pre-activation pre [N, F] and h = gelu(pre) [N, F], forms dw2 from h, drops h,
-// and then forms the hidden layer's gradient:
-//   unfused (float32 anywhere, bf16-mixed on the CPU): dh = dy . w2 [N, F], then dpre [N, F]
-//     while dh and pre still exist: [N, C] twice and [N, F] three times;
-//   fused on the GPU (bf16-mixed): dpre [N, F] straight out of the DGELU GEMM beside pre, then
-//     dx [N, C]: [N, C] three times and [N, F] twice.
-// (The GPU attention's is smaller: the stream's pending gradient and dout [N, C], the packed
-// gradient [N, 3C], the float32 dQ accumulator [N, C] of the single-pass backward and its
+// The backward's largest working set, beside S: the MLP's, the same ops on the CPU and the GPU.
+// Its backward holds the incoming gradient dy [N, C] (also the stream's pending one) and its
+// recomputed input [N, C], runs fc1 again for the pre-activation pre [N, F] and h = gelu(pre)
+// [N, F], forms dw2 from h, drops h, and then forms the hidden layer's gradient dh = dy . w2
+// [N, F] and dpre [N, F] while dh and pre still exist: [N, C] twice and [N, F] three times.
+// (On the GPU the attention's is smaller: the stream's pending gradient and dout [N, C], the
+// packed gradient [N, 3C], the float32 dQ accumulator [N, C] of the single-pass backward and its
 // float32 workspace [2, B, H, T].)
 int64_t working_set(const Dims& d, Precision p, Device device) {
   const int64_t N = d.N(), C = d.C, F = d.F, f32 = 4, bf16 = 2;
   if (p == Precision::Float32) return f32 * (2 * N * C + 3 * N * F);
-  if (device.is_cpu()) return bf16 * (2 * N * C + 3 * N * F);
+  const int64_t mlp = bf16 * (2 * N * C + 3 * N * F);
+  if (device.is_cpu()) return mlp;
   const int64_t attention = bf16 * (2 * N * C + 3 * N * C) + f32 * (N * C + 2 * d.B * d.H * d.T);
-  const int64_t mlp = bf16 * (3 * N * C + 2 * N * F);
   return std::max(attention, mlp);
 }
 
