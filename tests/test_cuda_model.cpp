@@ -12,8 +12,9 @@
 // bf16-mixed: docs/design.md's rule: the GPU may be at most twice (loss) or three times (gradients)
 // as far from the float64 reference as the CPU's own bf16-mixed run. The loss is one number, and
 // its bf16 error on one batch is a single random draw that any change of rounding order redraws
-// (dev/README.md measured it), so the loss rule compares the RMS of the errors over twelve data
-// batches; the gradients, each a sum of thousands of elements, are held to theirs batch by batch.
+// (docs/cuda_backend.md, Tests, measured it), so the loss rule compares the RMS of the errors over
+// twelve data batches; the gradients, each a sum of thousands of elements, are held to theirs batch
+// by batch.
 #include <algorithm>
 #include <cmath>
 #include <fstream>
