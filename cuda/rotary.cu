@@ -27,7 +27,7 @@ struct RotaryShape {
   float sign;             // +1 forward, -1 backward (rotation by -theta)
 };
 
-// table[t * R/2 + c] = {cos theta, sin theta} for t < T, c < R/2.
+// cos_t[t * R/2 + c] = cos theta and sin_t[t * R/2 + c] = sin theta, for t < T, c < R/2.
 template <typename A>
 __global__ void rotary_table_kernel(A* cos_t, A* sin_t, int64_t T, int64_t R, double base,
                                     int64_t position_offset) {
