@@ -133,7 +133,7 @@ struct Plan {
     desc.set(CUBLASLT_MATMUL_DESC_TRANSB, k.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N);
     const auto epilogue = cublasLtEpilogue_t(k.epilogue);
     desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue);
-    // The bias has C's type; a bias gradient has it by default (cublasLt.h), so is left unset.
+    // The bias has C's type.
     if (reads_bias(epilogue))
       desc.set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, cuda_type(ElemType(k.c_type)));
     if (uses_aux(epilogue)) desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, k.aux_ld);
