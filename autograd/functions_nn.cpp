@@ -1,5 +1,7 @@
 #include "autograd/functions_nn.h"
 
+#include <utility>
+
 #include "autograd/recompute.h"
 #include "cuda/nvtx.h"
 #include "ops/dropout.h"
@@ -91,7 +93,7 @@ Var gelu_mlp(const Var& x, const Var& w1, const Var& b1, const Var& w2, const Va
           }
         }  // h is freed before the hidden layer's gradient is formed
         if (g_x || g_w1 || g_b1) {
-          ops::linear_gelu_backward(dy2, w2v, x2, w1v, pre, g_x ? &dx : nullptr,
+          ops::linear_gelu_backward(dy2, w2v, x2, w1v, std::move(pre), g_x ? &dx : nullptr,
                                     g_w1 ? &dw1 : nullptr, g_b1 ? &db1 : nullptr);
         }
         if (dx.defined()) dx = dx.reshape(x_shape);

@@ -10,9 +10,12 @@ namespace mt::cuda {
 
 cublasLtHandle_t cublaslt_handle();
 
-// cuBLASLt may use this much scratch memory per matmul: 32 MiB, as NVIDIA recommends for Hopper
-// (larger split-K and stream-K tilings need it). Allocated once and kept.
-constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;
+// The scratch memory cuBLASLt may use per matmul (split-K and stream-K tilings need it):
+// kDefaultCublasWorkspaceMiB, or MT_CUBLAS_WORKSPACE_MIB from the environment (read once; 0
+// allowed: then no algorithm that needs scratch is chosen). Allocated once from the caching
+// allocator and never released, so that memory_stats() and a benchmark's peak count it.
+constexpr size_t kDefaultCublasWorkspaceMiB = 32;
+size_t cublas_workspace_bytes();
 void* cublas_workspace();
 
 }  // namespace mt::cuda

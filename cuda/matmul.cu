@@ -171,7 +171,7 @@ bool choose_algorithm(Plan& plan, const PlanKey& k, bool may_refuse) {
   auto set = [&](cublasLtMatmulPreferenceAttributes_t attr, const auto& value) {
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof(value)));
   };
-  set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, uint64_t(kCublasWorkspaceBytes));
+  set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, uint64_t(cublas_workspace_bytes()));
   set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, k.align_b);  // cuBLASLt "A" = our B
   set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, k.align_a);
   set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, k.align_c);
@@ -300,7 +300,7 @@ bool launch_gemm(ElemType ab_type, ElemType c_type, int64_t M, int64_t N, int64_
     const void* beta = f64 ? static_cast<const void*>(&beta_d) : &beta_f;
     CUBLAS_CHECK(cublasLtMatmul(cublaslt_handle(), plan.desc.h, alpha, b.data, plan.la.h, a.data,
                                 plan.lb.h, beta, c, plan.lc.h, c, plan.lc.h, &plan.algo,
-                                cublas_workspace(), kCublasWorkspaceBytes, stream()));
+                                cublas_workspace(), cublas_workspace_bytes(), stream()));
   }
   if (epilogue.kind == Epilogue::kBias && f64) {
     for (int64_t i = 0; i < batch; ++i) {

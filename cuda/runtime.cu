@@ -3,6 +3,7 @@
 //
 // Every CUDA call goes through CUDA_CHECK. The one exception is the probe in device_count(): a
 // CUDA build running on a machine with no GPU or no driver (CI) must report 0 devices, not throw.
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -172,12 +173,28 @@ cublasLtHandle_t cublaslt_handle() {
   return s.cublaslt;
 }
 
+size_t cublas_workspace_bytes() {
+  static const size_t bytes = [] {
+    const char* v = std::getenv("MT_CUBLAS_WORKSPACE_MIB");
+    if (v == nullptr || *v == '\0') return kDefaultCublasWorkspaceMiB << 20;
+    char* end = nullptr;
+    const long long mib = std::strtoll(v, &end, 10);
+    CHECK(*end == '\0' && mib >= 0 && mib <= 4096,
+          "MT_CUBLAS_WORKSPACE_MIB: expected a whole number of MiB in [0, 4096], got '{}'", v);
+    return static_cast<size_t>(mib) << 20;
+  }();
+  return bytes;
+}
+
 void* cublas_workspace() {
   ensure_stream();
   RuntimeState& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
-  // Outside the caching allocator: it lives as long as the process and is not a tensor.
-  if (s.workspace == nullptr) CUDA_CHECK(cudaMalloc(&s.workspace, kCublasWorkspaceBytes));
+  // From the caching allocator, kept for the life of the process: counted in memory_stats()
+  // like any tensor, as the GPU holds it all the same.
+  if (s.workspace == nullptr && cublas_workspace_bytes() > 0) {
+    s.workspace = caching_allocator().allocate(cublas_workspace_bytes());
+  }
   return s.workspace;
 }
 

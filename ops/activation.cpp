@@ -81,6 +81,13 @@ Tensor gelu_backward_cuda(const Tensor& dy_in, const Tensor& x_in, GeluApprox ap
                              x.numel(), approx == GeluApprox::kTanh);
   return dx;
 }
+
+// Each element is read and then written by the same thread: in place is safe.
+void gelu_backward_cuda_(Tensor& dy, const Tensor& x_in, GeluApprox approx) {
+  const Tensor x = x_in.contiguous();
+  cuda::launch_gelu_backward(to_elem_type(x.dtype()), dy.raw_data(), dy.raw_data(), x.raw_data(),
+                             x.numel(), approx == GeluApprox::kTanh);
+}
 #endif  // MT_WITH_CUDA
 
 }  // namespace
@@ -94,7 +101,8 @@ Tensor gelu(const Tensor& x_in, GeluApprox approx) {
   return y;
 }
 
-Tensor gelu_backward(const Tensor& dy_in, const Tensor& x_in, GeluApprox approx) {
+namespace {
+void check_gelu_backward_args(const Tensor& dy_in, const Tensor& x_in) {
   CHECK(dy_in.shape() == x_in.shape() && dy_in.dtype() == x_in.dtype(),
         "gelu_backward: dy and x must have the same shape and dtype, got dy {} and x {}",
         dy_in.describe(), x_in.describe());
@@ -102,12 +110,27 @@ Tensor gelu_backward(const Tensor& dy_in, const Tensor& x_in, GeluApprox approx)
         dy_in.device().str(), x_in.device().str());
   CHECK(is_floating(x_in.dtype()), "gelu_backward: expected a floating tensor, got {}",
         x_in.describe());
+}
+}  // namespace
+
+Tensor gelu_backward(const Tensor& dy_in, const Tensor& x_in, GeluApprox approx) {
+  check_gelu_backward_args(dy_in, x_in);
   MT_RETURN_IF_CUDA(x_in.is_cuda(), gelu_backward_cuda(dy_in, x_in, approx));
   const Tensor dy = dy_in.contiguous(), x = x_in.contiguous();
   Tensor dx = Tensor::empty(x.shape(), x.dtype());
   MT_DISPATCH_FLOAT(x.dtype(), "gelu_backward",
                     [&] { gelu_backward_cpu<scalar_t>(dy, x, dx, approx); });
   return dx;
+}
+
+void gelu_backward_(Tensor& dy, const Tensor& x_in, GeluApprox approx) {
+  check_gelu_backward_args(dy, x_in);
+  CHECK(dy.is_contiguous(), "gelu_backward_: dy must be contiguous (it is written in place), got {}",
+        dy.describe());
+  MT_RETURN_IF_CUDA(dy.is_cuda(), gelu_backward_cuda_(dy, x_in, approx));
+  const Tensor x = x_in.contiguous();
+  MT_DISPATCH_FLOAT(x.dtype(), "gelu_backward_",
+                    [&] { gelu_backward_cpu<scalar_t>(dy, x, dy, approx); });
 }
 
 }  // namespace mt::ops

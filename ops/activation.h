@@ -18,5 +18,9 @@ enum class GeluApprox { kNone, kTanh };  // kNone = the exact erf form
 Tensor gelu(const Tensor& x, GeluApprox approx = GeluApprox::kTanh);
 // dx = dy * gelu'(x); dy and x have the same shape and dtype.
 Tensor gelu_backward(const Tensor& dy, const Tensor& x, GeluApprox approx = GeluApprox::kTanh);
+// The same in place: dy *= gelu'(x), for a backward that has no further use for dy (the GELU
+// MLP's: one [N, F] tensor fewer at its peak). dy must be contiguous and own its elements (no
+// broadcast view); the same bits as gelu_backward.
+void gelu_backward_(Tensor& dy, const Tensor& x, GeluApprox approx = GeluApprox::kTanh);
 
 }  // namespace mt::ops

@@ -2,6 +2,8 @@
 // reference and the CUDA glue that tries the fused forward GEMM first.
 #include "ops/linear_gelu.h"
 
+#include <utility>
+
 #include "cuda/linear_gelu.cuh"
 #include "ops/activation.h"
 #include "ops/cuda_dispatch.h"
@@ -25,11 +27,15 @@ Tensor linear_gelu_forward_unfused(const Tensor& x, const Tensor& w, const Tenso
 //   y = h . v^T + c   =>  dh = dy . v
 //   h = gelu(pre)     =>  dpre = dh * gelu'(pre)
 //   pre = x . w^T + b =>  dx = dpre . w,  dw = dpre^T . x,  db = sum over rows of dpre
-// The same ops, in the same order, as the unfused model's backward (linear, gelu, linear).
+// The same ops, in the same order, as the unfused model's backward (linear, gelu, linear). The
+// GELU's derivative is applied in place (dh becomes dpre) and pre is dropped right after: the
+// MLP's backward peaks at two [N, M] tensors (pre and dh) instead of three.
 void linear_gelu_backward_unfused(const Tensor& dy, const Tensor& v, const Tensor& x,
-                                  const Tensor& w, const Tensor& pre, Tensor* dx, Tensor* dw,
+                                  const Tensor& w, Tensor pre, Tensor* dx, Tensor* dw,
                                   Tensor* db) {
-  const Tensor dpre = gelu_backward(matmul(dy, v), pre, GeluApprox::kTanh);
+  Tensor dpre = matmul(dy, v);
+  gelu_backward_(dpre, pre, GeluApprox::kTanh);
+  pre = Tensor();
   if (dx != nullptr) *dx = matmul(dpre, w);
   if (dw != nullptr) {
     *dw = linear_weight_grad(dpre, x, db);
@@ -80,7 +86,7 @@ Tensor linear_gelu_forward(const Tensor& x, const Tensor& w, const Tensor& b, Te
 }
 
 void linear_gelu_backward(const Tensor& dy, const Tensor& v, const Tensor& x, const Tensor& w,
-                          const Tensor& pre, Tensor* dx, Tensor* dw, Tensor* db) {
+                          Tensor pre, Tensor* dx, Tensor* dw, Tensor* db) {
   constexpr const char* op = "linear_gelu_backward";
   CHECK(x.defined() && is_floating(x.dtype()), "{}: expected a floating x, got {}", op,
         x.defined() ? x.describe() : "undefined");
@@ -97,7 +103,7 @@ void linear_gelu_backward(const Tensor& dy, const Tensor& v, const Tensor& x, co
         shape_str(pre.shape()));
   // On every device: on the GPU each step is a cuBLASLt GEMM or one of our kernels (the GELU's
   // backward, the column sum), faster there than cuBLASLt's DGELU_BGRAD epilogue (cuda/matmul.cuh).
-  linear_gelu_backward_unfused(dy, v, x, w, pre, dx, dw, db);
+  linear_gelu_backward_unfused(dy, v, x, w, std::move(pre), dx, dw, db);
 }
 
 }  // namespace mt::ops

@@ -32,9 +32,11 @@ Tensor linear_gelu_forward(const Tensor& x /*[N,K]*/, const Tensor& w /*[M,K]*/,
                            const Tensor& b /*[M]*/, Tensor* pre /*[N,M]*/);
 
 // The gradients of linear_gelu_forward's inputs when h feeds y = h . v^T + c, from y's
-// gradient dy (see the top): *dx [N, K], *dw [M, K], *db [M], each only when asked for.
+// gradient dy (see the top): *dx [N, K], *dw [M, K], *db [M], each only when asked for. pre is
+// taken by value: passed with std::move, its memory is freed as soon as the GELU's derivative
+// has read it, before dx and dw are formed.
 void linear_gelu_backward(const Tensor& dy /*[N,P]*/, const Tensor& v /*[P,M]*/,
                           const Tensor& x /*[N,K]*/, const Tensor& w /*[M,K]*/,
-                          const Tensor& pre /*[N,M]*/, Tensor* dx, Tensor* dw, Tensor* db);
+                          Tensor pre /*[N,M]*/, Tensor* dx, Tensor* dw, Tensor* db);
 
 }  // namespace mt::ops

@@ -77,6 +77,26 @@ TEST_SUITE("activation") {
     gradcheck([](const std::vector<Var>& v) { return gelu(v[0], ops::GeluApprox::kNone); }, {one});
   }
 
+  TEST_CASE("gelu_backward_ in place gives gelu_backward's bits") {
+    const Tensor x = testing::random_uniform({7, 131}, 40, -5.0, 5.0);
+    const Tensor dy = testing::random_uniform({7, 131}, 41);
+    for (DType t : {kFloat32, kBFloat16, kFloat64}) {
+      for (auto approx : {ops::GeluApprox::kNone, ops::GeluApprox::kTanh}) {
+        CAPTURE(std::string(dtype_name(t)));
+        Tensor inplace = dy.to(t).clone();  // to() returns dy itself for its own dtype
+        const void* before = inplace.raw_data();
+        ops::gelu_backward_(inplace, x.to(t).transpose(0, 1).contiguous().transpose(0, 1), approx);
+        CHECK(inplace.raw_data() == before);
+        CHECK(testing::max_abs_diff(inplace, ops::gelu_backward(dy.to(t), x.to(t), approx)) == 0);
+      }
+    }
+    Tensor strided = Tensor::ones({4, 3}).transpose(0, 1);
+    CHECK_THROWS_WITH_TEXT(ops::gelu_backward_(strided, Tensor::ones({3, 4})),
+                           "gelu_backward_: dy must be contiguous");
+    Tensor short_dy = Tensor::ones({3});
+    CHECK_THROWS_WITH_TEXT(ops::gelu_backward_(short_dy, Tensor::ones({4})), "same shape");
+  }
+
   TEST_CASE("gelu errors") {
     CHECK_THROWS_WITH_TEXT(ops::gelu(Tensor::ones({3}, kInt64)), "gelu: expected a floating");
     CHECK_THROWS_WITH_TEXT(ops::gelu_backward(Tensor::ones({3}), Tensor::ones({4})),
@@ -94,6 +114,13 @@ TEST_SUITE("activation") {
       testing::check_cuda_vs_cpu_float_types(
           [=](auto& t) { return ops::gelu_backward(t[1], t[0], approx); }, {x, dy},
           "gelu_backward");
+      testing::check_cuda_vs_cpu_float_types(
+          [=](auto& t) {
+            Tensor d = t[1].clone();
+            ops::gelu_backward_(d, t[0], approx);
+            return d;
+          },
+          {x, dy}, "gelu_backward_");
     }
   }
 }  // TEST_SUITE

@@ -67,15 +67,19 @@ int64_t saved_bf16_mixed(const Dims& d) {
 // Its backward holds the incoming gradient dy [N, C] (also the stream's pending one) and its
 // recomputed input [N, C], runs fc1 again for the pre-activation pre [N, F] and h = gelu(pre)
 // [N, F], forms dw2 from h, drops h, and then forms the hidden layer's gradient dh = dy . w2
-// [N, F] and dpre [N, F] while dh and pre still exist: [N, C] twice and [N, F] three times.
+// [N, F], turns it into dpre in place and drops pre: [N, C] twice and [N, F] twice. (dx [N, C]
+// comes after pre is gone: three [N, C] and one [N, F], less.)
 // (On the GPU the attention's is smaller: the stream's pending gradient and dout [N, C], the
 // packed gradient [N, 3C], the float32 dQ accumulator [N, C] of the single-pass backward and its
 // float32 workspace [2, B, H, T].)
 int64_t working_set(const Dims& d, Precision p, Device device) {
   const int64_t N = d.N(), C = d.C, F = d.F, f32 = 4, bf16 = 2;
-  if (p == Precision::Float32) return f32 * (2 * N * C + 3 * N * F);
-  const int64_t mlp = bf16 * (2 * N * C + 3 * N * F);
-  if (device.is_cpu()) return mlp;
+  if (p == Precision::Float32) return f32 * (2 * N * C + 2 * N * F);
+  const int64_t mlp = bf16 * (2 * N * C + 2 * N * F);
+  // The CPU's bf16 matmul widens its operands to float32 and rounds its float32 product
+  // (ops/matmul.cpp): beside the bf16 tensors above, dy . w2 holds dy and the [N, F] product in
+  // float32 for a moment.
+  if (device.is_cpu()) return mlp + f32 * (N * C + N * F);
   const int64_t attention = bf16 * (2 * N * C + 3 * N * C) + f32 * (N * C + 2 * d.B * d.H * d.T);
   return std::max(attention, mlp);
 }
