@@ -10,6 +10,7 @@
 #include "cuda/allocator.cuh"
 #include "cuda/check.cuh"
 #include "cuda/context.cuh"
+#include "cuda/graph.h"
 #include "cuda/runtime.h"
 
 namespace mt::cuda {
@@ -22,7 +23,6 @@ struct RuntimeState {
   bool initialized = false;  // the stream (and with it the device) has been fixed
   cudaStream_t stream = nullptr;
   cublasLtHandle_t cublaslt = nullptr;
-  void* workspace = nullptr;
 };
 
 // Pinned staging for host-to-device copies. cudaMemcpyAsync from pageable memory first
@@ -63,6 +63,15 @@ cudaStream_t ensure_stream() {
     s.initialized = true;
   }
   return s.stream;
+}
+
+// Host copies and waits cannot be part of a CUDA graph: a replay would not redo them (the host
+// data of a copy is read once, at the capture) and a wait would end the capture.
+void refuse_while_capturing(const char* what) {
+  CHECK(!capturing(),
+        "{}: not allowed while a CUDA graph is being captured (a replay cannot redo host copies "
+        "or waits); move it before or after the captured work",
+        what);
 }
 
 }  // namespace
@@ -113,6 +122,7 @@ void release(void* ptr) { caching_allocator().release(ptr); }
 
 void copy_host_to_device(void* dst, const void* src, size_t nbytes) {
   if (nbytes == 0) return;
+  refuse_while_capturing("copy_host_to_device");
   cudaStream_t s = ensure_stream();
   if (nbytes > kStagingBytes) {
     // Large copies (a whole dataset upload) take the pageable path: it returns once `src` is
@@ -137,6 +147,7 @@ void copy_host_to_device(void* dst, const void* src, size_t nbytes) {
 
 void copy_device_to_host(void* dst, const void* src, size_t nbytes) {
   if (nbytes == 0) return;
+  refuse_while_capturing("copy_device_to_host");
   cudaStream_t s = ensure_stream();
   CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToHost, s));
   CUDA_CHECK(cudaStreamSynchronize(s));
@@ -154,6 +165,7 @@ void memset_zero(void* dst, size_t nbytes) {
 
 void synchronize() {
   if (!available() || !state().initialized) return;
+  refuse_while_capturing("synchronize");
   CUDA_CHECK(cudaStreamSynchronize(state().stream));
 }
 
@@ -188,14 +200,12 @@ size_t cublas_workspace_bytes() {
 
 void* cublas_workspace() {
   ensure_stream();
-  RuntimeState& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  // From the caching allocator, kept for the life of the process: counted in memory_stats()
-  // like any tensor, as the GPU holds it all the same.
-  if (s.workspace == nullptr && cublas_workspace_bytes() > 0) {
-    s.workspace = caching_allocator().allocate(cublas_workspace_bytes());
-  }
-  return s.workspace;
+  // A static of its own, not RuntimeState's mutex: allocating may call back into
+  // ensure_stream() (poisoned allocations queue a memset), which takes that mutex.
+  static void* const workspace = cublas_workspace_bytes() > 0
+                                     ? caching_allocator().allocate(cublas_workspace_bytes())
+                                     : nullptr;
+  return workspace;
 }
 
 }  // namespace mt::cuda
