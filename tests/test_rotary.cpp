@@ -224,29 +224,59 @@ TEST_SUITE("rotary") {
     }
   }
   CUDA_TEST_CASE("cuda: rotary_qkv forward and in-place backward on packed q, k, v") {
-    const Tensor qkv = testing::random_uniform({2, 37, 3, 3, 16}, 61);
-    for (int64_t R : {int64_t(-1), int64_t(8)}) {
+    // D = 16 and 8: whole heads of 16 or 32 bytes take the vector kernel (bf16 at D = 8 is the
+    // seed model's case, float32 at D = 8 and bf16 at D = 16 two vectors a head), the others
+    // and the partial rotary_dim the general one.
+    for (const int64_t D : {int64_t(16), int64_t(8)}) {
+      CAPTURE(D);
+      const Tensor qkv = testing::random_uniform({2, 37, 3, 3, D}, 61);
+      for (int64_t R : {int64_t(-1), int64_t(D / 2)}) {
+        ops::RotaryOptions o;
+        o.rotary_dim = R;
+        o.position_offset = 2;
+        auto fwd = [=](const std::vector<Tensor>& t) { return ops::rotary_qkv_forward(t[0], o); };
+        auto bwd = [=](const std::vector<Tensor>& t) {
+          Tensor d = t[0].clone();
+          ops::rotary_qkv_backward_(d, o);
+          return d;
+        };
+        // Parts apart in memory: the forward's contiguous copy, the backward's two launches.
+        auto apart = [](const Tensor& t) {
+          return t.permute({0, 1, 3, 2, 4}).contiguous().permute({0, 1, 3, 2, 4});
+        };
+        auto bwd_apart = [=](const std::vector<Tensor>& t) {
+          Tensor d = apart(t[0]);
+          ops::rotary_qkv_backward_(d, o);
+          return d.contiguous();
+        };
+        testing::check_cuda_vs_cpu_float_types(fwd, {qkv}, "rotary_qkv_forward");
+        testing::check_cuda_vs_cpu_float_types(bwd, {qkv}, "rotary_qkv_backward_");
+        testing::check_cuda_vs_cpu_float_types(bwd_apart, {qkv}, "rotary_qkv_backward_ (apart)");
+      }
+    }
+  }
+
+  CUDA_TEST_CASE("cuda: rotary of whole 16-byte heads, aligned or not") {
+    // The vector kernel's case (bf16, D = 8) on a packed view, and the same view 2 elements
+    // into its buffer (no longer 16-byte aligned: the general kernel), forward and backward.
+    const Tensor buffer = testing::random_uniform({2 * 29 * 3 * 4 * 8 + 2}, 62);
+    for (const int64_t shift : {int64_t(0), int64_t(2)}) {
+      CAPTURE(shift);
       ops::RotaryOptions o;
-      o.rotary_dim = R;
-      o.position_offset = 2;
-      auto fwd = [=](const std::vector<Tensor>& t) { return ops::rotary_qkv_forward(t[0], o); };
+      o.position_offset = 3;
+      auto view = [=](const Tensor& t) {
+        return t.narrow(0, shift, 2 * 29 * 3 * 4 * 8).view({2, 29, 3, 4, 8});
+      };
+      auto fwd = [=](const std::vector<Tensor>& t) {
+        return ops::rotary_qkv_forward(view(t[0]), o);
+      };
       auto bwd = [=](const std::vector<Tensor>& t) {
-        Tensor d = t[0].clone();
-        ops::rotary_qkv_backward_(d, o);
-        return d;
-      };
-      // Parts apart in memory: the forward's contiguous copy, the backward's two launches.
-      auto apart = [](const Tensor& t) {
-        return t.permute({0, 1, 3, 2, 4}).contiguous().permute({0, 1, 3, 2, 4});
-      };
-      auto bwd_apart = [=](const std::vector<Tensor>& t) {
-        Tensor d = apart(t[0]);
+        Tensor d = view(t[0].clone());
         ops::rotary_qkv_backward_(d, o);
         return d.contiguous();
       };
-      testing::check_cuda_vs_cpu_float_types(fwd, {qkv}, "rotary_qkv_forward");
-      testing::check_cuda_vs_cpu_float_types(bwd, {qkv}, "rotary_qkv_backward_");
-      testing::check_cuda_vs_cpu_float_types(bwd_apart, {qkv}, "rotary_qkv_backward_ (apart)");
+      testing::check_cuda_vs_cpu_float_types(fwd, {buffer}, "rotary_qkv_forward");
+      testing::check_cuda_vs_cpu_float_types(bwd, {buffer}, "rotary_qkv_backward_");
     }
   }
 }  // TEST_SUITE
