@@ -5,9 +5,11 @@
 // One step = forward in bf16-mixed precision, the smooth-L1 loss of positions 0..T-2 against
 // the inputs at 1..T-1 (beta 0.01, weights [1,1,1,1,0.25]), backward, global-norm clip 0.5 and
 // a fused AdamW update (lr 5e-5, weight decay 1e-3). Inputs are standard normal [B, T, 5].
-// Prints one JSON line per batch size: median ms per step over 30 timed steps after 10 warm-up
-// steps, tokens/s and the peak GPU memory of the framework's allocator. Also the forward alone
-// in eval mode (inference), as the baseline measures it.
+// Prints JSON lines per batch size: median ms per step over 30 timed steps after 10 warm-up
+// steps, tokens/s and the peak GPU memory of the framework's allocator (the cuBLASLt workspace
+// and, with the graph, the memory the graph holds included), for the step launched kernel by
+// kernel ("graph": false) and as one CUDA graph (true: the trainer's default). Also the forward
+// alone in eval mode (inference), as the baseline measures it, both ways.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +23,7 @@
 #include "optim/clip.h"
 #include "optim/factory.h"
 #include "training/cli.h"
+#include "training/step_graph.h"
 
 using namespace mt;
 
@@ -50,6 +53,8 @@ void bench_batch(int64_t B, int64_t T, Device dev) {
   BTCTransformer model(ModelConfig{}, gen);
   model.to(dev);
   model.set_model_precision(Precision::BF16Mixed);
+  Generator dropout_gen(7);
+  model.set_generator(&dropout_gen);
   model.train();
   auto opt = make_optimizer({{"name", "adamw"}, {"lr", 5e-5}, {"weight_decay", 1e-3}},
                             model.named_parameters());
@@ -68,25 +73,38 @@ void bench_batch(int64_t B, int64_t T, Device dev) {
     opt->step(clip.coef);
     opt->zero_grad();
   };
-  cuda::reset_peak_memory();
-  const double ms = median_ms(step, 30, 10);
-  const double peak_mib = static_cast<double>(cuda::memory_stats().peak_allocated) / (1 << 20);
-  std::printf(
-      "{\"impl\": \"minitensor\", \"mode\": \"train\", \"B\": %lld, \"T\": %lld, "
-      "\"ms_step\": %.3f, \"tok_per_s\": %.0f, \"peak_MiB\": %.0f}\n",
-      static_cast<long long>(B), static_cast<long long>(T), ms, B * T / ms * 1e3, peak_mib);
+  // The step launched kernel by kernel, then as one CUDA graph (training/step_graph.h, the
+  // trainer's default on a GPU); each with its own peak.
+  for (const bool graph : {false, true}) {
+    training::StepGraph step_graph(dropout_gen, dev);
+    cuda::reset_peak_memory();
+    const double ms =
+        graph ? median_ms([&] { step_graph.run(step); }, 30, 10) : median_ms(step, 30, 10);
+    const double peak_mib = static_cast<double>(cuda::memory_stats().peak_allocated) / (1 << 20);
+    std::printf(
+        "{\"impl\": \"minitensor\", \"mode\": \"train\", \"graph\": %s, \"B\": %lld, "
+        "\"T\": %lld, \"ms_step\": %.3f, \"tok_per_s\": %.0f, \"peak_MiB\": %.0f%s}\n",
+        graph ? "true" : "false", static_cast<long long>(B), static_cast<long long>(T), ms,
+        B * T / ms * 1e3, peak_mib,
+        graph ? fmt::format(", \"graph_nodes\": {}", step_graph.nodes()).c_str() : "");
+  }
 
   model.eval();
+  Var y;
   auto infer = [&] {
     NoGradGuard no_grad;
-    Var y = model(input);
-    (void)y;
+    y = model(input);
   };
-  const double fwd_ms = median_ms(infer, 30, 10);
-  std::printf(
-      "{\"impl\": \"minitensor\", \"mode\": \"inference\", \"B\": %lld, \"T\": %lld, "
-      "\"ms_fwd\": %.3f}\n",
-      static_cast<long long>(B), static_cast<long long>(T), fwd_ms);
+  for (const bool graph : {false, true}) {
+    training::StepGraph infer_graph(dropout_gen, dev);
+    const double fwd_ms =
+        graph ? median_ms([&] { infer_graph.run(infer); }, 30, 10) : median_ms(infer, 30, 10);
+    std::printf(
+        "{\"impl\": \"minitensor\", \"mode\": \"inference\", \"graph\": %s, \"B\": %lld, "
+        "\"T\": %lld, \"ms_fwd\": %.3f}\n",
+        graph ? "true" : "false", static_cast<long long>(B), static_cast<long long>(T), fwd_ms);
+  }
+  y = Var();
   std::fflush(stdout);
 }
 

@@ -20,23 +20,37 @@ size_t CachingAllocator::round_size(size_t nbytes) {
   return round_up(nbytes, kLargeRound);
 }
 
+void* CachingAllocator::take(FreeList& list, size_t size, size_t* block_size) {
+  // The smallest cached block that fits, if it is at most twice the request.
+  auto it = list.lower_bound(size);
+  if (it == list.end() || it->first > 2 * size) return nullptr;
+  *block_size = it->first;
+  void* ptr = it->second;
+  list.erase(it);
+  return ptr;
+}
+
 void* CachingAllocator::allocate(size_t nbytes) {
   if (nbytes == 0) return nullptr;
   const size_t size = round_size(nbytes);
   std::lock_guard<std::mutex> lock(mutex_);
-  void* ptr = nullptr;
   size_t block_size = size;
-  // The smallest cached block that fits, if it is at most twice the request.
-  auto it = free_blocks_.lower_bound(size);
-  if (it != free_blocks_.end() && it->first <= 2 * size) {
-    block_size = it->first;
-    ptr = it->second;
-    free_blocks_.erase(it);
+  void* ptr = nullptr;
+  if (capturing_pool_ != 0) {
+    Pool& pool = pools_.at(capturing_pool_);
+    ptr = take(pool.free, size, &block_size);
+    if (ptr == nullptr) {
+      // A block from the general cache, or a new one, joins the pool.
+      ptr = take(free_blocks_, size, &block_size);
+      if (ptr == nullptr) ptr = device_malloc(size);
+      pool.bytes += block_size;
+    }
   } else {
-    ptr = device_malloc(size);
+    ptr = take(free_blocks_, size, &block_size);
+    if (ptr == nullptr) ptr = device_malloc(size);
   }
   if (g_poison) CUDA_CHECK(cudaMemsetAsync(ptr, 0xFF, block_size, stream()));
-  live_.emplace(ptr, LiveBlock{block_size, nbytes});
+  live_.emplace(ptr, LiveBlock{block_size, nbytes, capturing_pool_});
   stats_.allocated += block_size;
   stats_.peak_allocated = std::max(stats_.peak_allocated, stats_.allocated);
   stats_.requested += nbytes;
@@ -47,7 +61,8 @@ void* CachingAllocator::allocate(size_t nbytes) {
 void* CachingAllocator::device_malloc(size_t size) {
   void* ptr = nullptr;
   cudaError_t status = cudaMalloc(&ptr, size);
-  if (status != cudaSuccess) {
+  // (No flush-and-retry while a graph is captured: freeing synchronizes, which a capture forbids.)
+  if (status != cudaSuccess && capturing_pool_ == 0) {
     (void)cudaGetLastError();  // clear the sticky-free error so later calls are not blamed
     free_cached_locked();
     status = cudaMalloc(&ptr, size);
@@ -72,10 +87,65 @@ void CachingAllocator::release(void* ptr) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = live_.find(ptr);
   CHECK(it != live_.end(), "cuda::release: {} was not allocated by the caching allocator", ptr);
-  stats_.allocated -= it->second.size;
+  const size_t size = it->second.size;
+  int pool = it->second.pool;
   stats_.requested -= it->second.requested;
-  free_blocks_.emplace(it->second.size, ptr);
+  if (pool == 0 && capturing_pool_ != 0) {
+    // Freed during a capture: the graph may have read it, so it is the graph's from now on.
+    pool = capturing_pool_;
+    pools_.at(pool).bytes += size;
+  }
   live_.erase(it);
+  if (pool == 0) {
+    stats_.allocated -= size;
+    free_blocks_.emplace(size, ptr);
+    return;
+  }
+  // A pool's free block stays allocated once its capture is over: the replays use it.
+  if (pool == capturing_pool_) stats_.allocated -= size;
+  pools_.at(pool).free.emplace(size, ptr);
+}
+
+int CachingAllocator::begin_pool() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  CHECK(capturing_pool_ == 0, "CachingAllocator::begin_pool: a capture (pool {}) is already on",
+        capturing_pool_);
+  capturing_pool_ = next_pool_++;
+  pools_[capturing_pool_];
+  return capturing_pool_;
+}
+
+void CachingAllocator::end_pool_capture() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (capturing_pool_ == 0) return;
+  // From now on the pool's free blocks are held for the replays: allocated, as far as any
+  // other user can tell.
+  for (const auto& [size, ptr] : pools_.at(capturing_pool_).free) stats_.allocated += size;
+  stats_.peak_allocated = std::max(stats_.peak_allocated, stats_.allocated);
+  capturing_pool_ = 0;
+}
+
+void CachingAllocator::destroy_pool(int id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = pools_.find(id);
+  if (it == pools_.end()) return;
+  CHECK(id != capturing_pool_, "CachingAllocator::destroy_pool: pool {} is being captured", id);
+  for (const auto& [size, ptr] : it->second.free) {
+    stats_.allocated -= size;
+    free_blocks_.emplace(size, ptr);
+  }
+  // Blocks still in use (a tensor made during the capture and kept) go to the general cache when
+  // they are released.
+  for (auto& [ptr, block] : live_) {
+    if (block.pool == id) block.pool = 0;
+  }
+  pools_.erase(it);
+}
+
+size_t CachingAllocator::pool_bytes(int id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = pools_.find(id);
+  return it == pools_.end() ? 0 : it->second.bytes;
 }
 
 void CachingAllocator::free_cached_locked() {
@@ -91,6 +161,7 @@ void CachingAllocator::free_cached_locked() {
 
 void CachingAllocator::empty_cache() {
   std::lock_guard<std::mutex> lock(mutex_);
+  CHECK(capturing_pool_ == 0, "empty_cache: not allowed while a CUDA graph is being captured");
   free_cached_locked();
 }
 

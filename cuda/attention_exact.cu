@@ -46,6 +46,11 @@ namespace mt::cuda {
 
 namespace {
 
+// The mask's stream: the launch's offset, plus the device-side base of a CUDA graph's replays.
+__device__ __forceinline__ uint64_t stream_of(const ExactAttentionParams& p) {
+  return p.offset + (p.offset_base != nullptr ? *p.offset_base : 0);
+}
+
 constexpr int kWarps = 4;                                // 128 threads a block
 constexpr int kChunks = kExactAttentionMaxHeadDim / 32;  // head-dim elements a lane, at most
 static_assert(kChunks * 32 == kExactAttentionMaxHeadDim, "D = 128 is 32 lanes x 4 elements");
@@ -145,7 +150,7 @@ struct RowKeep {
   DropoutDraw bits{};
 
   __device__ RowKeep(const ExactAttentionParams& p, double keep_scale, uint32_t bh, uint32_t row)
-      : head(DropoutKey::of(p.seed, p.offset).head(bh)),
+      : head(DropoutKey::of(p.seed, stream_of(p)).head(bh)),
         threshold(p.dropout_threshold),
         scale(keep_scale),
         row_label(head.row_label(row)) {}
@@ -257,7 +262,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   double kj[kChunks], vj[kChunks], qi[kChunks], doi[kChunks], dk[kChunks] = {}, dv[kChunks] = {};
   load_slice(kj, row_at<scalar_t>(p.k, p.k_strides, s.b, s.row, s.h), s.valid, s.lane, G, D);
   load_slice(vj, row_at<scalar_t>(p.v, p.v_strides, s.b, s.row, s.h), s.valid, s.lane, G, D);
-  const DropoutHead head = DropoutKey::of(p.seed, p.offset).head(s.bh);
+  const DropoutHead head = DropoutKey::of(p.seed, stream_of(p)).head(s.bh);
   const scalar_t* lse = static_cast<const scalar_t*>(p.lse) + static_cast<int64_t>(s.bh) * p.T;
   const double* delta = p.delta + static_cast<int64_t>(s.bh) * p.T;
   const double scale = p.scale;

@@ -34,6 +34,10 @@ struct AttentionArgs {
   // Dropout on the probabilities (cuda/attention_dropout.h); threshold 0 = none.
   uint64_t seed = 0, offset = 0;
   uint32_t dropout_threshold = 0;
+  // Device memory or null: when set, the mask's stream is offset + *offset_base, read on the
+  // device when the kernels run, so that each replay of a CUDA graph draws a new mask
+  // (training/step_graph.h) while the launch parameters stay as captured.
+  const uint64_t* offset_base = nullptr;
 
   const void *q = nullptr, *k = nullptr, *v = nullptr;
   AttnStrides q_strides, k_strides, v_strides;
@@ -69,9 +73,16 @@ struct FlashAttentionParams : AttentionArgs {
   // backward (a second kernel sums each dQ row in a fixed order; slower, docs/benchmarks.md).
   float* dq_accum = nullptr;
   // Set by the launch (fa::launch_over_tiles) from seed and offset, not by callers: the dropout
-  // mask's launch key (cuda/attention_dropout.h), one Philox4x32-10 call on the host.
+  // mask's launch key (cuda/attention_dropout.h), one Philox4x32-10 call on the host; with an
+  // offset_base, computed on the device instead by a one-thread kernel just before the launch
+  // into dropout_key_words (4 words), which the kernels then read (fa::launch_key).
   DropoutKey dropout_key{};
+  const uint32_t* dropout_key_words = nullptr;
 };
+
+// key[0..3] <- DropoutKey::of(seed, offset + *offset_base) on the compute stream: the launch
+// key of a launch whose mask stream lives on the device (cuda/attention_dropout_key.cu).
+void launch_dropout_key(uint32_t* key, uint64_t seed, uint64_t offset, const uint64_t* offset_base);
 
 // out, lse <- attention(q, k, v).
 void flash_attention_forward(const FlashAttentionParams& p);

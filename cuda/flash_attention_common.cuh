@@ -77,6 +77,26 @@ inline int heads_per_group(const FlashAttentionParams& p) {
 // for more than the default 48 KiB. kTileRows is the rows of T a CTA owns: query rows for the
 // forward and dQ kernels, keys for dK/dV. The callers check B * H <= 65535 (gridDim.z). The
 // kernel gets a copy of p with the dropout key filled in.
+// The launch key computed on the device, for a launch whose mask stream has a device-side base
+// (AttentionArgs::offset_base): 16 bytes from the caching allocator, written by a one-thread
+// kernel queued before the attention kernel and released after it is queued (the allocator's
+// stream order keeps it until the kernel has run). words() is null for every other launch.
+class DropoutKeyWords {
+ public:
+  explicit DropoutKeyWords(const FlashAttentionParams& p) {
+    if (p.offset_base == nullptr || p.dropout_threshold == 0) return;
+    words_ = static_cast<uint32_t*>(allocate(4 * sizeof(uint32_t)));
+    launch_dropout_key(words_, p.seed, p.offset, p.offset_base);
+  }
+  ~DropoutKeyWords() { release(words_); }
+  DropoutKeyWords(const DropoutKeyWords&) = delete;
+  DropoutKeyWords& operator=(const DropoutKeyWords&) = delete;
+  const uint32_t* words() const { return words_; }
+
+ private:
+  uint32_t* words_ = nullptr;
+};
+
 template <int kTileRows, int kThreads, int kSmemBytes>
 void launch_over_tiles(void (*kernel)(FlashAttentionParams), const FlashAttentionParams& p) {
   if (kSmemBytes > 48 * 1024) {
@@ -90,6 +110,8 @@ void launch_over_tiles(void (*kernel)(FlashAttentionParams), const FlashAttentio
   dim3 grid(group, tiles, p.B * p.H / group);
   FlashAttentionParams launch = p;
   launch.dropout_key = DropoutKey::of(p.seed, p.offset);
+  DropoutKeyWords device_key(p);
+  launch.dropout_key_words = device_key.words();
   kernel<<<grid, kThreads, kSmemBytes, stream()>>>(launch);
   LAUNCH_CHECK();
 }

@@ -16,6 +16,14 @@
 
 namespace mt::cuda::fa {
 
+// The launch's dropout key: from the parameters, or (a launch under a CUDA graph, whose offset
+// lives on the device) from the 4 words the launch computed on the device just before.
+__device__ __forceinline__ DropoutKey launch_key(const FlashAttentionParams& p) {
+  if (p.dropout_key_words == nullptr) return p.dropout_key;
+  const uint4 w = __ldg(reinterpret_cast<const uint4*>(p.dropout_key_words));
+  return DropoutKey{{w.x, w.y, w.z, w.w}};
+}
+
 // Dropout for a 16 x 8 NT tile of rows r0.. (queries) and keys n0.. (n0 a multiple of 16):
 // the warp draws the 16 x 8 NT mask bytes, one draw per 16 keys of a row (8 NT draws, NT / 4 a
 // lane; lane l draws row r0 + l % 16, so its row label serves all of them) into its buffer
@@ -27,7 +35,7 @@ __device__ __forceinline__ void dropout_rows(float (*s)[4], uint8_t* buf,
                                              int n0, int lane) {
   const int g = lane / 4, t = lane % 4;
   static_assert(NT % 4 == 0, "a whole number of draws a lane");
-  const DropoutHead head = p.dropout_key.head(bh);
+  const DropoutHead head = launch_key(p).head(bh);
   const uint32_t row_label = head.row_label(static_cast<uint32_t>(r0 + lane % 16));
 #pragma unroll
   for (int i = 0; i < NT / 4; ++i) {
@@ -60,7 +68,7 @@ struct PackedDropoutLane {
   KeepFlags4 keep;
 
   __device__ PackedDropoutLane(const FlashAttentionParams& p, uint32_t bh, int r0, int lane)
-      : head(p.dropout_key.head(bh)),
+      : head(launch_key(p).head(bh)),
         row_label(head.row_label(static_cast<uint32_t>(r0 + lane % 16))),
         keep(p.dropout_threshold) {}
 };
@@ -114,7 +122,7 @@ struct KeyChunkDropout {
   KeepFlags4 keep;
 
   __device__ KeyChunkDropout(const FlashAttentionParams& p, uint32_t bh, int k0)
-      : head(p.dropout_key.head(bh)),
+      : head(launch_key(p).head(bh)),
         col_label(head.col_label(static_cast<uint32_t>(k0 / 16))),
         keep(p.dropout_threshold) {}
 };

@@ -46,6 +46,7 @@ Var MultiHeadAttention::forward(const Var& x) {
     opt.dropout_p = static_cast<float>(cfg_.dropout);
     opt.seed = gen.seed();
     opt.offset = gen.next_stream();
+    opt.offset_base = gen.device_base();  // set while a CUDA graph records the step
   }
   // bf16-mixed: qkv is bf16 (Wqkv's output), and so is y (float32 softmax statistics inside the
   // kernel).

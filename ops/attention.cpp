@@ -34,11 +34,15 @@ Dims check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, const char* op
   return {q.size(0), q.size(1), q.size(2), q.size(3)};
 }
 
-void check_options(const AttentionOptions& o, const char* op) {
+void check_options(const AttentionOptions& o, const Tensor& q, const char* op) {
   CHECK(o.dropout_p >= 0.0f && o.dropout_p < 1.0f, "{}: dropout_p must be in [0, 1), got {}", op,
         o.dropout_p);
   CHECK(o.scale >= 0.0f && std::isfinite(o.scale), "{}: scale must be finite and >= 0, got {}", op,
         o.scale);
+  // A device-side mask stream is read by the CUDA kernels only.
+  CHECK(o.offset_base == nullptr || q.is_cuda(),
+        "{}: options.offset_base (a device-side dropout stream) needs CUDA tensors, got q {}", op,
+        q.describe());
 }
 
 DropoutMask make_dropout(const AttentionOptions& o) {
@@ -69,6 +73,7 @@ Params kernel_params(const Tensor& q, const Tensor& k, const Tensor& v, const At
   p.causal = o.causal;
   p.seed = o.seed;
   p.offset = o.offset;
+  p.offset_base = o.offset_base;
   p.dropout_threshold = AttentionDropout::threshold_for(o.dropout_p);
   p.q = q.raw_data();
   p.k = k.raw_data();
@@ -268,7 +273,7 @@ float attention_scale(const AttentionOptions& options, int64_t head_dim) {
 Tensor attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
                          const AttentionOptions& options, Tensor* lse) {
   const Dims s = check_qkv(q, k, v, "attention_forward");
-  check_options(options, "attention_forward");
+  check_options(options, q, "attention_forward");
   MT_RETURN_IF_CUDA(q.is_cuda(), forward_cuda(q, k, v, options, lse));
   const DType ct = cpu_compute_dtype(q.dtype());
   Tensor qc = q.to(ct).contiguous(), kc = k.to(ct).contiguous(), vc = v.to(ct).contiguous();
@@ -291,7 +296,7 @@ Dims check_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Ten
                     const Tensor& lse, const Tensor& dout, const AttentionOptions& options,
                     const char* op) {
   const Dims s = check_qkv(q, k, v, op);
-  check_options(options, op);
+  check_options(options, q, op);
   CHECK(out.shape() == q.shape() && dout.shape() == q.shape(),
         "{}: out and dout must match q {}, got out {}, dout {}", op, q.describe(), out.describe(),
         dout.describe());

@@ -33,6 +33,10 @@ struct AttentionOptions {
   // repeated runs give the same bits. The CPU and the float32/float64 kernels always do, and so
   // does D = 128, where the second pass is the faster way.
   bool deterministic = false;
+  // CUDA only, device memory or null: when set, the mask stream is offset + *offset_base, read
+  // on the device when the kernels run. A CUDA graph captured once then draws a new mask at each
+  // replay (training/step_graph.h sets the base before each one).
+  const uint64_t* offset_base = nullptr;
 };
 
 struct AttentionGrads {

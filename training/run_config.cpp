@@ -98,6 +98,9 @@ void add_trainer(ConfigSchema& s) {
   s.add("trainer.dp_bucket_kb", 256, "data-parallel: gradient all-reduce bucket size (KiB)");
   s.add("trainer.dp_check_every", 100,
         "data-parallel: steps between identical-weights checks (0: only at the end)");
+  s.add("trainer.cuda_graph", true,
+        "on a GPU (one process, profile_steps 0): capture the whole optimizer step once as a "
+        "CUDA graph and replay it (training/step_graph.h); false: launch every kernel each step");
   s.add("trainer.profile_steps", 0,
         "time this many steps per NVTX range after a warm-up step, print the table "
         "(docs/profiling.md; 0: off)");
@@ -156,6 +159,7 @@ TrainerOptions TrainerOptions::from_config(const json& c) {
   o.dp_bucket_kb = t.at("dp_bucket_kb").get<int64_t>();
   o.dp_check_every = t.at("dp_check_every").get<int64_t>();
   o.profile_steps = t.at("profile_steps").get<int64_t>();
+  o.cuda_graph = t.at("cuda_graph").get<bool>();
   CHECK(o.epochs >= 1, "trainer.epochs must be >= 1, got {}", o.epochs);
   CHECK(o.max_steps >= 0, "trainer.max_steps must be >= 0, got {}", o.max_steps);
   CHECK(o.batch_size >= 1, "trainer.batch_size must be >= 1, got {}", o.batch_size);

@@ -50,6 +50,9 @@ struct TrainerOptions {
   int64_t dp_bucket_kb = 256;
   int64_t dp_check_every = 100;
   int64_t profile_steps = 0;  // steps timed per range after a warm-up step (0: off)
+  // The step as one CUDA graph (training/step_graph.h); only on a GPU, with one process and no
+  // profile_steps (whose per-range timing needs every launch).
+  bool cuda_graph = true;
 
   static TrainerOptions from_config(const json& config);
 };

@@ -51,6 +51,7 @@
 #include "training/progress.h"
 #include "training/run_config.h"
 #include "training/run_log.h"
+#include "training/step_graph.h"
 
 namespace mt::training {
 
@@ -155,6 +156,14 @@ class Trainer {
   void restore(const Checkpoint& ck);
   void save(const std::string& which);
   Tensor micro_step(const Tensor& batch);  // returns the (scaled) loss, a device scalar
+  // One optimizer step over `batches` (trainer.accumulation micro-batches): the forward and
+  // backward of each, the clip and the update. Sets the group's summed loss and the non-finite
+  // guard (the gradient norm, or undefined). The same work every step, so that it can be a graph.
+  void run_step(const std::vector<Tensor>& batches, Tensor& group_loss, Tensor& guard);
+  // run_step as a CUDA graph (trainer.cuda_graph): the batches are copied into the graph's input
+  // tensors first.
+  void run_step_graph(const std::vector<Tensor>& batches, Tensor& group_loss, Tensor& guard);
+  bool uses_cuda_graph() const;
   // A batch [B, T, columns] as the model's inputs [B, T, inputs], and the targets of the
   // positions that have one (trainer_loop.cpp says which).
   Tensor inputs_of(const Tensor& batch) const;
@@ -208,6 +217,11 @@ class Trainer {
   int64_t skipped_logged_ = 0;  // the optimizer's skip total at the last log line
   int64_t tokens_since_log_ = 0;
   StepProfiler profiler_;  // trainer.profile_steps: the per-range time table
+  // trainer.cuda_graph: the captured step, its input batches (the same storage every step) and
+  // what it leaves (the group's loss and guard, rewritten by each replay).
+  std::unique_ptr<StepGraph> step_graph_;
+  std::vector<Tensor> graph_batches_;
+  Tensor graph_loss_, graph_guard_;
   std::chrono::steady_clock::time_point session_start_, last_log_;
 };
 

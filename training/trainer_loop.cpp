@@ -94,8 +94,44 @@ Tensor Trainer::optimizer_step() {
   }
   optimizer_->step(coef, guard);
   optimizer_->zero_grad();
-  scheduler_->on_step();
   return guard;
+}
+
+void Trainer::run_step(const std::vector<Tensor>& batches, Tensor& group_loss, Tensor& guard) {
+  group_loss = Tensor();
+  for (size_t i = 0; i < batches.size(); ++i) {
+    // Data-parallel: only the last micro-batch of a group averages the gradients.
+    if (dp_) dp_->set_sync(i + 1 == batches.size());
+    const Tensor loss = micro_step(batches[i]);
+    group_loss = group_loss.defined() ? ops::add(group_loss, loss) : loss;
+  }
+  guard = optimizer_step();
+}
+
+bool Trainer::uses_cuda_graph() const {
+  return opts_.cuda_graph && device_.is_cuda() && !dp_ && opts_.profile_steps == 0;
+}
+
+void Trainer::run_step_graph(const std::vector<Tensor>& batches, Tensor& group_loss,
+                             Tensor& guard) {
+  if (!step_graph_) step_graph_ = std::make_unique<StepGraph>(gen_, device_);
+  bool same_shapes = graph_batches_.size() == batches.size();
+  for (size_t i = 0; same_shapes && i < batches.size(); ++i) {
+    same_shapes = graph_batches_[i].shape() == batches[i].shape() &&
+                  graph_batches_[i].dtype() == batches[i].dtype();
+  }
+  if (!same_shapes) {
+    // New input tensors: a graph that reads the old ones cannot serve (the next run() is an
+    // eager step again, then a new capture).
+    step_graph_->drop();
+    graph_batches_.clear();
+    for (const Tensor& b : batches) graph_batches_.push_back(b.contiguous().clone());
+  } else {
+    for (size_t i = 0; i < batches.size(); ++i) graph_batches_[i].copy_(batches[i]);
+  }
+  step_graph_->run([&] { run_step(graph_batches_, graph_loss_, graph_guard_); });
+  group_loss = graph_loss_;
+  guard = graph_guard_;
 }
 
 // Adds a step's loss to the pending sum, on the device. A skipped step's loss (likely NaN) is
@@ -110,7 +146,8 @@ void Trainer::accumulate_pending(const Tensor& group_loss, const Tensor& guard) 
     applied = ops::finite_mask(guard).reshape({});
     loss = ops::where(applied, group_loss, zero_);
   }
-  pending_loss_ = pending_loss_.defined() ? ops::add(pending_loss_, loss) : loss;
+  // (A copy when it starts: a CUDA graph's replays rewrite the loss tensor it leaves.)
+  pending_loss_ = pending_loss_.defined() ? ops::add(pending_loss_, loss) : loss.clone();
   pending_applied_ = pending_applied_.defined() ? ops::add(pending_applied_, applied) : applied;
 }
 
@@ -201,7 +238,7 @@ std::string Trainer::train_epoch(TrainResult& result) {
     progress.set_step_limit(steps_before_epoch, opts_.max_steps);
   }
   last_log_ = Clock::now();
-  Tensor batch;
+  std::vector<Tensor> batches(static_cast<size_t>(acc));
   while (state_.batch_in_epoch + acc <= usable) {
     // Checked before a step, not after: a limit on an epoch's last step lets the epoch end
     // (validation, scheduler, checkpoints) as usual.
@@ -210,21 +247,22 @@ std::string Trainer::train_epoch(TrainResult& result) {
       return "max_steps";
     }
     profiler_.begin_step();
-    Tensor group_loss;
-    for (int i = 0; i < acc; ++i) {
-      {
-        cuda::NvtxRange range("data");
-        CHECK(loader.next(batch), "data: the training loader ended at batch {} of {}",
-              state_.batch_in_epoch, usable);
+    {
+      cuda::NvtxRange range("data");
+      for (int i = 0; i < acc; ++i) {
+        CHECK(loader.next(batches[i]), "data: the training loader ended at batch {} of {}",
+              state_.batch_in_epoch + i, usable);
       }
-      // Data-parallel: only the last micro-batch of a group averages the gradients.
-      if (dp_) dp_->set_sync(i == acc - 1);
-      const Tensor loss = micro_step(batch);
-      group_loss = group_loss.defined() ? ops::add(group_loss, loss) : loss;
-      ++state_.batch_in_epoch;
-      tokens_since_log_ += batch.size(0) * batch.size(1);
     }
-    const Tensor guard = optimizer_step();
+    Tensor group_loss, guard;
+    if (uses_cuda_graph()) {
+      run_step_graph(batches, group_loss, guard);
+    } else {
+      run_step(batches, group_loss, guard);
+    }
+    scheduler_->on_step();  // outside the graph: its lr reaches the optimizer's device tensor
+    for (const Tensor& b : batches) tokens_since_log_ += b.size(0) * b.size(1);
+    state_.batch_in_epoch += acc;
     profiler_.end_step();
     ++state_.step;
     if (dp_ && dp_->should_check(state_.step)) dp_->check_identical_weights(state_.step);
@@ -404,6 +442,10 @@ TrainResult Trainer::fit() {
     }
   }
   if (stop.empty()) stop = "finished";
+  // The captured step is done with: its memory goes back before the evaluation.
+  step_graph_.reset();
+  graph_batches_.clear();
+  graph_loss_ = graph_guard_ = Tensor();
   result.stop_reason = stop;
   result.steps = state_.step;
   // The session's time so far goes into the checkpoint; what follows (a stop's validation, the
