@@ -1,8 +1,10 @@
 // The runtime of a CPU-only build (no nvcc at build time, or CUDA=0): no GPU is ever available,
-// and anything that would touch device memory is an Error that says why.
+// and anything that would touch device memory is an Error that says why. CUDA graphs
+// (cuda/graph.h) too: there is nothing to capture, and capturing() is false.
 #ifndef MT_WITH_CUDA
 
 #include "base/error.h"
+#include "cuda/graph.h"
 #include "cuda/runtime.h"
 
 namespace mt::cuda {
@@ -29,6 +31,19 @@ void* stream_handle() { return nullptr; }
 MemoryStats memory_stats() { return {}; }
 void reset_peak_memory() {}
 void empty_cache() {}
+
+bool capturing() { return false; }
+
+struct CapturedGraph::Impl {};
+CapturedGraph::CapturedGraph() = default;
+CapturedGraph::~CapturedGraph() = default;
+void CapturedGraph::begin() { no_cuda("CapturedGraph::begin"); }
+void CapturedGraph::end() { no_cuda("CapturedGraph::end"); }
+void CapturedGraph::abort() noexcept {}
+void CapturedGraph::replay() { no_cuda("CapturedGraph::replay"); }
+bool CapturedGraph::ready() const { return false; }
+size_t CapturedGraph::memory_bytes() const { return 0; }
+size_t CapturedGraph::nodes() const { return 0; }
 
 }  // namespace mt::cuda
 

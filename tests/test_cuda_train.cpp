@@ -69,13 +69,9 @@ json tiny_config(const std::string& out_dir, const std::string& device,
                                    "trainer.epochs=2",
                                    "trainer.device=" + device,
                                    "trainer.precision=" + precision,
-                                   "trainer.seed=7",
-                                   "trainer.log_every=1",
-                                   "trainer.evaluate=false",
-                                   "trainer.blend=false",
-                                   "trainer.plots=false",
-                                   "trainer.progress=none",
-                                   "trainer.out_dir=" + out_dir};
+                                   "trainer.seed=7"};
+  const std::vector<std::string> quiet = testing::quiet_run_settings(out_dir);
+  sets.insert(sets.end(), quiet.begin(), quiet.end());
   sets.insert(sets.end(), extra.begin(), extra.end());
   const json config = run_schema().resolve(file, sets);
   REQUIRE(config["model"]["attn_dropout"].get<double>() > 0.0);  // dropout on: masks compared too

@@ -71,7 +71,15 @@ inline std::unique_ptr<RunData> synthetic_data(uint64_t seed, int64_t nan_rows =
   return d;
 }
 
+// What every test run sets besides its model and data: a log line a step, nothing at the end
+// (evaluation, blend, plots), no progress bar, and its folder.
+inline std::vector<std::string> quiet_run_settings(const std::string& out_dir) {
+  return {"trainer.log_every=1", "trainer.evaluate=false", "trainer.blend=false",
+          "trainer.plots=false", "trainer.progress=none",  "trainer.out_dir=" + out_dir};
+}
+
 inline json tiny_config(const std::string& out_dir, std::vector<std::string> extra = {}) {
+  const std::vector<std::string> quiet = quiet_run_settings(out_dir);
   std::vector<std::string> sets = {"data.representation=level",  // the series' five columns
                                    "model.d_model=16",
                                    "model.n_heads=2",
@@ -89,13 +97,8 @@ inline json tiny_config(const std::string& out_dir, std::vector<std::string> ext
                                    "trainer.batch_size=4",
                                    "trainer.precision=fp32",
                                    "trainer.device=cpu",
-                                   "trainer.seed=7",
-                                   "trainer.log_every=1",
-                                   "trainer.evaluate=false",
-                                   "trainer.blend=false",
-                                   "trainer.plots=false",
-                                   "trainer.progress=none",
-                                   "trainer.out_dir=" + out_dir};
+                                   "trainer.seed=7"};
+  sets.insert(sets.end(), quiet.begin(), quiet.end());
   sets.insert(sets.end(), extra.begin(), extra.end());
   return run_schema().resolve(json::object(), sets);
 }
