@@ -49,6 +49,9 @@ double median_ms(Fn&& fn, int iters, int warmup) {
 }
 
 void bench_batch(int64_t B, int64_t T, Device dev) {
+  // Each batch size from an empty cache, as a process of its own: cached blocks of another size
+  // (up to twice a request's) would otherwise count in its peak.
+  cuda::empty_cache();
   Generator gen(0);
   BTCTransformer model(ModelConfig{}, gen);
   model.to(dev);

@@ -37,12 +37,19 @@ void* CachingAllocator::allocate(size_t nbytes) {
   size_t block_size = size;
   void* ptr = nullptr;
   if (capturing_pool_ != 0) {
+    // The best fit of the pool's free blocks and the general cache's, as outside a capture (the
+    // pool's first would hand a request a block twice its size that a later, larger request
+    // then misses, and the graph would hold more than the eager step uses). A block from the
+    // general cache, or a new one, joins the pool.
     Pool& pool = pools_.at(capturing_pool_);
-    ptr = take(pool.free, size, &block_size);
-    if (ptr == nullptr) {
-      // A block from the general cache, or a new one, joins the pool.
-      ptr = take(free_blocks_, size, &block_size);
-      if (ptr == nullptr) ptr = device_malloc(size);
+    const auto in_pool = pool.free.lower_bound(size);
+    const auto in_cache = free_blocks_.lower_bound(size);
+    const bool cache_fits = in_cache != free_blocks_.end() && in_cache->first <= 2 * size;
+    const bool pool_fits = in_pool != pool.free.end() && in_pool->first <= 2 * size;
+    if (pool_fits && (!cache_fits || in_pool->first <= in_cache->first)) {
+      ptr = take(pool.free, size, &block_size);
+    } else {
+      ptr = cache_fits ? take(free_blocks_, size, &block_size) : device_malloc(size);
       pool.bytes += block_size;
     }
   } else {

@@ -9,6 +9,7 @@
 #include "cuda/attention_exact.cuh"
 #include "cuda/flash_attention.cuh"
 #include "cuda/flash_attention_sm90.cuh"
+#include "cuda/graph.h"
 #include "ops/attention_tiled.h"
 #include "ops/cuda_dispatch.h"
 
@@ -39,6 +40,12 @@ void check_options(const AttentionOptions& o, const Tensor& q, const char* op) {
         o.dropout_p);
   CHECK(o.scale >= 0.0f && std::isfinite(o.scale), "{}: scale must be finite and >= 0, got {}", op,
         o.scale);
+  // A mask stream passed by value would be baked into a CUDA graph: every replay would draw
+  // the captured call's mask.
+  CHECK(!cuda::capturing() || o.dropout_p == 0.0f || o.offset_base != nullptr,
+        "{}: dropout inside a CUDA graph capture needs options.offset_base (the generator's "
+        "device_base()), or every replay would draw the same mask",
+        op);
   // A device-side mask stream is read by the CUDA kernels only.
   CHECK(o.offset_base == nullptr || q.is_cuda(),
         "{}: options.offset_base (a device-side dropout stream) needs CUDA tensors, got q {}", op,

@@ -5,6 +5,7 @@
 #include "base/compute_type.h"
 #include "base/philox.h"
 #include "cuda/dropout.cuh"
+#include "cuda/graph.h"
 #include "ops/cuda_dispatch.h"
 
 namespace mt::ops {
@@ -35,6 +36,10 @@ void dropout_cpu(const Tensor& x, Tensor& y, float p, uint64_t seed, uint64_t st
 #ifdef MT_WITH_CUDA
 // The kernel draws the same mask from (seed, stream) as kept() above.
 Tensor dropout_cuda(const Tensor& x_in, float p, uint64_t seed, uint64_t stream) {
+  // Its stream is a launch argument: a CUDA graph would replay the captured mask every time.
+  CHECK(!cuda::capturing() || p == 0.0f || p == 1.0f,
+        "dropout: not supported inside a CUDA graph capture (every replay would draw the same "
+        "mask); the attention's dropout is (ops::AttentionOptions::offset_base)");
   const Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   cuda::launch_dropout(to_elem_type(x.dtype()), y.raw_data(), x.raw_data(), x.numel(), p, seed,

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "base/error.h"
+
 namespace mt {
 
 class Generator {
@@ -33,6 +35,8 @@ class Generator {
   // advance() the offset by) and restores the offset of before the capture. A draw that does
   // not read device_base() (a host-generated tensor) must not happen in between.
   void begin_device_streams(const uint64_t* base) {
+    MT_CHECK(device_base_ == nullptr && base != nullptr, "Generator::begin_device_streams: {}",
+             base == nullptr ? "the base is null" : "already recording device streams");
     saved_offset_ = offset_;
     offset_ = 0;
     device_base_ = base;

@@ -109,6 +109,25 @@ TEST_SUITE("dropout") {
           ops::dropout_forward(xv.value(), 0.5f, 99, 1).to_vector<float>());
   }
 
+  TEST_CASE("generator: device streams number a captured step's draws from 0") {
+    // What a CUDA graph's capture sees (training/step_graph.h): relative stream ids and the
+    // device base, then the offset of before, which each replay advances by the draws.
+    Generator gen(5);
+    gen.set_state(5, 40);
+    const uint64_t base = 0;  // stands for device memory: the generator only hands it out
+    gen.begin_device_streams(&base);
+    CHECK(gen.device_base() == &base);
+    CHECK(gen.next_stream() == 0);
+    CHECK(gen.next_stream() == 1);
+    CHECK_THROWS_WITH_TEXT(gen.begin_device_streams(&base), "already recording device streams");
+    CHECK(gen.end_device_streams() == 2);
+    CHECK(gen.device_base() == nullptr);
+    CHECK(gen.offset() == 40);
+    gen.advance(2);
+    CHECK(gen.next_stream() == 42);
+    CHECK_THROWS_WITH_TEXT(gen.begin_device_streams(nullptr), "the base is null");
+  }
+
   TEST_CASE("dropout errors") {
     CHECK_THROWS_WITH_TEXT(ops::dropout_forward(Tensor::ones({2}), -0.1f, 0, 0),
                            "dropout_forward: p must be in [0, 1], got -0.1");

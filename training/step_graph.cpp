@@ -1,3 +1,4 @@
+// StepGraph (training/step_graph.h): the eager warm-up, the capture, and each replay's host side.
 #include "training/step_graph.h"
 
 #include "autograd/parameter_version.h"
