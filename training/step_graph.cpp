@@ -23,8 +23,6 @@ void StepGraph::drop() {
 
 bool StepGraph::captured() const { return graph_ != nullptr && graph_->ready(); }
 
-size_t StepGraph::memory_bytes() const { return graph_ ? graph_->memory_bytes() : 0; }
-
 size_t StepGraph::nodes() const { return graph_ ? graph_->nodes() : 0; }
 
 void StepGraph::run(const std::function<void()>& step) {

@@ -389,6 +389,11 @@ void Trainer::print_header() const {
               static_cast<long long>(model_->num_parameters()),
               static_cast<long long>(data_->train->batches_per_epoch() / opts_.accumulation),
               world_ > 1 ? fmt::format(" (each of {} ranks)", world_).c_str() : "");
+  if (uses_cuda_graph()) {
+    std::printf(
+        "[train] the step runs as one CUDA graph, captured at its second step "
+        "(trainer.cuda_graph=false: kernel by kernel)\n");
+  }
   if (state_.step > 0 || state_.epoch > 0) {
     std::printf("[train] resuming at epoch %d, batch %lld, step %lld\n", state_.epoch + 1,
                 static_cast<long long>(state_.batch_in_epoch), static_cast<long long>(state_.step));
