@@ -71,12 +71,6 @@ inline int heads_per_group(const FlashAttentionParams& p) {
   return 1;
 }
 
-// Launches an attention kernel on the framework's stream over ceil(T / kTileRows) tiles of each
-// of the B * H heads, in the order block_tile() describes, CTAs of kThreads threads with
-// kSmemBytes of dynamic shared memory, first lifting the kernel's shared-memory cap where it asks
-// for more than the default 48 KiB. kTileRows is the rows of T a CTA owns: query rows for the
-// forward and dQ kernels, keys for dK/dV. The callers check B * H <= 65535 (gridDim.z). The
-// kernel gets a copy of p with the dropout key filled in.
 // The launch key computed on the device, for a launch whose mask stream has a device-side base
 // (AttentionArgs::offset_base): 16 bytes from the caching allocator, written by a one-thread
 // kernel queued before the attention kernel and released after it is queued (the allocator's
@@ -97,6 +91,12 @@ class DropoutKeyWords {
   uint32_t* words_ = nullptr;
 };
 
+// Launches an attention kernel on the framework's stream over ceil(T / kTileRows) tiles of each
+// of the B * H heads, in the order block_tile() describes, CTAs of kThreads threads with
+// kSmemBytes of dynamic shared memory, first lifting the kernel's shared-memory cap where it asks
+// for more than the default 48 KiB. kTileRows is the rows of T a CTA owns: query rows for the
+// forward and dQ kernels, keys for dK/dV. The callers check B * H <= 65535 (gridDim.z). The
+// kernel gets a copy of p with the dropout key filled in (or the device-computed key's address).
 template <int kTileRows, int kThreads, int kSmemBytes>
 void launch_over_tiles(void (*kernel)(FlashAttentionParams), const FlashAttentionParams& p) {
   if (kSmemBytes > 48 * 1024) {
